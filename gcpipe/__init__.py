@@ -1,0 +1,1 @@
+"""gcpipe: the support package and CLI."""

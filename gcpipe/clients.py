@@ -1,0 +1,62 @@
+"""Google Cloud clients for the configured target, and the warehouse set-up every loader shares.
+
+On the local target the clients carry anonymous credentials and the emulator endpoints (from the
+``*_EMULATOR_HOST`` variables that ``Config.emulator_env`` defines), so nothing probes for credentials.
+On gcp they use Application Default Credentials.
+"""
+
+from __future__ import annotations
+
+from gcpipe.config import Config, load_config
+from gcpipe.schemas import TableSpec
+from gcpipe.stack import apply_env
+
+
+def _credentials(config: Config):
+    if config.is_local:
+        from google.auth.credentials import AnonymousCredentials
+
+        apply_env(config)
+        return AnonymousCredentials()
+    return None
+
+
+def bigquery_client(config: Config | None = None):
+    from google.cloud import bigquery
+
+    config = config or load_config()
+    return bigquery.Client(project=config.project, credentials=_credentials(config))
+
+
+def storage_client(config: Config | None = None):
+    from google.cloud import storage
+
+    config = config or load_config()
+    return storage.Client(project=config.project, credentials=_credentials(config))
+
+
+def publisher_client(config: Config | None = None):
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.PublisherClient(credentials=_credentials(config or load_config()))
+
+
+def subscriber_client(config: Config | None = None):
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient(credentials=_credentials(config or load_config()))
+
+
+def ensure_dataset(client, dataset: str, location: str | None = None) -> None:
+    from google.cloud import bigquery
+
+    spec = bigquery.Dataset(f"{client.project}.{dataset}")
+    if location:
+        spec.location = location
+    client.create_dataset(spec, exists_ok=True)
+
+
+def ensure_table(client, spec: TableSpec, table_id: str) -> None:
+    """Create ``table_id`` (``project.dataset.table``) from the catalog's spec if it does not exist."""
+    ensure_dataset(client, table_id.split(".")[1])
+    client.query(spec.ddl(table_id)).result()

@@ -1,0 +1,187 @@
+"""One place that says where things run: the target, the project, the lake and the datasets.
+
+Values come from, in order: keyword overrides, environment variables (``GCPIPE_*``), the config file
+(``gcpipe.toml`` at the project root, or the file named by ``GCPIPE_CONFIG``), then defaults. The
+``local`` target needs nothing; ``gcp`` needs a project, a region and a lake bucket, and
+:meth:`Config.require_gcp` names exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gcpipe.errors import GcpipeError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TARGETS = ("local", "gcp")
+LOCAL_PROJECT = "gcpipe-local"
+
+# Fixed loopback ports of the local stack; GCPIPE_PORT_OFFSET shifts them all (two checkouts side by side).
+DEFAULT_PORTS = {
+    "pubsub": 8085,
+    "bigquery": 9050,
+    "bigquery_grpc": 9060,
+    "gcs": 9023,
+    "metadata": 8095,
+    "postgres": 5433,
+    "dashboard": 8050,
+    "airflow": 8080,
+}
+
+DEFAULT_DATASETS = {"taxi": "taxi", "ecommerce": "ecommerce", "kdd": "kdd", "rentals": "rentals"}
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+class ConfigError(GcpipeError):
+    """A configuration problem, worded as one sentence that says what to do."""
+
+
+@dataclass(frozen=True)
+class Config:
+    target: str = "local"
+    project: str = LOCAL_PROJECT
+    region: str = "us-central1"
+    lake_bucket: str = "gcpipe-lake"
+    staging_bucket: str = "gcpipe-staging"
+    datasets: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_DATASETS))
+    state_dir: Path = PROJECT_ROOT / ".gcpipe"
+    port_offset: int = 0
+    composer_environment: str = "gcpipe"
+
+    # -- derived -------------------------------------------------------------------------------
+
+    @property
+    def is_local(self) -> bool:
+        return self.target == "local"
+
+    def port(self, service: str) -> int:
+        return DEFAULT_PORTS[service] + self.port_offset
+
+    @property
+    def lake(self) -> str:
+        """Root URI of the lake: a folder under the state dir locally, the lake bucket on GCP."""
+        return str(self.state_dir / "lake") if self.is_local else f"gs://{self.lake_bucket}"
+
+    def dataset(self, name: str) -> str:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown dataset {name!r}; known: {', '.join(sorted(self.datasets))}."
+            ) from None
+
+    def emulator_env(self) -> dict[str, str]:
+        """Variables that point Google's client libraries (and Beam) at the local stack.
+
+        Empty on the gcp target. The metadata stand-in answers the credential lookup at once, so nothing
+        waits on auth retries or an interactive OAuth flow.
+        """
+        if not self.is_local:
+            return {}
+        metadata = f"127.0.0.1:{self.port('metadata')}"
+        return {
+            "GOOGLE_CLOUD_PROJECT": self.project,
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.port('pubsub')}",
+            "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{self.port('bigquery')}",
+            "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{self.port('gcs')}",
+            "GCE_METADATA_HOST": metadata,
+            "GCE_METADATA_IP": metadata,
+        }
+
+    def template_vars(self) -> dict[str, str]:
+        """Names SQL files may use as ``{{ name }}``: the project and every dataset (``{{ taxi_dataset }}``)."""
+        names = {"project": self.project, "region": self.region, "lake": self.lake}
+        names.update({f"{key}_dataset": value for key, value in self.datasets.items()})
+        return names
+
+    def require_gcp(self) -> Config:
+        """Return self if every setting the gcp target needs is present, else say which are missing."""
+        if self.is_local:
+            return self
+        missing = [
+            f"{name} ({env})"
+            for name, env, value in (
+                ("project", "GCPIPE_PROJECT", self.project),
+                ("region", "GCPIPE_REGION", self.region),
+                ("lake bucket", "GCPIPE_LAKE_BUCKET", self.lake_bucket),
+            )
+            if not value or value == LOCAL_PROJECT
+        ]
+        if missing:
+            raise ConfigError(
+                f"the gcp target needs {', '.join(missing)}: set them in the environment or in gcpipe.toml."
+            )
+        if not _PROJECT_ID.match(self.project):
+            raise ConfigError(
+                f"{self.project!r} is not a valid GCP project id (6-30 lowercase letters, digits, -)."
+            )
+        return self
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """Return ``name`` if it is a plain BigQuery identifier (letters, digits, _), else raise ConfigError."""
+    if not _IDENTIFIER.match(name or ""):
+        raise ConfigError(f"{what} {name!r} is not a valid identifier (letters, digits and _ only).")
+    return name
+
+
+def _read_file(path: Path | None) -> dict:
+    if path is None or not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}.") from None
+
+
+def load_config(**overrides) -> Config:
+    """Resolve the configuration from overrides, ``GCPIPE_*`` variables, the config file and defaults."""
+    env = os.environ
+    file_path = Path(env["GCPIPE_CONFIG"]) if env.get("GCPIPE_CONFIG") else PROJECT_ROOT / "gcpipe.toml"
+    if env.get("GCPIPE_CONFIG") and not file_path.exists():
+        raise ConfigError(f"GCPIPE_CONFIG points at {file_path}, which does not exist.")
+    from_file = _read_file(file_path)
+
+    target = overrides.get("target") or env.get("GCPIPE_TARGET") or from_file.get("target") or "local"
+    if target not in TARGETS:
+        raise ConfigError(f"target {target!r} is unknown; use one of: {', '.join(TARGETS)}.")
+    section = {**{k: v for k, v in from_file.items() if not isinstance(v, dict)}, **from_file.get(target, {})}
+
+    def pick(name: str, default):
+        env_value = env.get(f"GCPIPE_{name.upper()}")
+        return overrides.get(name) or env_value or section.get(name) or default
+
+    is_local = target == "local"
+    project = pick("project", LOCAL_PROJECT if is_local else env.get("GOOGLE_CLOUD_PROJECT", ""))
+    datasets = {**DEFAULT_DATASETS, **section.get("datasets", {}), **overrides.get("datasets", {})}
+    for key, value in datasets.items():
+        validate_identifier(value, f"dataset name for {key}")
+    lake_bucket = pick("lake_bucket", "gcpipe-lake" if is_local else "")
+    if lake_bucket and not _BUCKET.match(lake_bucket):
+        raise ConfigError(f"{lake_bucket!r} is not a valid bucket name.")
+    try:
+        port_offset = int(pick("port_offset", 0))
+    except ValueError:
+        raise ConfigError("GCPIPE_PORT_OFFSET must be a whole number.") from None
+    return Config(
+        target=target,
+        project=project,
+        region=pick("region", "us-central1"),
+        lake_bucket=lake_bucket,
+        staging_bucket=pick("staging_bucket", "gcpipe-staging" if is_local else f"{project}-staging"),
+        datasets=datasets,
+        state_dir=Path(pick("state_dir", PROJECT_ROOT / ".gcpipe")).resolve(),
+        port_offset=port_offset,
+        composer_environment=pick("composer_environment", "gcpipe"),
+    )

@@ -1,0 +1,213 @@
+"""KDD Cup 99 connection records: 42 comma-separated columns, no header, label ending in a dot.
+
+Labels follow the distribution of the real 10% file (smurf 57%, neptune 22%, normal 20%, then 20
+rarer attacks), and each label's protocol/service/flag mix, byte counts, durations and rates follow that
+label's profile in the real file, so aggregates by protocol, label and attack category look the same.
+
+``malformed`` spoils that fraction of lines, spread evenly over ``MALFORMED_KINDS``:
+``wrong_column_count`` (a field missing), ``non_numeric`` (text in a numeric column) and
+``empty_field`` (a REQUIRED cell left empty).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from gcpipe.schemas import load_schema
+from gcpipe.ui import progress
+
+# The standard mapping of the KDD Cup 99 labels to the four attack categories.
+ATTACK_CATEGORY = {
+    "normal": "normal",
+    **dict.fromkeys(["back", "land", "neptune", "pod", "smurf", "teardrop"], "dos"),
+    **dict.fromkeys(["ipsweep", "nmap", "portsweep", "satan"], "probe"),
+    **dict.fromkeys(
+        ["ftp_write", "guess_passwd", "imap", "multihop", "phf", "spy", "warezclient", "warezmaster"], "r2l"
+    ),
+    **dict.fromkeys(["buffer_overflow", "loadmodule", "perl", "rootkit"], "u2r"),
+}
+MALFORMED_KINDS = ("wrong_column_count", "non_numeric", "empty_field")
+CHUNK_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class Profile:
+    count: int  # rows with this label in the real 10% file
+    mix: tuple[tuple[str, str, str, float], ...]  # (protocol, service, flag, share)
+    src_bytes: float  # median
+    dst_bytes: float
+    duration: float  # mean seconds
+    logged_in: float  # probability
+    count_conn: float  # median of the `count` feature
+    serror: float
+    rerror: float
+    extras: dict[str, float] = field(default_factory=dict)  # Poisson means of rarer counters
+
+
+PROFILES: dict[str, Profile] = {
+    "smurf": Profile(280790, (("icmp", "ecr_i", "SF", 1.0),), 1032, 0, 0, 0, 511, 0, 0),
+    "neptune": Profile(107201, (("tcp", "private", "S0", 0.77), ("tcp", "private", "REJ", 0.18),
+                                ("tcp", "telnet", "S0", 0.05)), 0, 0, 0, 0, 205, 0.81, 0.19),
+    "normal": Profile(97278, (("tcp", "http", "SF", 0.58), ("tcp", "smtp", "SF", 0.10), ("udp", "private", "SF", 0.08),
+                              ("udp", "domain_u", "SF", 0.06), ("tcp", "ftp_data", "SF", 0.05),
+                              ("icmp", "ecr_i", "SF", 0.01), ("tcp", "other", "SF", 0.05), ("tcp", "ftp", "SF", 0.04),
+                              ("tcp", "telnet", "SF", 0.03)), 231, 421, 216.7, 0.72, 3, 0.0, 0.06,
+                      {"hot": 0.1, "num_file_creations": 0.01}),
+    "back": Profile(2203, (("tcp", "http", "SF", 0.96), ("tcp", "http", "RSTR", 0.04)), 54540, 8314, 0.1, 1.0, 3, 0,
+                    0.04, {"hot": 2.0, "num_compromised": 1.0}),
+    "satan": Profile(1589, (("tcp", "other", "REJ", 0.67), ("tcp", "other", "S0", 0.10),
+                            ("tcp", "private", "REJ", 0.23)), 0, 0, 0, 0, 510, 0.11, 0.78),
+    "ipsweep": Profile(1247, (("icmp", "eco_i", "SF", 0.94), ("tcp", "private", "REJ", 0.06)), 8, 0, 0, 0, 1, 0, 0.07),
+    "portsweep": Profile(1040, (("tcp", "private", "RSTR", 0.46), ("tcp", "other", "RSTR", 0.25),
+                                ("tcp", "private", "REJ", 0.29)), 0, 0, 1915.3, 0, 1, 0.02, 0.97),
+    "warezclient": Profile(1020, (("tcp", "ftp_data", "SF", 0.7), ("tcp", "ftp", "SF", 0.3)), 334, 0, 615.3, 1.0, 1,
+                           0, 0, {"hot": 5.0, "is_guest_login": 0.7}),
+    "teardrop": Profile(979, (("udp", "private", "SF", 1.0),), 28, 0, 0, 0, 55, 0.07, 0, {"wrong_fragment": 3.0}),
+    "pod": Profile(264, (("icmp", "ecr_i", "SF", 0.98), ("icmp", "tim_i", "SF", 0.02)), 1480, 0, 0, 0, 2, 0, 0,
+                   {"wrong_fragment": 1.0}),
+    "nmap": Profile(231, (("icmp", "eco_i", "SF", 0.44), ("tcp", "private", "SH", 0.43),
+                          ("udp", "private", "SF", 0.13)), 8, 0, 0, 0, 1, 0.45, 0),
+    "guess_passwd": Profile(53, (("tcp", "telnet", "RSTO", 0.85), ("tcp", "telnet", "RSTR", 0.15)), 126, 179, 2.7,
+                            0.02, 2, 0.04, 0.92, {"num_failed_logins": 1.0}),
+    "buffer_overflow": Profile(30, (("tcp", "telnet", "SF", 0.7), ("tcp", "ftp_data", "SF", 0.3)), 1563, 3815, 91.7,
+                               1.0, 1, 0.07, 0.02, {"root_shell": 0.8, "num_file_creations": 1.0, "num_root": 1.0,
+                                                    "hot": 1.0, "num_compromised": 1.0}),
+    "land": Profile(21, (("tcp", "finger", "S0", 0.95), ("tcp", "telnet", "S0", 0.05)), 0, 0, 0, 0, 1, 0.97, 0.03),
+    "warezmaster": Profile(20, (("tcp", "ftp_data", "SF", 0.9), ("tcp", "ftp", "SF", 0.1)), 0, 5150829, 15.0, 0.1,
+                           1, 0, 0, {"hot": 1.0}),
+    "imap": Profile(12, (("tcp", "imap4", "SF", 0.5), ("tcp", "imap4", "SH", 0.5)), 0, 0, 6.0, 0.08, 1, 0.7, 0),
+    "rootkit": Profile(10, (("tcp", "telnet", "SF", 0.6), ("udp", "other", "SF", 0.4)), 87, 289, 100.8, 0.5, 1,
+                       0, 0, {"root_shell": 0.3, "num_file_creations": 0.5, "num_root": 1.0}),
+    "loadmodule": Profile(9, (("tcp", "telnet", "SF", 0.6), ("tcp", "ftp_data", "SF", 0.4)), 142, 1301, 36.2, 0.89,
+                          1, 0, 0, {"root_shell": 0.7, "num_file_creations": 1.0, "su_attempted": 0.1}),
+    "ftp_write": Profile(8, (("tcp", "ftp_data", "SF", 0.5), ("tcp", "ftp", "SF", 0.25), ("tcp", "login", "SF", 0.25)),
+                         110, 227, 32.4, 0.75, 1, 0, 0, {"num_file_creations": 1.0, "hot": 1.0}),
+    "multihop": Profile(7, (("tcp", "ftp_data", "SF", 0.43), ("tcp", "ftp", "SF", 0.29), ("tcp", "telnet", "SF", 0.28)),
+                        119, 9139, 184.0, 0.57, 1, 0, 0, {"hot": 1.0, "num_access_files": 0.3}),
+    "phf": Profile(4, (("tcp", "http", "SF", 1.0),), 51, 8127, 4.5, 1.0, 1, 0, 0, {"hot": 1.0}),
+    "perl": Profile(3, (("tcp", "telnet", "SF", 1.0),), 268, 2364, 41.3, 1.0, 1, 0, 0, {"root_shell": 1.0,
+                                                                                      "num_root": 1.0}),
+    "spy": Profile(2, (("tcp", "telnet", "SF", 1.0),), 174, 1193, 318.0, 0.5, 1, 0, 0, {"hot": 1.0}),
+}  # fmt: skip
+assert set(PROFILES) == set(ATTACK_CATEGORY)
+
+
+@dataclass
+class KddManifest:
+    path: str
+    seed: int
+    rows: int
+    valid: int
+    labels: dict[str, int]
+    malformed: dict[str, int]
+
+
+def _rate(rng: np.random.Generator, mean: float, n: int) -> np.ndarray:
+    """Rates in [0, 1] at two decimals, mostly 0 or 1 like the real file, averaging ``mean``."""
+    return np.round(
+        np.where(rng.random(n) < mean, rng.uniform(0.9, 1.0, n), rng.uniform(0, 0.05, n) * (mean > 0)), 2
+    )
+
+
+def generate_connections(rng: np.random.Generator, n: int) -> pa.Table:
+    labels = list(PROFILES)
+    weights = np.array([PROFILES[label].count for label in labels], dtype=float)
+    per_label = rng.multinomial(n, weights / weights.sum())
+    names = load_schema("kdd_connections").names
+    parts = []
+    for label, size in zip(labels, per_label, strict=True):
+        if size == 0:
+            continue
+        p = PROFILES[label]
+        combo = rng.choice(
+            len(p.mix), size=size, p=np.array([m[3] for m in p.mix]) / sum(m[3] for m in p.mix)
+        )
+        cols: dict[str, np.ndarray] = {name: np.zeros(size, dtype=np.int64) for name in names}
+        cols["protocol_type"] = np.array([m[0] for m in p.mix])[combo]
+        cols["service"] = np.array([m[1] for m in p.mix])[combo]
+        cols["flag"] = np.array([m[2] for m in p.mix])[combo]
+        spread = 0.05 if label in ("smurf", "pod") else 0.6
+        cols["src_bytes"] = np.round(p.src_bytes * rng.lognormal(0, spread, size)).astype(np.int64)
+        cols["dst_bytes"] = np.round(p.dst_bytes * rng.lognormal(0, 0.8, size)).astype(np.int64)
+        cols["duration"] = rng.poisson(p.duration, size) * (
+            rng.random(size) < (0.1 if p.duration > 100 else 1)
+        )
+        cols["logged_in"] = (rng.random(size) < p.logged_in).astype(np.int64)
+        count = np.clip(rng.poisson(p.count_conn, size), 1, 511)
+        cols["count"] = count
+        cols["srv_count"] = np.clip(count - rng.poisson(1, size), 1, 511)
+        cols["land"] = np.full(size, int(label == "land"))
+        for name, mean in p.extras.items():
+            cols[name] = rng.poisson(mean, size)
+        serror, rerror = _rate(rng, p.serror, size), _rate(rng, p.rerror, size)
+        same_srv = _rate(rng, 0.95 if p.serror + p.rerror < 0.5 else 0.1, size)
+        for prefix in ("", "srv_", "dst_host_", "dst_host_srv_"):
+            cols[f"{prefix}serror_rate"] = serror
+            cols[f"{prefix}rerror_rate"] = rerror
+        cols["same_srv_rate"] = cols["dst_host_same_srv_rate"] = same_srv
+        cols["diff_srv_rate"] = cols["dst_host_diff_srv_rate"] = np.round(1 - same_srv, 2) * (
+            rng.random(size) < 0.3
+        )
+        cols["srv_diff_host_rate"] = _rate(rng, 0.1, size)
+        cols["dst_host_count"] = np.clip(rng.poisson(200, size), 1, 255)
+        cols["dst_host_srv_count"] = np.clip(np.round(cols["dst_host_count"] * same_srv), 0, 255).astype(
+            np.int64
+        )
+        cols["dst_host_same_src_port_rate"] = _rate(rng, 0.8 if p.mix[0][0] == "icmp" else 0.1, size)
+        cols["dst_host_srv_diff_host_rate"] = _rate(rng, 0.05, size)
+        cols["label"] = np.full(size, f"{label}.")
+        parts.append(pa.table({name: cols[name] for name in names}))
+    table = pa.concat_tables(parts)
+    return table.take(rng.permutation(n))
+
+
+def _spoil(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
+    cells = line.split(b",")
+    if kind == "wrong_column_count":
+        del cells[int(rng.integers(0, len(cells)))]
+    elif kind == "non_numeric":
+        cells[int(rng.choice([0, 4, 5, 22, 24]))] = b"n/a"
+    elif kind == "empty_field":
+        cells[int(rng.choice([1, 4, 41]))] = b""
+    return b",".join(cells)
+
+
+def write_kdd(path: str | Path, rows: int, seed: int = 42, malformed: float = 0.0) -> KddManifest:
+    """Write ``rows`` connection lines (gzip if the name ends in .gz); return the ground truth."""
+    if not 0 <= malformed <= 1:
+        raise ValueError("malformed must be a fraction between 0 and 1")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    spoiled = np.sort(rng.choice(rows, size=round(rows * malformed), replace=False))
+    kinds = dict.fromkeys(MALFORMED_KINDS, 0)
+    labels: dict[str, int] = {}
+    opener = functools.partial(gzip.open, compresslevel=5) if path.suffix == ".gz" else open
+    with opener(path, "wb") as out, progress(f"KDD connections -> {path.name}", rows) as advance:
+        for offset in range(0, rows, CHUNK_ROWS):
+            n = min(CHUNK_ROWS, rows - offset)
+            table = generate_connections(rng, n)
+            buffer = io.BytesIO()
+            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+            lines = buffer.getvalue().splitlines()
+            here = spoiled[(spoiled >= offset) & (spoiled < offset + n)] - offset
+            for i in here.tolist():
+                kind = MALFORMED_KINDS[sum(kinds.values()) % len(MALFORMED_KINDS)]
+                lines[i] = _spoil(lines[i], kind, rng)
+                kinds[kind] += 1
+            valid = np.ones(n, dtype=bool)
+            valid[here] = False
+            for item in pc.value_counts(table["label"].filter(pa.array(valid))).to_pylist():
+                labels[item["values"]] = labels.get(item["values"], 0) + item["counts"]
+            out.write(b"\n".join(lines) + b"\n")
+            advance(n)
+    return KddManifest(str(path), seed, rows, rows - len(spoiled), labels, kinds)

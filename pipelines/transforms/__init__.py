@@ -1,0 +1,1 @@
+"""Composite PTransforms and DoFns shared by the pipelines."""

@@ -1,0 +1,1 @@
+"""PySpark jobs for Dataproc: one module per job with main(argv)."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: the local stack (session scoped, started only if not already up) and its clients."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+from gcpipe import stack
+from gcpipe.config import load_config
+
+CONFIG = load_config(target="local")
+# Before any Google library is imported: the metadata host is read at import time.
+os.environ.update(CONFIG.emulator_env())
+os.environ["GCPIPE_QUIET"] = "1"
+
+
+@pytest.fixture(scope="session")
+def local_stack():
+    """The core local stack; stops at the end only the services this session started."""
+    outcome = stack.up(CONFIG, report=lambda *_: None)
+    yield CONFIG
+    started = [name for name, state in outcome.items() if state == "started"]
+    if started:
+        stack.down(CONFIG, started, report=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def bq(local_stack):
+    from gcpipe.clients import bigquery_client
+
+    return bigquery_client(local_stack)
+
+
+@pytest.fixture
+def dataset(bq):
+    """A fresh, uniquely named BigQuery dataset in the emulator, deleted afterwards."""
+    name = f"test_{uuid.uuid4().hex[:10]}"
+    bq.create_dataset(name)
+    yield name
+    bq.delete_dataset(name, delete_contents=True, not_found_ok=True)

@@ -1,0 +1,17 @@
+"""The demo runs end to end on the local stack, small, and every stage reports what it made."""
+
+import pytest
+
+from gcpipe.demo import STAGES, run_demo
+
+pytestmark = pytest.mark.stack
+
+
+def test_demo_runs_every_stage(local_stack, bq, tmp_path):
+    ctx, results = run_demo(local_stack, scale=0.01, lake=tmp_path)
+    assert [name for name, _, _ in results] == [stage.name for stage in STAGES]
+    assert all(summary for _, _, summary in results)
+    assert ctx.facts["trips"].rows == 2000
+    assert (tmp_path / "landing" / "taxi_trips" / "2019-03-01" / "trips.csv").exists()
+    tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
+    assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
