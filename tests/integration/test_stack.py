@@ -22,8 +22,9 @@ QUIET = {"report": lambda *_: None}
 
 @pytest.fixture
 def side_config(tmp_path):
-    """A second stack beside the session's: its own state folder and ports."""
-    return load_config(target="local").replace(state_dir=tmp_path / "state", port_offset=400)
+    """A second stack beside the session's: its own state folder, and ports 1000 above."""
+    base = load_config(target="local")
+    return base.replace(state_dir=tmp_path / "state", port_offset=base.port_offset + 1000)
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -49,9 +50,9 @@ def test_up_down_up_leaves_nothing_behind(side_config):
     assert stack.up(side_config, **QUIET) == dict.fromkeys(stack.CORE_SERVICES, "running")
     assert {s.name: s.pid for s in stack.status(side_config)} == pids  # nothing restarted
     env_text = stack.env_file(side_config).read_text()
-    assert "export PUBSUB_EMULATOR_HOST=127.0.0.1:8485" in env_text
-    assert "export BIGQUERY_EMULATOR_HOST=http://127.0.0.1:9450" in env_text
-    assert "export STORAGE_EMULATOR_HOST=http://127.0.0.1:9423" in env_text
+    assert f"export PUBSUB_EMULATOR_HOST=127.0.0.1:{side_config.port('pubsub')}" in env_text
+    assert f"export BIGQUERY_EMULATOR_HOST=http://127.0.0.1:{side_config.port('bigquery')}" in env_text
+    assert f"export STORAGE_EMULATOR_HOST=http://127.0.0.1:{side_config.port('gcs')}" in env_text
 
     assert stack.down(side_config, **QUIET) == dict.fromkeys(stack.CORE_SERVICES, "stopped")
     assert all(s.state == "stopped" for s in stack.status(side_config))
@@ -76,7 +77,7 @@ def test_a_taken_port_is_one_clear_sentence(side_config):
         with pytest.raises(stack.StackError) as err:
             stack.up(side_config, ["metadata", "gcs"], **QUIET)
     assert str(err.value) == (
-        "port 9423 for the Cloud Storage emulator is already taken by another process; "
+        f"port {side_config.port('gcs')} for the Cloud Storage emulator is already taken by another process; "
         "stop that process or set GCPIPE_PORT_OFFSET to move the whole stack."
     )
     assert stack.status(side_config)[0].state == "stopped"  # what this call started was stopped again
@@ -88,12 +89,12 @@ def test_a_missing_emulator_says_how_to_install_it(side_config, monkeypatch):
         stack.up(side_config, ["pubsub"], **QUIET)
 
 
-def test_the_cli_prints_the_sentence_not_a_traceback(tmp_path):
+def test_the_cli_prints_the_sentence_not_a_traceback(tmp_path, side_config):
     env = {
         **os.environ,
         "GCPIPE_PUBSUB_EMULATOR": "/nonexistent/cloud-pubsub-emulator",
         "GCPIPE_STATE_DIR": str(tmp_path),
-        "GCPIPE_PORT_OFFSET": "400",
+        "GCPIPE_PORT_OFFSET": str(side_config.port_offset),
     }
     result = subprocess.run(
         [sys.executable, "-m", "gcpipe.cli", "up", "--service", "pubsub"],
