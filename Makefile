@@ -10,7 +10,7 @@ EMULATOR_VENV := $(CURDIR)/.venv-emulators
 GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format up down status demo clean
+.PHONY: help setup test lint format up down status demo clean bench
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,3 +51,6 @@ demo:  ## Run the whole platform end to end on the local target.
 
 clean: down  ## Stop the stack and delete its state (.gcpipe/).
 	rm -rf .gcpipe
+
+bench:  ## Every benchmark with its baseline in the same run; writes BENCHMARKS.md.
+	$(GCPIPE) bench

@@ -1,0 +1,48 @@
+import json
+import sys
+
+import pytest
+
+from gcpipe.bench import BEGIN, END, Figure, measure, write_report
+from gcpipe.errors import GcpipeError
+
+
+def test_measure_reports_time_peak_memory_and_output():
+    big = measure([sys.executable, "-c", "x = bytearray(200 * 1024 * 1024); print(len(x))"])
+    small = measure([sys.executable, "-c", "print('hi')"])
+    assert big.stdout.strip() == str(200 * 1024 * 1024)
+    assert big.peak_memory_mb > 200 > small.peak_memory_mb  # per command, not the largest so far
+    assert small.seconds > 0
+
+
+def test_a_failing_command_is_one_sentence():
+    with pytest.raises(GcpipeError, match=r"benchmark command failed .*boom"):
+        measure([sys.executable, "-c", "import sys; sys.exit('boom')"])
+
+
+def test_report_rewrites_only_the_generated_section(tmp_path):
+    markdown, results = tmp_path / "BENCHMARKS.md", tmp_path / "BENCHMARKS.json"
+    markdown.write_text(f"# Benchmarks\n\nintro\n\n{BEGIN}\nold table\n{END}\n\n## Notes\nkept\n")
+    figures = [
+        Figure("ingest 1M rows", 200_000, "rows/s", baseline=40_000, baseline_name="per-line", goal=">= 4x",
+               met=True, peak_memory_mb=812.4, benchmark="csv"),
+        Figure("train", 4.2, "s", goal="< 10 s", met=True, higher_is_better=False, benchmark="sql"),
+    ]  # fmt: skip
+    write_report(figures, "make bench", results, markdown)
+    text = markdown.read_text()
+    assert "old table" not in text and "intro" in text and "## Notes\nkept" in text
+    row = (
+        "| csv | ingest 1M rows | 200,000 rows/s | 40,000 rows/s (per-line) | 5.0x | >= 4x | yes | 812 MiB |"
+    )
+    assert row in text
+    assert "| sql | train | 4.20 s | - | - | < 10 s | yes | - |" in text
+    assert "Produced by `make bench` on " in text
+
+    # Running one benchmark again replaces its figures and keeps the others'.
+    again = [Figure("train", 3.0, "s", higher_is_better=False, benchmark="sql")]
+    write_report(again, "gcpipe bench sql", results, markdown)
+    payload = json.loads(results.read_text())
+    assert [(f["benchmark"], f["ours"], f["command"]) for f in payload["figures"]] == [
+        ("csv", 200_000, "make bench"), ("sql", 3.0, "gcpipe bench sql")]  # fmt: skip
+    text = markdown.read_text()
+    assert "| sql | train | 3.00 s |" in text and "4.20 s" not in text and "(csv)" in text and "(sql)" in text
