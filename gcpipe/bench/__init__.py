@@ -77,8 +77,35 @@ class Measurement:
     stdout: str
 
 
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and all its descendants right now, in MiB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        pid = int(entry.name)
+        children.setdefault(int(fields["PPid"]), []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total / 1024
+
+
 def measure(command: list[str], env: dict[str, str] | None = None, timeout: float = 1800) -> Measurement:
-    """Run ``command`` to completion; its wall time and peak memory (max RSS of it or any descendant)."""
+    """Run ``command`` to completion; its wall time and peak memory (of it and its descendants together).
+
+    Memory is sampled from /proc every 100 ms: a child's rusage would not do, since Linux carries the
+    parent's (this process's) peak RSS into a forked child's ru_maxrss.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
@@ -90,19 +117,22 @@ def measure(command: list[str], env: dict[str, str] | None = None, timeout: floa
     ]
     for reader in readers:
         reader.start()
-    timer = threading.Timer(timeout, process.kill)
-    timer.start()
-    # wait4 rather than Popen.wait: it hands back this child's own resource usage.
-    _, status, usage = os.wait4(process.pid, 0)
-    timer.cancel()
+    peak = 0.0
+    deadline = started + timeout
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_mb(process.pid))
+        if time.perf_counter() > deadline:
+            process.kill()
+            process.wait()
+            raise GcpipeError(f"benchmark command timed out after {timeout:.0f} s: {' '.join(command)}")
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
     for reader in readers:
         reader.join()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - started
     if process.returncode != 0:
         tail = " | ".join(output["stderr"].strip().splitlines()[-3:])
         raise GcpipeError(f"benchmark command failed ({' '.join(command[:4])} ...): {tail}")
-    return Measurement(seconds, usage.ru_maxrss / 1024, output["stdout"])
+    return Measurement(seconds, peak, output["stdout"])
 
 
 def machine() -> dict[str, str]:

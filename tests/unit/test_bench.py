@@ -8,11 +8,18 @@ from gcpipe.errors import GcpipeError
 
 
 def test_measure_reports_time_peak_memory_and_output():
-    big = measure([sys.executable, "-c", "x = bytearray(200 * 1024 * 1024); print(len(x))"])
-    small = measure([sys.executable, "-c", "print('hi')"])
-    assert big.stdout.strip() == str(200 * 1024 * 1024)
-    assert big.peak_memory_mb > 200 > small.peak_memory_mb  # per command, not the largest so far
-    assert small.seconds > 0
+    ballast = bytearray(300 * 1024 * 1024)  # a large parent must not inflate its children's figures
+    big = measure(
+        [
+            sys.executable,
+            "-c",
+            "import time; x = bytearray(200 * 1024 * 1024); time.sleep(0.5); print(len(x))",
+        ]
+    )
+    small = measure([sys.executable, "-c", "import time; time.sleep(0.5); print('hi')"])
+    assert big.stdout.strip() == str(200 * 1024 * 1024) and len(ballast)
+    assert big.peak_memory_mb > 200 > 100 > small.peak_memory_mb
+    assert small.seconds >= 0.5
 
 
 def test_a_failing_command_is_one_sentence():
