@@ -10,7 +10,7 @@ EMULATOR_VENV := $(CURDIR)/.venv-emulators
 GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format up down status demo clean bench
+.PHONY: help setup setup-system test lint format up down status demo clean bench
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ setup: $(UV)  ## Create the project and emulator environments from the lock file
 		--python $(PYTHON) --quiet && \
 	$(EMULATOR_VENV)/bin/python infra/local/install_duckdb_spatial.py && \
 	echo "setup done in $$(( $$(date +%s) - start )) s"
+
+setup-system:  ## Install the Debian packages in infra/local/system-packages.txt (apt-get; CI runs it).
+	bash infra/local/setup_system.sh
 
 lint:  ## Ruff: lint and format check.
 	$(VENV)/bin/ruff check .
