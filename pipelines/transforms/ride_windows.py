@@ -1,0 +1,200 @@
+"""Event-time aggregates of ride events: rides per 1-minute window, pickups per area in sliding windows.
+
+Each batch of events is first summed per minute of event time (one partial per minute, stamped with the
+minute's start): every event of a minute falls in the same fixed and sliding windows, so windowing the
+partials is windowing the events, and the streaming GroupByKey (which keeps every value of an open window
+and re-combines them at each firing) holds a few partials a batch instead of thousands of events.
+
+Panes fire early every ``firing_seconds`` of processing time, on time when the watermark passes the end of
+the window, and late (again every ``firing_seconds``) for data up to ``allowed_lateness`` behind; panes
+accumulate, so the latest pane of a window (highest ``emitted_at``) holds its whole count.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import apache_beam as beam
+from apache_beam.transforms import trigger
+from apache_beam.transforms.window import FixedWindows, SlidingWindows, TimestampedValue
+from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.windowed_value import PaneInfoTiming
+
+from pipelines.transforms import geohash
+from pipelines.transforms.ride_messages import RideBatch
+
+MINUTE = 60
+AREA_WINDOW, AREA_PERIOD = 300, 60
+AREA_PRECISION = 6
+CITY = "nyc"  # the one key of the per-minute totals
+
+
+@dataclass
+class Totals:
+    """What one minute (or window) of events adds up to."""
+
+    events: int = 0
+    pickups: int = 0
+    dropoffs: int = 0
+    passengers: int = 0
+    revenue_cents: int = 0  # whole cents, so sums do not depend on the order of addition
+    rides: set[str] = field(default_factory=set)
+
+    def add(self, event: dict) -> None:
+        self.events += 1
+        self.rides.add(event["ride_id"])
+        if event["ride_status"] == "pickup":
+            self.pickups += 1
+            self.passengers += event["passenger_count"]
+        elif event["ride_status"] == "dropoff":
+            self.dropoffs += 1
+            self.revenue_cents += round(event["meter_reading"] * 100)
+
+    def merge(self, other: Totals) -> Totals:
+        self.events += other.events
+        self.pickups += other.pickups
+        self.dropoffs += other.dropoffs
+        self.passengers += other.passengers
+        self.revenue_cents += other.revenue_cents
+        self.rides |= other.rides
+        return self
+
+
+class SumTotals(beam.CombineFn):
+    # Accumulators are fresh objects: the inputs stay untouched, as accumulating panes re-read them.
+    def create_accumulator(self) -> Totals:
+        return Totals()
+
+    def add_input(self, accumulator: Totals, element: Totals) -> Totals:
+        return accumulator.merge(element)
+
+    def merge_accumulators(self, accumulators) -> Totals:
+        total = Totals()
+        for accumulator in accumulators:
+            total.merge(accumulator)
+        return total
+
+    def extract_output(self, accumulator: Totals) -> Totals:
+        return accumulator
+
+
+def _minute(event: dict) -> int:
+    seconds = event["timestamp"].timestamp()
+    return int(seconds // MINUTE * MINUTE)
+
+
+def minute_partials(batch: RideBatch):
+    """(CITY, Totals) per minute of event time in the batch, stamped with the minute's start."""
+    by_minute: dict[int, Totals] = defaultdict(Totals)
+    for event in batch.events:
+        by_minute[_minute(event)].add(event)
+    for minute, totals in by_minute.items():
+        yield TimestampedValue((CITY, totals), minute)
+
+
+def area_partials(batch: RideBatch):
+    """(area, (pickups, passengers)) per minute and pickup area in the batch, stamped with the minute's start."""
+    sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for event in batch.events:
+        if event["ride_status"] == "pickup":
+            area = geohash.encode(event["latitude"], event["longitude"], AREA_PRECISION)
+            pair = sums[_minute(event), area]
+            pair[0] += 1
+            pair[1] += event["passenger_count"]
+    for (minute, area), (pickups, passengers) in sums.items():
+        yield TimestampedValue((area, (pickups, passengers)), minute)
+
+
+def windowing(window_fn, allowed_lateness: float, firing_seconds: float) -> beam.WindowInto:
+    every = trigger.AfterProcessingTime(firing_seconds)
+    return beam.WindowInto(
+        window_fn,
+        trigger=trigger.AfterWatermark(early=every, late=every),
+        accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+        allowed_lateness=Duration(seconds=allowed_lateness),
+    )
+
+
+def pane_fields(window, pane, key_suffix: str = "") -> dict:
+    start = window.start.to_rfc3339()
+    return {
+        "window_start": start,
+        "window_end": window.end.to_rfc3339(),
+        "pane_timing": PaneInfoTiming.to_string(pane.timing),
+        "pane_index": pane.index,
+        "window_key": start + key_suffix,
+        "emitted_at": datetime.now(UTC).isoformat(),
+    }
+
+
+class PerMinuteRow(beam.DoFn):
+    def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        _, totals = element
+        yield {
+            **pane_fields(window, pane),
+            "pickups": totals.pickups,
+            "dropoffs": totals.dropoffs,
+            "passengers": totals.passengers,
+            "revenue": totals.revenue_cents / 100,
+            "active_rides": len(totals.rides),
+            "events": totals.events,
+        }
+
+
+class AreaRow(beam.DoFn):
+    def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        area, (pickups, passengers) = element
+        latitude, longitude = geohash.center(area)
+        yield {
+            **pane_fields(window, pane, "/" + area),
+            "area": area,
+            "center_latitude": round(latitude, 6),
+            "center_longitude": round(longitude, 6),
+            "pickups": pickups,
+            "passengers": passengers,
+        }
+
+
+def _sum_pairs(pairs) -> tuple[int, int]:
+    pickups = passengers = 0
+    for a, b in pairs:
+        pickups += a
+        passengers += b
+    return pickups, passengers
+
+
+class RidesPerMinute(beam.PTransform):
+    """RideBatch -> rides_per_minute rows, one a pane of each 1-minute event-time window."""
+
+    def __init__(self, allowed_lateness: float, firing_seconds: float):
+        super().__init__()
+        self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
+
+    def expand(self, batches):
+        return (
+            batches
+            | "PerMinute" >> beam.FlatMap(minute_partials)
+            | "Window" >> windowing(FixedWindows(MINUTE), self.allowed_lateness, self.firing_seconds)
+            | "Sum" >> beam.CombinePerKey(SumTotals())
+            | "Rows" >> beam.ParDo(PerMinuteRow())
+        )
+
+
+class PickupsByArea(beam.PTransform):
+    """RideBatch -> rides_by_area rows: pickups per geohash area, 5-minute windows sliding every minute."""
+
+    def __init__(self, allowed_lateness: float, firing_seconds: float):
+        super().__init__()
+        self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
+
+    def expand(self, batches):
+        window_fn = SlidingWindows(AREA_WINDOW, AREA_PERIOD)
+        return (
+            batches
+            | "PerArea" >> beam.FlatMap(area_partials)
+            | "Window" >> windowing(window_fn, self.allowed_lateness, self.firing_seconds)
+            | "Sum" >> beam.CombinePerKey(_sum_pairs)
+            | "Rows" >> beam.ParDo(AreaRow())
+        )
