@@ -22,6 +22,7 @@ COMMANDS = {
     "config": ("gcpipe.stack_cli:show_config", "Print the resolved configuration."),
     "datagen": ("gcpipe.datagen.cli:datagen", "Generate realistic, seeded data sets."),
     "demo": ("gcpipe.demo:demo", "Run the whole platform end to end on the local target."),
+    "rides": ("gcpipe.rides:rides", "Simulated taxi rides: publish them to Pub/Sub in real time."),
     "bench": ("gcpipe.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),
 }
 
