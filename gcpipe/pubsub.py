@@ -20,7 +20,9 @@ def ensure_topic(publisher, topic: str) -> str:
     except AlreadyExists:
         pass
     except InvalidArgument:
-        raise GcpipeError(f"{topic} is not a valid topic name (3-255 letters, digits, - _ . ~ + %).") from None
+        raise GcpipeError(
+            f"{topic} is not a valid topic name (3-255 letters, digits, - _ . ~ + %)."
+        ) from None
     return topic
 
 
@@ -32,7 +34,9 @@ def ensure_subscription(subscriber, subscription: str, topic: str) -> str:
     except AlreadyExists:
         pass
     except NotFound:
-        raise GcpipeError(f"topic {topic} does not exist: publish to it first (gcpipe rides publish).") from None
+        raise GcpipeError(
+            f"topic {topic} does not exist: publish to it first (gcpipe rides publish)."
+        ) from None
     except InvalidArgument:
         raise GcpipeError(f"{subscription} is not a valid subscription name.") from None
     return subscription

@@ -65,7 +65,9 @@ class RidePublisher:
 
     def __init__(self, rate: float, duplicates=0.0, late=0.0, malformed=0.0, late_minutes=3.0, seed=None):
         if min(duplicates, late, malformed) < 0 or duplicates + late + malformed > 1:
-            raise GcpipeError("the duplicate, late and malformed fractions must be >= 0 and add up to at most 1.")
+            raise GcpipeError(
+                "the duplicate, late and malformed fractions must be >= 0 and add up to at most 1."
+            )
         self.rng = np.random.default_rng(seed)
         self.simulator = RideSimulator(int(self.rng.integers(2**31)), concurrent_rides=max(10, int(rate * 4)))
         self.cuts = np.cumsum([malformed, duplicates, late])
@@ -122,7 +124,9 @@ def publish_rides(
     client = publisher_client(config)
     topic = pubsub.ensure_topic(client, pubsub.path(config.project, "topics", topic))
     chooser = RidePublisher(rate, duplicates, late, malformed, late_minutes, seed)
-    summary = PublishSummary(topic, rate, started_at=datetime.now(UTC).isoformat(), manifest=str(manifest or ""))
+    summary = PublishSummary(
+        topic, rate, started_at=datetime.now(UTC).isoformat(), manifest=str(manifest or "")
+    )
     out = open(manifest, "w") if manifest else None  # noqa: SIM115 (closed below)
     started = time.monotonic()
     try:
@@ -135,7 +139,8 @@ def publish_rides(
                 now = datetime.now(UTC)
                 chosen = [chooser.next_message(now) for _ in range(min(due - summary.sent, PUBLISH_LIMIT))]
                 client.api.publish(
-                    topic=topic, messages=[PubsubMessage(data=data, attributes=attrs) for _, data, attrs in chosen]
+                    topic=topic,
+                    messages=[PubsubMessage(data=data, attributes=attrs) for _, data, attrs in chosen],
                 )
                 if out:
                     published = time.time()
@@ -172,7 +177,9 @@ def rides() -> None:
 @click.option("--seed", type=int, default=None, help="Same seed, same messages (default: fresh rides).")
 @click.option("--summary", "summary_path", default=None, help="Write the summary JSON here too.")
 @click.option("--manifest", default=None, help="Write every message (JSON lines): the ground truth.")
-def publish(topic, rate, duration, count, duplicates, late, late_minutes, malformed, seed, summary_path, manifest):
+def publish(
+    topic, rate, duration, count, duplicates, late, late_minutes, malformed, seed, summary_path, manifest
+):
     """Publish ride events to Pub/Sub in real time; print what was sent."""
     total = count if count is not None else int(rate * duration)
     summary = publish_rides(

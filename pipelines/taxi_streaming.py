@@ -35,7 +35,13 @@ from gcpipe import pubsub
 from gcpipe.errors import GcpipeError
 from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches
 from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
-from pipelines.transforms.ride_messages import EVENT_ID, EVENT_TIME, CleanRideMessages, MessageBatch, RideMessage
+from pipelines.transforms.ride_messages import (
+    EVENT_ID,
+    EVENT_TIME,
+    CleanRideMessages,
+    MessageBatch,
+    RideMessage,
+)
 from pipelines.transforms.ride_windows import AREA_WINDOW, PickupsByArea, RidesPerMinute
 
 TABLES = ("ride_events", "ride_dead_letter", "rides_per_minute", "rides_by_area")
@@ -49,13 +55,23 @@ class RideOptions(PipelineOptions):
         source.add_argument("--input_topic", help="Topic to read (a subscription is made for it).")
         source.add_argument("--input_subscription", help="Subscription to read.")
         parser.add_argument("--output_dataset", help="BigQuery dataset (or project:dataset) to write.")
-        parser.add_argument("--allowed_lateness", type=float, default=300, help="Seconds late data still counts.")
-        parser.add_argument("--firing_seconds", type=float, default=3, help="Early/late panes every N seconds.")
+        parser.add_argument(
+            "--allowed_lateness", type=float, default=300, help="Seconds late data still counts."
+        )
+        parser.add_argument(
+            "--firing_seconds", type=float, default=3, help="Early/late panes every N seconds."
+        )
         parser.add_argument("--duration_seconds", type=float, default=None, help="Run this long, then drain.")
         parser.add_argument("--io", choices=("batched", "beam"), default=None, help="Pub/Sub + BigQuery I/O.")
-        parser.add_argument("--dedup_seconds", type=float, default=600, help="How long event ids are remembered.")
-        parser.add_argument("--watermark_delay", type=float, default=2.0, help="Event-to-publish slack (batched).")
-        parser.add_argument("--batch_seconds", type=float, default=0.5, help="Longest pull per batch (batched).")
+        parser.add_argument(
+            "--dedup_seconds", type=float, default=600, help="How long event ids are remembered."
+        )
+        parser.add_argument(
+            "--watermark_delay", type=float, default=2.0, help="Event-to-publish slack (batched)."
+        )
+        parser.add_argument(
+            "--batch_seconds", type=float, default=0.5, help="Longest pull per batch (batched)."
+        )
         parser.add_argument("--batch_size", type=int, default=5000, help="Most messages per batch (batched).")
         parser.add_argument("--max_outstanding", type=int, default=20_000, help="Flow control (batched).")
         parser.add_argument(
@@ -111,12 +127,18 @@ def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | No
 
 def _as_batch(message) -> MessageBatch:
     published = message.publish_time.timestamp() if message.publish_time else time.time()
-    return MessageBatch([RideMessage(message.data, dict(message.attributes or {}), message.message_id, published)])
+    return MessageBatch(
+        [RideMessage(message.data, dict(message.attributes or {}), message.message_id, published)]
+    )
 
 
-def build(p: beam.Pipeline, ride: RideOptions, project: str, tables: dict[str, str], subscription: str | None):
+def build(
+    p: beam.Pipeline, ride: RideOptions, project: str, tables: dict[str, str], subscription: str | None
+):
     if ride.io == "batched":
-        replay_seconds = AREA_WINDOW + ride.allowed_lateness if ride.replay_seconds is None else ride.replay_seconds
+        replay_seconds = (
+            AREA_WINDOW + ride.allowed_lateness if ride.replay_seconds is None else ride.replay_seconds
+        )
         batches = p | "Read" >> ReadMessageBatches(
             subscription,
             batch_size=ride.batch_size,

@@ -77,7 +77,9 @@ class StoreRideBatches(beam.DoFn):
                 for row, reason in rejected
             ]
             if dead and (failed := insert_rows(self.dead_letter_table, dead)):
-                raise RowsRejected(f"{len(failed)} dead letters rejected by {self.dead_letter_table}: {failed[0][1]}")
+                raise RowsRejected(
+                    f"{len(failed)} dead letters rejected by {self.dead_letter_table}: {failed[0][1]}"
+                )
             self.stored.inc(len(rows) - len(rejected))
             self.dead_lettered.inc(len(dead))
         if self.subscription and batch.ack_ids:

@@ -150,12 +150,21 @@ class _Reader:
         messages: list[RideMessage] = []
         ack_ids: list[str] = []
         while len(messages) < t.batch_size and time.monotonic() < deadline:
-            room = min(PULL_LIMIT, t.batch_size - len(messages), t.max_outstanding - _count_outstanding(t.subscription, 0))
+            room = min(
+                PULL_LIMIT,
+                t.batch_size - len(messages),
+                t.max_outstanding - _count_outstanding(t.subscription, 0),
+            )
             if room <= 0:  # flow control: wait for the sink to acknowledge
                 time.sleep(0.02)
                 continue
+            wait = max(
+                0.05, deadline - time.monotonic()
+            )  # an empty pull waits for messages until its deadline
             try:
-                response = _subscriber().pull(subscription=t.subscription, max_messages=room, timeout=10, retry=None)
+                response = _subscriber().pull(
+                    subscription=t.subscription, max_messages=room, timeout=wait, retry=None
+                )
             except exceptions.DeadlineExceeded:
                 continue
             received = response.received_messages
@@ -179,7 +188,7 @@ def replay_events(replay: Replay) -> list[RideMessage]:
 
     client = _CLIENTS.get("bigquery") or _CLIENTS.setdefault("bigquery", bigquery.Client())
     query = (
-        f"SELECT * FROM `{replay.table}` "  # noqa: S608 (a table id from the pipeline's options)
+        f"SELECT * FROM `{replay.table}` "
         "WHERE timestamp >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @seconds SECOND)"
     )
     config = bigquery.QueryJobConfig(
@@ -190,7 +199,9 @@ def replay_events(replay: Replay) -> list[RideMessage]:
         event = to_json_row(dict(row.items()))
         event_id, message_id = event.pop("event_id"), event.pop("message_id")
         messages.append(
-            RideMessage(json.dumps(event).encode(), {EVENT_ID: event_id}, message_id, row["timestamp"].timestamp())
+            RideMessage(
+                json.dumps(event).encode(), {EVENT_ID: event_id}, message_id, row["timestamp"].timestamp()
+            )
         )
     return messages
 
@@ -207,14 +218,17 @@ class _PullEvaluator(_TransformEvaluator):
     def finish_bundle(self) -> TransformResult:
         reader = _Reader.of(self._applied_ptransform.transform)
         if reader.stopped:
-            return TransformResult(self, [], [], None, {None: WatermarkManager.WATERMARK_POS_INF})  # hold released
+            release = {None: WatermarkManager.WATERMARK_POS_INF}  # the watermark goes to the end of time
+            return TransformResult(self, [], [], None, release)
         batch, hold = reader.poll()
         bundles = []
         if batch:
-            bundle = self._evaluation_context.create_bundle(list(self._outputs)[0])
+            bundle = self._evaluation_context.create_bundle(next(iter(self._outputs)))
             bundle.output(GlobalWindows.windowed_value(batch, timestamp=hold))
             bundles.append(bundle)
-        again = self._evaluation_context.create_bundle(pvalue.PBegin(self._applied_ptransform.transform.pipeline))
+        again = self._evaluation_context.create_bundle(
+            pvalue.PBegin(self._applied_ptransform.transform.pipeline)
+        )
         return TransformResult(self, bundles, [again], None, {None: hold})
 
 
