@@ -58,9 +58,7 @@ class RideOptions(PipelineOptions):
         parser.add_argument(
             "--allowed_lateness", type=float, default=300, help="Seconds late data still counts."
         )
-        parser.add_argument(
-            "--firing_seconds", type=float, default=3, help="Early/late panes every N seconds."
-        )
+        parser.add_argument("--firing_seconds", type=int, default=3, help="Early/late panes every N seconds.")
         parser.add_argument("--duration_seconds", type=float, default=None, help="Run this long, then drain.")
         parser.add_argument("--io", choices=("batched", "beam"), default=None, help="Pub/Sub + BigQuery I/O.")
         parser.add_argument(

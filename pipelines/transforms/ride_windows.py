@@ -108,7 +108,9 @@ def area_partials(batch: RideBatch):
 
 
 def windowing(window_fn, allowed_lateness: float, firing_seconds: float) -> beam.WindowInto:
-    every = trigger.AfterProcessingTime(firing_seconds)
+    every = trigger.AfterProcessingTime(
+        int(firing_seconds)
+    )  # whole seconds: the runner API keeps no fraction
     return beam.WindowInto(
         window_fn,
         trigger=trigger.AfterWatermark(early=every, late=every),

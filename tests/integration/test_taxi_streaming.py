@@ -1,0 +1,212 @@
+"""The streaming pipeline over the real emulators: what lands in BigQuery equals what was published.
+
+The expected aggregates are computed here, from the publisher's manifest (every message it sent), with
+code of their own; the pipeline's are read back from BigQuery (latest pane of each window).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime
+
+import pytest
+
+from gcpipe import pubsub
+from gcpipe.config import PROJECT_ROOT
+from gcpipe.dashboard import queries
+from gcpipe.rides import publish_rides
+from pipelines.transforms import geohash
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+REASON_OF_KIND = {
+    "not_json": "not JSON",
+    "missing_field": "ride_id: REQUIRED but empty",
+    "bad_type": "passenger_count: 'two' is not a valid INTEGER",
+    "bad_value": "violates rule meter_reading >= 0",
+    "bad_status": "ride_status: 'parked' is not one of pickup, enroute, dropoff",
+}
+
+
+@pytest.fixture
+def topic(local_stack):
+    return f"rides-{uuid.uuid4().hex[:8]}"
+
+
+def start_pipeline(
+    topic_or_subscription: str, dataset: str, duration: float, *extra: str
+) -> subprocess.Popen:
+    source = "--input_subscription" if "/subscriptions/" in topic_or_subscription else "--input_topic"
+    command = [
+        sys.executable, "-m", "pipelines.taxi_streaming", source, topic_or_subscription,
+        "--output_dataset", dataset, "--duration_seconds", str(duration),
+        "--allowed_lateness", "600", "--firing_seconds", "2", *extra,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_until_reading(process: subprocess.Popen, subscription: str, timeout: float = 90) -> None:
+    """Until the pipeline made its subscription and started pulling (its tables exist by then)."""
+    from gcpipe.clients import subscriber_client
+
+    client = subscriber_client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            client.get_subscription(subscription=subscription)
+            time.sleep(3)  # Beam's start-up after the subscription is made
+            return
+        except Exception:
+            time.sleep(0.5)
+    pytest.fail("the pipeline did not start reading in time")
+
+
+def finish(process: subprocess.Popen, timeout: float = 180) -> None:
+    output, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, output
+
+
+def read_manifests(*paths) -> list[dict]:
+    return [json.loads(line) for path in paths for line in open(path)]
+
+
+def expected_minutes(events: list[dict]) -> dict[float, tuple]:
+    """Per 1-minute window of event time: events, pickups, dropoffs, passengers, revenue, rides."""
+    windows = defaultdict(list)
+    for event in events:
+        windows[datetime.fromisoformat(event["timestamp"]).timestamp() // 60 * 60].append(event)
+    return {
+        start: (
+            len(group),
+            sum(e["ride_status"] == "pickup" for e in group),
+            sum(e["ride_status"] == "dropoff" for e in group),
+            sum(e["passenger_count"] for e in group if e["ride_status"] == "pickup"),
+            round(sum(e["meter_reading"] for e in group if e["ride_status"] == "dropoff"), 2),
+            len({e["ride_id"] for e in group}),
+        )
+        for start, group in windows.items()
+    }
+
+
+def landed_minutes(bq, dataset: str) -> dict[float, tuple]:
+    return {
+        row["window_start"].timestamp(): (
+            row["events"], row["pickups"], row["dropoffs"], row["passengers"], round(row["revenue"], 2),
+            row["active_rides"],
+        )
+        for row in queries.per_minute(bq, dataset)
+    }  # fmt: skip
+
+
+def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
+    dataset = f"{bq.project}.rides_{uuid.uuid4().hex[:8]}"
+    process = start_pipeline(topic, dataset, duration=35)
+    try:
+        wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
+        main = publish_rides(
+            topic, rate=300, count=3000, duplicates=0.03, late=0.03, malformed=0.02, late_minutes=3, seed=7,
+            manifest=tmp_path / "main.jsonl",
+        )  # fmt: skip
+        too_late = publish_rides(topic, rate=100, count=40, late=1.0, late_minutes=60, seed=8,
+                                 manifest=tmp_path / "too_late.jsonl")  # fmt: skip
+        finish(process)
+    finally:
+        process.kill()
+
+    published = read_manifests(tmp_path / "main.jsonl")
+    late_ones = read_manifests(tmp_path / "too_late.jsonl")
+    events = {r["event_id"]: json.loads(r["data"]) for r in published if r["kind"] in ("valid", "late")}
+    too_late_events = {r["event_id"]: json.loads(r["data"]) for r in late_ones}
+    kinds = Counter(r["kind"] for r in published)
+    assert kinds["duplicate"] > 50 and kinds["late"] > 50 and sum(kinds[k] for k in REASON_OF_KIND) > 30
+
+    # Every event once in ride_events, every malformed message in the dead letters with its reason.
+    stored = [row["event_id"] for row in bq.query(f"SELECT event_id FROM `{dataset}.ride_events`").result()]
+    assert len(stored) == len(set(stored)) == len(events) + len(too_late_events)
+    assert set(stored) == set(events) | set(too_late_events)
+    reasons = Counter(
+        row["reason"] for row in bq.query(f"SELECT reason FROM `{dataset}.ride_dead_letter`").result()
+    )
+    expected_reasons = Counter()
+    for kind in REASON_OF_KIND:
+        expected_reasons[REASON_OF_KIND[kind]] += kinds[kind]
+    folded = Counter()
+    for reason, n in reasons.items():
+        folded["not JSON" if reason.startswith("not JSON") else reason] += n
+    assert folded == expected_reasons
+    # Nothing unaccounted for: sent = stored + dead-lettered + duplicates dropped.
+    assert main.sent + too_late.sent == len(stored) + sum(reasons.values()) + kinds["duplicate"]
+
+    # The 1-minute windows: on-time and late-within-lateness events counted, too-late ones never.
+    assert landed_minutes(bq, dataset) == expected_minutes(list(events.values()))
+
+    # The heat map's sliding windows: pickups per area, every window each pickup falls in.
+    expected_areas = Counter()
+    for event in events.values():
+        if event["ride_status"] == "pickup":
+            minute = datetime.fromisoformat(event["timestamp"]).timestamp() // 60 * 60
+            area = geohash.encode(event["latitude"], event["longitude"])
+            for start in range(int(minute) - 240, int(minute) + 60, 60):
+                expected_areas[start, area] += 1
+    rows = bq.query(f"SELECT * FROM `{dataset}.rides_by_area` {queries.LATEST_PANE}").result()
+    assert {(int(r["window_start"].timestamp()), r["area"]): r["pickups"] for r in rows} == expected_areas
+
+    # All acknowledged: the subscription has nothing left.
+    from gcpipe.clients import subscriber_client
+
+    subscription = pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming")
+    assert (
+        not subscriber_client().pull(subscription=subscription, max_messages=10, timeout=5).received_messages
+    )
+
+
+def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, tmp_path):
+    """SIGKILL mid-stream, start again: every event stored once, and the windows rebuilt from ride_events."""
+    from gcpipe.clients import publisher_client, subscriber_client
+
+    project = bq.project
+    dataset = f"{project}.restart_{uuid.uuid4().hex[:8]}"
+    topic_path = pubsub.ensure_topic(publisher_client(), pubsub.path(project, "topics", topic))
+    subscription = pubsub.path(project, "subscriptions", f"{topic}-sub")
+    # A short ack deadline, so what the killed pipeline had pulled comes back within the test.
+    subscriber_client().create_subscription(name=subscription, topic=topic_path, ack_deadline_seconds=10)
+
+    first = start_pipeline(subscription, dataset, duration=120)
+    wait_until_reading(first, subscription)
+    publisher = threading.Thread(
+        target=publish_rides,
+        args=(topic, 200, 4000),
+        kwargs={"duplicates": 0.02, "seed": 11, "manifest": tmp_path / "m.jsonl"},
+    )
+    publisher.start()
+    time.sleep(8)
+    first.send_signal(signal.SIGKILL)  # mid-stream: whatever it pulled and had not stored is unacknowledged
+    first.wait()
+    (before,) = bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`").result()
+    assert 0 < before["n"] < 3000  # it was killed mid-stream
+    second = start_pipeline(subscription, dataset, duration=40)
+    publisher.join()
+    finish(second)
+
+    published = read_manifests(tmp_path / "m.jsonl")
+    events = {r["event_id"]: json.loads(r["data"]) for r in published if r["kind"] == "valid"}
+    stored = [row["event_id"] for row in bq.query(f"SELECT event_id FROM `{dataset}.ride_events`").result()]
+    assert set(stored) == set(events)  # nothing lost
+    assert len(stored) == len(set(stored))  # nothing stored twice: the restart re-learnt the stored ids
+    assert landed_minutes(bq, dataset) == expected_minutes(list(events.values()))
