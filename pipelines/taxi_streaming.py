@@ -33,7 +33,7 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 
 from gcpipe import pubsub
 from gcpipe.errors import GcpipeError
-from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches
+from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush
 from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
 from pipelines.transforms.ride_messages import (
     EVENT_ID,
@@ -42,7 +42,7 @@ from pipelines.transforms.ride_messages import (
     MessageBatch,
     RideMessage,
 )
-from pipelines.transforms.ride_windows import AREA_WINDOW, PickupsByArea, RidesPerMinute
+from pipelines.transforms.ride_windows import AREA_WINDOW, RideAggregates
 
 TABLES = ("ride_events", "ride_dead_letter", "rides_per_minute", "rides_by_area")
 DIRECT_RUNNERS = ("BundleBasedDirectRunner", "DirectRunner", None)
@@ -62,6 +62,10 @@ class RideOptions(PipelineOptions):
         parser.add_argument("--duration_seconds", type=float, default=None, help="Run this long, then drain.")
         parser.add_argument("--io", choices=("batched", "beam"), default=None, help="Pub/Sub + BigQuery I/O.")
         parser.add_argument(
+            "--events_write_method", choices=("load_jobs", "streaming_inserts"), default="load_jobs",
+            help="ride_events with --io batched: micro-batch load jobs (the emulator) or insertAll (BigQuery).",
+        )  # fmt: skip
+        parser.add_argument(
             "--dedup_seconds", type=float, default=600, help="How long event ids are remembered."
         )
         parser.add_argument(
@@ -70,7 +74,9 @@ class RideOptions(PipelineOptions):
         parser.add_argument(
             "--batch_seconds", type=float, default=0.5, help="Longest pull per batch (batched)."
         )
-        parser.add_argument("--batch_size", type=int, default=5000, help="Most messages per batch (batched).")
+        parser.add_argument(
+            "--batch_size", type=int, default=10_000, help="Most messages per batch (batched)."
+        )
         parser.add_argument("--max_outstanding", type=int, default=20_000, help="Flow control (batched).")
         parser.add_argument(
             "--replay_seconds", type=float, default=None,
@@ -157,12 +163,16 @@ def build(
         )
         batches = p | "Read" >> read | "AsBatches" >> beam.Map(_as_batch)
 
-    rides = batches | "Clean" >> CleanRideMessages(ride.dedup_seconds)
-    per_minute = rides | "RidesPerMinute" >> RidesPerMinute(ride.allowed_lateness, ride.firing_seconds)
-    by_area = rides | "PickupsByArea" >> PickupsByArea(ride.allowed_lateness, ride.firing_seconds)
+    rides = batches | "Clean" >> beam.ParDo(CleanRideMessages(ride.dedup_seconds))
+    per_minute, by_area = rides | "Aggregate" >> RideAggregates(ride.allowed_lateness, ride.firing_seconds)
     if ride.io == "batched":
         rides | "StoreAndAck" >> beam.ParDo(
-            StoreRideBatches(tables["ride_events"], tables["ride_dead_letter"], subscription)
+            StoreRideBatches(
+                tables["ride_events"],
+                tables["ride_dead_letter"],
+                subscription,
+                load=ride.events_write_method == "load_jobs",
+            )
         )
         per_minute | "WritePerMinute" >> beam.ParDo(InsertRows(tables["rides_per_minute"]))
         by_area | "WriteByArea" >> beam.ParDo(InsertRows(tables["rides_by_area"]))
@@ -197,6 +207,7 @@ def run(argv: list[str] | None = None, save_main_session: bool = True):
         result.cancel()
         return result
     result.wait_until_finish()
+    flush()  # the rows still with the writer thread, and their acknowledgements
     return result
 
 

@@ -14,7 +14,7 @@ from apache_beam.transforms.window import IntervalWindow, TimestampedValue
 
 from pipelines.transforms import geohash
 from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
-from pipelines.transforms.ride_windows import PickupsByArea, RidesPerMinute
+from pipelines.transforms.ride_windows import RideAggregates
 
 T0 = int(datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp())  # a minute boundary
 LATENESS, FIRING = 120, 5
@@ -42,7 +42,7 @@ def streaming_pipeline() -> beam.Pipeline:
 
 
 def the_stream() -> Stream:
-    """Window [T0, T0+60): two pickups early, a dropoff on time, a late pickup, a too-late pickup.
+    """Window [T0, T0+60): two pickups early, a dropoff on time, a late event, a too-late event.
 
     Processing time (0 at the start of a TestStream) is moved along with the watermark, as it goes live.
     """
@@ -71,10 +71,10 @@ def the_stream() -> Stream:
         .advance_watermark_to(T0 + 60)  # on-time pane
         .advance_processing_time(68)
         .advance_watermark_to(T0 + 90)
-        .add_elements([batch(message("c", 0, "pickup", T0 + 30, passengers=3), at=T0 + 90)])  # late, kept
+        .add_elements([batch(message("c", 4, "enroute", T0 + 30), at=T0 + 90)])  # late, kept
         .advance_processing_time(FIRING + 1)  # late pane
         .advance_watermark_to(T0 + 60 + LATENESS + 1)  # the window expires
-        .add_elements([batch(message("d", 0, "pickup", T0 + 40), at=T0 + 200)])  # too late: dropped
+        .add_elements([batch(message("d", 5, "enroute", T0 + 40), at=T0 + 200)])  # too late: dropped
         .advance_processing_time(FIRING + 1)
         .advance_watermark_to_infinity()
     )
@@ -89,8 +89,8 @@ def pane(row: dict) -> tuple:
 
 def test_rides_per_minute_fires_early_on_time_and_late_and_drops_too_late_data():
     with streaming_pipeline() as p:
-        rides = p | the_stream() | CleanRideMessages()
-        rows = rides | RidesPerMinute(allowed_lateness=LATENESS, firing_seconds=FIRING)
+        rides = p | the_stream() | beam.ParDo(CleanRideMessages())
+        rows, _ = rides | RideAggregates(allowed_lateness=LATENESS, firing_seconds=FIRING)
         window = IntervalWindow(T0, T0 + 60)
         assert_that(
             rows | beam.Map(pane),
@@ -99,7 +99,7 @@ def test_rides_per_minute_fires_early_on_time_and_late_and_drops_too_late_data()
                     ("EARLY", 2, 0, 3, 0.0, 2, 2),
                     ("EARLY", 2, 1, 3, 12.25, 2, 3),
                     ("ON_TIME", 2, 1, 3, 12.25, 2, 3),
-                    ("LATE", 3, 1, 6, 12.25, 3, 4),  # "d" came too late: never counted
+                    ("LATE", 2, 1, 3, 12.25, 3, 4),  # "d" came too late: never counted
                 ]
             }),
             label="panes",
@@ -130,9 +130,7 @@ def test_pickups_by_area_slide_over_five_windows():
     )
     midtown, harlem = geohash.encode(*MIDTOWN), geohash.encode(*uptown)
     with streaming_pipeline() as p:
-        rows = (
-            p | stream | CleanRideMessages() | PickupsByArea(allowed_lateness=LATENESS, firing_seconds=FIRING)
-        )
+        _, rows = p | stream | beam.ParDo(CleanRideMessages()) | RideAggregates(LATENESS, FIRING)
         expected = {}
         for start in range(T0 - 240, T0 + 120, 60):
             window = IntervalWindow(start, start + 300)

@@ -3,10 +3,12 @@
 The DirectRunner reads ``ReadFromPubSub`` 10 messages a bundle and acknowledges them as soon as they are
 pulled, so it tops out near 1,000 messages/s and loses whatever was in flight when the process dies.
 ``ReadMessageBatches`` is a root transform the DirectRunner evaluates with :class:`_PullEvaluator`
-(registered in its evaluator registry on import): each evaluation pulls for up to ``batch_seconds`` (or
-``batch_size`` messages) and emits them as one :class:`MessageBatch`. Nothing is acknowledged here: the
-sink calls :func:`acknowledge` once the batch's rows are in BigQuery. Pulling pauses while
-``max_outstanding`` messages await that (flow control), so a slow sink never lets ack deadlines lapse.
+(registered in its evaluator registry on import). A thread pulls ahead (1,000 messages a pull) into a
+buffer; each evaluation emits what has arrived, up to ``batch_size`` messages, as one
+:class:`MessageBatch` (waiting up to ``batch_seconds`` when nothing has), so batches grow when the
+pipeline is busy. Nothing is acknowledged here: the sink calls :func:`acknowledge` once the batch's rows
+are in BigQuery. Pulling pauses while ``max_outstanding`` messages await that (flow control), so a slow
+sink never lets ack deadlines lapse.
 
 The output watermark is the oldest publish time pulled (the wall clock when idle), less
 ``watermark_delay``: how far an event's time may trail its publish time and still count as on time.
@@ -52,7 +54,7 @@ class ReadMessageBatches(beam.PTransform):
     def __init__(
         self,
         subscription: str,
-        batch_size: int = 5000,
+        batch_size: int = 10_000,
         batch_seconds: float = 0.5,
         max_outstanding: int = 20_000,
         watermark_delay: float = 2.0,
@@ -103,7 +105,11 @@ def acknowledge(subscription: str, ack_ids: list[str]) -> None:
 
 
 class _Reader:
-    """One ReadMessageBatches's pulling, watermark and deadline, across the evaluator's bundles."""
+    """One ReadMessageBatches's pulling, watermark and deadline, across the evaluator's bundles.
+
+    A thread pulls ahead into a buffer, so the runner's one executor thread never waits on Pub/Sub: each
+    poll takes what has arrived (waiting up to ``batch_seconds`` only when nothing has).
+    """
 
     _all: dict[str, _Reader] = {}
 
@@ -112,6 +118,11 @@ class _Reader:
         self.started = time.monotonic()
         self.watermark = Timestamp(0)
         self.replay_pending = transform.replay is not None
+        self.buffer: list[tuple[RideMessage, str]] = []
+        self.arrived = threading.Condition()
+        self.puller: threading.Thread | None = None
+        self.done_pulling = False
+        self.error: Exception | None = None
 
     @classmethod
     def of(cls, transform: ReadMessageBatches) -> _Reader:
@@ -130,54 +141,67 @@ class _Reader:
         self.watermark = max(self.watermark, candidate)
         return self.watermark
 
-    def poll(self) -> tuple[MessageBatch | None, Timestamp]:
+    def poll(self) -> tuple[MessageBatch | None, Timestamp, bool]:
+        """The next batch (or None), the watermark hold, and whether reading is over."""
         if self.replay_pending:
             self.replay_pending = False
             messages = replay_events(self.t.replay)
             if messages:
-                oldest = min(m.publish_time for m in messages)
-                self.watermark = Timestamp.of(oldest)
-                return MessageBatch(messages, replayed=True), self.watermark
-        messages, ack_ids = self._pull()
-        hold = self._hold(min((m.publish_time for m in messages), default=None))
-        return (MessageBatch(messages, ack_ids) if messages else None), hold
+                self.watermark = Timestamp.of(min(m.publish_time for m in messages))
+                return MessageBatch(messages, replayed=True), self.watermark, False
+        if self.puller is None:
+            self.puller = threading.Thread(target=self._pull_ahead, name="ReadMessageBatches", daemon=True)
+            self.puller.start()
+        with self.arrived:
+            if not self.buffer and not self.done_pulling:
+                self.arrived.wait(timeout=self.t.batch_seconds)
+            taken, self.buffer = self.buffer[: self.t.batch_size], self.buffer[self.t.batch_size :]
+            oldest = min((m.publish_time for m, _ in taken + self.buffer[:1]), default=None)
+            finished = self.done_pulling and not self.buffer
+        if self.error:
+            raise self.error
+        hold = self._hold(oldest)
+        if not taken:
+            return None, hold, finished
+        return MessageBatch([m for m, _ in taken], [ack for _, ack in taken]), hold, finished
 
-    def _pull(self) -> tuple[list[RideMessage], list[str]]:
+    def _pull_ahead(self) -> None:
         from google.api_core import exceptions
 
         t = self.t
-        deadline = time.monotonic() + t.batch_seconds
-        messages: list[RideMessage] = []
-        ack_ids: list[str] = []
-        while len(messages) < t.batch_size and time.monotonic() < deadline:
-            room = min(
-                PULL_LIMIT,
-                t.batch_size - len(messages),
-                t.max_outstanding - _count_outstanding(t.subscription, 0),
-            )
-            if room <= 0:  # flow control: wait for the sink to acknowledge
-                time.sleep(0.02)
-                continue
-            wait = max(
-                0.05, deadline - time.monotonic()
-            )  # an empty pull waits for messages until its deadline
-            try:
-                response = _subscriber().pull(
-                    subscription=t.subscription, max_messages=room, timeout=wait, retry=None
-                )
-            except exceptions.DeadlineExceeded:
-                continue
-            received = response.received_messages
-            _count_outstanding(t.subscription, len(received))
-            for item in received:
-                m = item.message
-                messages.append(
-                    RideMessage(bytes(m.data), dict(m.attributes), m.message_id, m.publish_time.timestamp())
-                )
-                ack_ids.append(item.ack_id)
-            if len(received) < room:  # drained for now
-                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        return messages, ack_ids
+        try:
+            while not self.stopped:
+                room = min(PULL_LIMIT, t.max_outstanding - _count_outstanding(t.subscription, 0))
+                if room <= 0:  # flow control: wait for the sink to acknowledge
+                    time.sleep(0.02)
+                    continue
+                try:  # an empty pull waits for messages until its deadline
+                    response = _subscriber().pull(
+                        subscription=t.subscription, max_messages=room, timeout=1, retry=None
+                    )
+                except exceptions.DeadlineExceeded:
+                    continue
+                received = [
+                    (
+                        RideMessage(bytes(item.message.data), dict(item.message.attributes), item.message.message_id,
+                                    item.message.publish_time.timestamp()),
+                        item.ack_id,
+                    )
+                    for item in response.received_messages
+                ]  # fmt: skip
+                if received:
+                    _count_outstanding(t.subscription, len(received))
+                    with self.arrived:
+                        self.buffer.extend(received)
+                        self.arrived.notify()
+                elif not response.received_messages:
+                    time.sleep(0.05)
+        except Exception as err:  # surfaced by the next poll, which fails the pipeline
+            self.error = err
+        finally:
+            with self.arrived:
+                self.done_pulling = True
+                self.arrived.notify()
 
 
 def replay_events(replay: Replay) -> list[RideMessage]:
@@ -216,16 +240,14 @@ class _PullEvaluator(_TransformEvaluator):
         pass
 
     def finish_bundle(self) -> TransformResult:
-        reader = _Reader.of(self._applied_ptransform.transform)
-        if reader.stopped:
-            release = {None: WatermarkManager.WATERMARK_POS_INF}  # the watermark goes to the end of time
-            return TransformResult(self, [], [], None, release)
-        batch, hold = reader.poll()
+        batch, hold, finished = _Reader.of(self._applied_ptransform.transform).poll()
         bundles = []
         if batch:
             bundle = self._evaluation_context.create_bundle(next(iter(self._outputs)))
             bundle.output(GlobalWindows.windowed_value(batch, timestamp=hold))
             bundles.append(bundle)
+        if finished:  # stopped and emptied: release the hold, so the watermark goes to the end of time
+            return TransformResult(self, bundles, [], None, {None: WatermarkManager.WATERMARK_POS_INF})
         again = self._evaluation_context.create_bundle(
             pvalue.PBegin(self._applied_ptransform.transform.pipeline)
         )

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -83,31 +83,6 @@ _SEEN: dict[str, SeenIds] = {}
 _SEEN_LOCK = threading.Lock()
 
 
-class DropDuplicates(beam.DoFn):
-    """Drops messages whose event id was seen in the last ``horizon_seconds``; keeps every ack id.
-
-    The memory is the worker process's: on the DirectRunner that is the whole pipeline. On Dataflow, read
-    with ``ReadFromPubSub(id_label=EVENT_ID)``, which de-duplicates across workers.
-    """
-
-    def __init__(self, horizon_seconds: float = 600.0):
-        self.horizon_seconds = horizon_seconds
-        self.tag = uuid.uuid4().hex
-        self.duplicates = beam.metrics.Metrics.counter("rides", "duplicates")
-
-    def setup(self):
-        with _SEEN_LOCK:
-            self.seen = _SEEN.setdefault(self.tag, SeenIds(self.horizon_seconds))
-
-    def process(self, batch: MessageBatch):
-        fresh = self.seen.first_sightings([m.event_id for m in batch.messages])
-        unique = [m for m, new in zip(batch.messages, fresh, strict=True) if new]
-        dropped = len(batch.messages) - len(unique)
-        if dropped:
-            self.duplicates.inc(dropped)
-        yield replace(batch, messages=unique, duplicates=batch.duplicates + dropped)
-
-
 _VALIDATOR = table_spec("ride_events").validator()
 
 
@@ -136,42 +111,45 @@ def dead_letter(message: RideMessage, reason: str, received_at: datetime | None 
     }
 
 
-class ParseRideEvents(beam.DoFn):
-    """MessageBatch -> RideBatch: valid events typed, malformed messages as dead-letter rows with the reason."""
-
-    def __init__(self):
-        self.malformed = beam.metrics.Metrics.counter("rides", "malformed")
-        self.valid = beam.metrics.Metrics.counter("rides", "valid")
-
-    def process(self, batch: MessageBatch):
-        events, dead = [], []
-        received_at = datetime.now(UTC)
-        for message in batch.messages:
-            row, reason = parse_message(message)
-            if row is None:
-                dead.append(dead_letter(message, reason, received_at))
-            else:
-                events.append(row)
-        self.valid.inc(len(events))
-        self.malformed.inc(len(dead))
-        yield RideBatch(events, dead, batch.ack_ids, batch.duplicates, batch.replayed)
-
-
 def event_rows(batch: RideBatch) -> list[dict]:
     """The batch's events as BigQuery JSON rows."""
     return [to_json_row(event) for event in batch.events]
 
 
-class CleanRideMessages(beam.PTransform):
-    """MessageBatch -> RideBatch: duplicates dropped, each message parsed and validated."""
+class CleanRideMessages(beam.DoFn):
+    """MessageBatch -> RideBatch: duplicates dropped, each message parsed and validated; every ack id kept.
+
+    A message whose event id was seen in the last ``dedup_seconds`` is a duplicate. The memory is the
+    worker process's: on the DirectRunner that is the whole pipeline; on Dataflow, read with
+    ``ReadFromPubSub(id_label=EVENT_ID)``, which de-duplicates across workers. One DoFn, not two: the
+    DirectRunner inspects every step's signature for every bundle.
+    """
 
     def __init__(self, dedup_seconds: float = 600.0):
-        super().__init__()
         self.dedup_seconds = dedup_seconds
+        self.tag = uuid.uuid4().hex
+        self.duplicates = beam.metrics.Metrics.counter("rides", "duplicates")
+        self.malformed = beam.metrics.Metrics.counter("rides", "malformed")
+        self.valid = beam.metrics.Metrics.counter("rides", "valid")
 
-    def expand(self, batches):
-        return (
-            batches
-            | "DropDuplicates" >> beam.ParDo(DropDuplicates(self.dedup_seconds))
-            | "Parse" >> beam.ParDo(ParseRideEvents())
-        )
+    def setup(self):
+        with _SEEN_LOCK:
+            self.seen = _SEEN.setdefault(self.tag, SeenIds(self.dedup_seconds))
+
+    def process(self, batch: MessageBatch):
+        fresh = self.seen.first_sightings([m.event_id for m in batch.messages])
+        events, dead = [], []
+        received_at = datetime.now(UTC)
+        for message, new in zip(batch.messages, fresh, strict=True):
+            if not new:
+                continue
+            row, reason = parse_message(message)
+            if row is None:
+                dead.append(dead_letter(message, reason, received_at))
+            else:
+                events.append(row)
+        duplicates = len(batch.messages) - sum(fresh)
+        self.duplicates.inc(duplicates)
+        self.valid.inc(len(events))
+        self.malformed.inc(len(dead))
+        yield RideBatch(events, dead, batch.ack_ids, batch.duplicates + duplicates, batch.replayed)

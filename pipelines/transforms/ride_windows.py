@@ -167,36 +167,39 @@ def _sum_pairs(pairs) -> tuple[int, int]:
     return pickups, passengers
 
 
-class RidesPerMinute(beam.PTransform):
-    """RideBatch -> rides_per_minute rows, one a pane of each 1-minute event-time window."""
+class _Partials(beam.DoFn):
+    """One step for both partials: the DirectRunner pays per step and per bundle."""
+
+    def process(self, batch: RideBatch):
+        yield from minute_partials(batch)
+        for partial in area_partials(batch):
+            yield beam.pvalue.TaggedOutput("areas", partial)
+
+
+class RideAggregates(beam.PTransform):
+    """RideBatch -> (rides_per_minute rows, rides_by_area rows), one row a pane.
+
+    Per minute: 1-minute fixed windows. By area: pickups per geohash area, 5-minute windows sliding every
+    minute.
+    """
 
     def __init__(self, allowed_lateness: float, firing_seconds: float):
         super().__init__()
         self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
 
     def expand(self, batches):
-        return (
-            batches
-            | "PerMinute" >> beam.FlatMap(minute_partials)
-            | "Window" >> windowing(FixedWindows(MINUTE), self.allowed_lateness, self.firing_seconds)
-            | "Sum" >> beam.CombinePerKey(SumTotals())
-            | "Rows" >> beam.ParDo(PerMinuteRow())
+        partials = batches | "Partials" >> beam.ParDo(_Partials()).with_outputs("areas", main="minutes")
+        lateness, firing = self.allowed_lateness, self.firing_seconds
+        per_minute = (
+            partials.minutes
+            | "WindowMinutes" >> windowing(FixedWindows(MINUTE), lateness, firing)
+            | "SumMinutes" >> beam.CombinePerKey(SumTotals())
+            | "MinuteRows" >> beam.ParDo(PerMinuteRow())
         )
-
-
-class PickupsByArea(beam.PTransform):
-    """RideBatch -> rides_by_area rows: pickups per geohash area, 5-minute windows sliding every minute."""
-
-    def __init__(self, allowed_lateness: float, firing_seconds: float):
-        super().__init__()
-        self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
-
-    def expand(self, batches):
-        window_fn = SlidingWindows(AREA_WINDOW, AREA_PERIOD)
-        return (
-            batches
-            | "PerArea" >> beam.FlatMap(area_partials)
-            | "Window" >> windowing(window_fn, self.allowed_lateness, self.firing_seconds)
-            | "Sum" >> beam.CombinePerKey(_sum_pairs)
-            | "Rows" >> beam.ParDo(AreaRow())
+        by_area = (
+            partials.areas
+            | "WindowAreas" >> windowing(SlidingWindows(AREA_WINDOW, AREA_PERIOD), lateness, firing)
+            | "SumAreas" >> beam.CombinePerKey(_sum_pairs)
+            | "AreaRows" >> beam.ParDo(AreaRow())
         )
+        return per_minute, by_area
