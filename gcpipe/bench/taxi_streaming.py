@@ -21,7 +21,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,12 @@ def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count(bq, table: str) -> int:
@@ -134,28 +141,35 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
 
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
+    cpu_before = _cpu_seconds(process.pid)
     try:
         summary = publish_rides(name, rate=rate, count=int(rate * seconds), seed=3, manifest=manifest,
                                 config=ctx.config)  # fmt: skip
         wait_until = time.monotonic() + 90
         while time.monotonic() < wait_until and (not polls or polls[-1][2] < summary.sent):
             time.sleep(1)
+        cpu = _cpu_seconds(process.pid) - cpu_before
     finally:
         stop.set()
         poller.join()
         _stop(process)
         bq.delete_dataset(dataset.split(".", 1)[1], delete_contents=True, not_found_ok=True)
-    return {**_latencies(manifest, polls), "publish_rate": summary.achieved_rate, "peak_mb": peak[0]}
+    return {
+        **_latencies(manifest, polls), "publish_rate": summary.achieved_rate, "peak_mb": peak[0],
+        "cpu_ms_per_1000": 1000 * cpu / summary.sent * 1000,
+    }  # fmt: skip
 
 
 def _latencies(manifest, polls) -> dict:
     by_window: dict[str, list[float]] = defaultdict(list)
     published = []
-    for line in open(manifest):
+    for line in Path(manifest).read_text().splitlines():
         record = json.loads(line)
         event = json.loads(record["data"])
         start = int(datetime.fromisoformat(event["timestamp"]).timestamp() // 60 * 60)
-        by_window[datetime.utcfromtimestamp(start).strftime("%Y-%m-%dT%H:%M:%SZ")].append(record["published_at"])
+        by_window[datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")].append(
+            record["published_at"]
+        )
         published.append(record["published_at"])
     aggregate, raw, missing = [], [], 0
     for key, times in by_window.items():
@@ -215,4 +229,6 @@ def run(ctx: BenchContext) -> list[Figure]:
                note=note),
         Figure(f"latency p95, publish -> ride_events row, {rate:,} msg/s live", live["raw_p95"], "s",
                higher_is_better=False),
+        Figure("pipeline CPU per 1,000 messages (live run)", live["cpu_ms_per_1000"], "ms", higher_is_better=False,
+               note="one core's worth of this pipeline process alone: 1e6 / this figure messages/s"),
     ]  # fmt: skip

@@ -1,11 +1,12 @@
-"""Write rows to BigQuery with the client's insertAll from a writer thread, a few large requests at a time.
+"""Write rows to BigQuery from writer threads, a few large requests at a time.
 
 The BundleBasedDirectRunner runs one bundle at a time on one thread, so a sink that waited for BigQuery
-would stall the whole pipeline. The DoFns here hand their rows to one writer thread per process and
-return; the writer takes everything queued, inserts it table by table (chunks of up to 5,000 rows: each
-request costs a fixed ~0.1 s in the emulator), and only then acknowledges the messages the rows came from.
-A failure stops the writer and fails the pipeline at its next bundle (or at :func:`flush`): the messages
-it had not acknowledged come back from Pub/Sub when the pipeline starts again.
+would stall the whole pipeline. The DoFns here hand their rows to a writer thread (one for events and
+dead letters, one for aggregates) and return; a writer takes everything queued, writes it table by
+table (insertAll in chunks of up to 5,000 rows: each request costs a fixed ~0.1 s in the emulator), and
+only then acknowledges the messages the rows came from. A failure stops the writer and fails the
+pipeline at its next bundle (or at :func:`flush`): the messages it had not acknowledged come back from
+Pub/Sub when the pipeline starts again.
 
 Ride events can instead go in as micro-batch load jobs (Parquet, one per writer cycle): the emulator loads
 them 5-10 times faster than it takes insertAll rows. Real BigQuery allows 1,500 load jobs per table a day,
@@ -49,11 +50,11 @@ class Job:
 
 
 class _Writer:
-    def __init__(self):
+    def __init__(self, lane: str):
         self.jobs: queue.Queue[Job] = queue.Queue()
         self.error: Exception | None = None
         self.clients: dict[str, object] = {}
-        threading.Thread(target=self._run, name="BigQueryWriter", daemon=True).start()
+        threading.Thread(target=self._run, name=f"BigQueryWriter-{lane}", daemon=True).start()
 
     def submit(self, job: Job) -> None:
         if self.error:
@@ -161,22 +162,22 @@ def rejected_row(row: dict, reason: str) -> dict:
     }
 
 
-_WRITER: _Writer | None = None
+_WRITERS: dict[str, _Writer] = {}
 _LOCK = threading.Lock()
 
 
-def writer() -> _Writer:
-    global _WRITER
+def writer(lane: str) -> _Writer:
+    """The process's writer thread for ``lane``: events (with their acks) and aggregates do not queue together."""
     with _LOCK:
-        if _WRITER is None:
-            _WRITER = _Writer()
-        return _WRITER
+        if lane not in _WRITERS:
+            _WRITERS[lane] = _Writer(lane)
+        return _WRITERS[lane]
 
 
 def flush() -> None:
-    """Wait until every row handed to the writer is stored (and its messages acknowledged)."""
-    if _WRITER is not None:
-        _WRITER.flush()
+    """Wait until every row handed to the writers is stored (and its messages acknowledged)."""
+    for lane in list(_WRITERS.values()):
+        lane.flush()
 
 
 class StoreRideBatches(beam.DoFn):
@@ -196,12 +197,12 @@ class StoreRideBatches(beam.DoFn):
             return
         ids = [event["event_id"] for event in batch.events]
         if self.load:
-            writer().submit(
+            writer("events").submit(
                 Job(self.events_table, batch.events, ids, self.dead_letter_table, load_schema="ride_events")
             )
         else:
-            writer().submit(Job(self.events_table, event_rows(batch), ids, self.dead_letter_table))
-        writer().submit(
+            writer("events").submit(Job(self.events_table, event_rows(batch), ids, self.dead_letter_table))
+        writer("events").submit(
             Job(self.dead_letter_table, batch.dead_letters, None, None, self.subscription, batch.ack_ids)
         )
 
@@ -220,5 +221,5 @@ class InsertRows(beam.DoFn):
 
     def finish_bundle(self):
         if self.rows:
-            writer().submit(Job(self.table, self.rows))
+            writer("aggregates").submit(Job(self.table, self.rows))
         self.rows = []

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def topic(local_stack):
 
 
 def read_manifests(*paths) -> list[dict]:
-    return [json.loads(line) for path in paths for line in open(path)]
+    return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
 
 
 def expected_minutes(events: list[dict]) -> dict[float, tuple]:
