@@ -10,7 +10,7 @@ EMULATOR_VENV := $(CURDIR)/.venv-emulators
 GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-system test lint format up down status demo clean bench
+.PHONY: help setup setup-system test lint format up down status demo clean bench dashboard
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ status:  ## Report the local stack.
 
 demo:  ## Run the whole platform end to end on the local target.
 	$(GCPIPE) demo
+
+dashboard: up  ## The live dashboard of the streaming rides on localhost (Ctrl-C stops it).
+	$(GCPIPE) dashboard
 
 clean: down  ## Stop the stack and delete its state (.gcpipe/).
 	rm -rf .gcpipe

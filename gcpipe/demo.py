@@ -76,10 +76,52 @@ def _datagen(ctx: DemoContext) -> str:
     )
 
 
+def _streaming(ctx: DemoContext) -> str:
+    """About a minute of simulated rides through Pub/Sub and the streaming pipeline into BigQuery."""
+    from gcpipe import pubsub
+    from gcpipe.clients import bigquery_client
+    from gcpipe.dashboard import queries
+    from gcpipe.errors import GcpipeError
+    from gcpipe.rides import publish_rides, start_pipeline, wait_until_reading
+
+    config, topic = ctx.config, "demo-rides"
+    dataset = f"{config.project}.{config.dataset('taxi')}"
+    seconds, rate = max(10, round(60 * ctx.scale)), 100
+    log = config.state_dir / "logs" / "taxi_streaming.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    bq = bigquery_client(config)
+    before = queries.landed(bq, dataset)
+    process = start_pipeline(
+        topic, dataset, "--duration_seconds", str(seconds + 20), "--firing_seconds", "2", log=log
+    )
+    try:
+        wait_until_reading(
+            process, pubsub.path(config.project, "subscriptions", f"{topic}-taxi-streaming"), config
+        )
+        sent = publish_rides(
+            topic, rate, rate * seconds, duplicates=0.01, late=0.01, malformed=0.005, config=config
+        )
+        process.wait(timeout=seconds + 180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    if process.returncode:
+        raise GcpipeError(f"the streaming pipeline failed: see {log}.")
+    after = queries.landed(bq, dataset)
+    ctx.facts["rides"] = after
+    stored = after["events_stored"] - before["events_stored"]
+    dead = after["dead_letters"] - before["dead_letters"]
+    return (
+        f"{sent.sent:,} ride messages in {seconds} s -> {stored:,} events and {dead} dead letters in {dataset}, "
+        f"{after['windows']} one-minute windows; live view: `make dashboard`, http://127.0.0.1:{config.port('dashboard')}/"
+    )
+
+
 STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
+    Stage("streaming rides", _streaming),
 ]
 
 

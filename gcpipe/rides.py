@@ -11,6 +11,8 @@ manifest (JSON lines, one a message) is the ground truth tests compute expected 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
@@ -21,7 +23,7 @@ import click
 import numpy as np
 
 from gcpipe import pubsub
-from gcpipe.config import Config, load_config
+from gcpipe.config import PROJECT_ROOT, Config, load_config
 from gcpipe.datagen.ride_events import RideSimulator
 from gcpipe.errors import GcpipeError
 from gcpipe.ui import progress
@@ -158,6 +160,47 @@ def publish_rides(
     summary.valid, summary.late, summary.duplicates = kinds["valid"], kinds["late"], kinds["duplicate"]
     summary.malformed = {kind: kinds[kind] for kind in MALFORMED_KINDS if kinds[kind]}
     return summary
+
+
+def start_pipeline(source: str, dataset: str, *options: str, log: str | Path) -> subprocess.Popen:
+    """``python -m pipelines.taxi_streaming`` in a process (and session) of its own, its output in ``log``."""
+    flag = "--input_subscription" if "/subscriptions/" in source else "--input_topic"
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.taxi_streaming",
+        flag,
+        source,
+        "--output_dataset",
+        dataset,
+        *options,
+    ]
+    with open(log, "w") as out:  # the child keeps its own handle
+        return subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+
+
+def wait_until_reading(process: subprocess.Popen, subscription: str, config: Config | None = None,
+                       timeout: float = 120) -> None:  # fmt: skip
+    """Return once the pipeline has made its subscription (and its tables) and begun to pull."""
+    from google.api_core.exceptions import NotFound
+
+    from gcpipe.clients import subscriber_client
+
+    client = subscriber_client(config)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise GcpipeError(f"the streaming pipeline exited with status {process.returncode}: see its log.")
+        try:
+            client.get_subscription(subscription=subscription)
+        except NotFound:
+            time.sleep(0.5)
+            continue
+        time.sleep(3)  # Beam starts its runner after the subscription is made
+        return
+    raise GcpipeError(f"the streaming pipeline did not start reading within {timeout:.0f} s.")
 
 
 @click.group()

@@ -2,52 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
+from pathlib import Path
 
-import pytest
-
-from gcpipe.config import PROJECT_ROOT
+from gcpipe import rides
 
 
-def start_pipeline(
-    topic_or_subscription: str, dataset: str, duration: float, *extra: str
-) -> subprocess.Popen:
-    source = "--input_subscription" if "/subscriptions/" in topic_or_subscription else "--input_topic"
-    command = [
-        sys.executable, "-m", "pipelines.taxi_streaming", source, topic_or_subscription,
-        "--output_dataset", dataset, "--duration_seconds", str(duration),
-        "--allowed_lateness", "600", "--firing_seconds", "2", *extra,
-    ]  # fmt: skip
-    return subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def start_pipeline(source: str, dataset: str, duration: float, log: Path) -> subprocess.Popen:
+    options = ("--duration_seconds", str(duration), "--allowed_lateness", "600", "--firing_seconds", "2")
+    return rides.start_pipeline(source, dataset, *options, log=log)
 
 
-def wait_until_reading(process: subprocess.Popen, subscription: str, timeout: float = 90) -> None:
-    """Until the pipeline made its subscription and started pulling (its tables exist by then)."""
-    from gcpipe.clients import subscriber_client
-
-    client = subscriber_client()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            client.get_subscription(subscription=subscription)
-            time.sleep(3)  # Beam's start-up after the subscription is made
-            return
-        except Exception:
-            time.sleep(0.5)
-    pytest.fail("the pipeline did not start reading in time")
+def wait_until_reading(process: subprocess.Popen, subscription: str) -> None:
+    rides.wait_until_reading(process, subscription, timeout=90)
 
 
-def finish(process: subprocess.Popen, timeout: float = 180) -> None:
-    output, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, output
+def finish(process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Wait for the bounded run to drain and end; its log tells why if it failed."""
+    process.wait(timeout=timeout)
+    assert process.returncode == 0, log.read_text()[-3000:]

@@ -16,7 +16,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -28,23 +27,17 @@ import numpy as np
 
 from gcpipe import pubsub
 from gcpipe.bench import BenchContext, Figure, _tree_rss_mb
-from gcpipe.config import PROJECT_ROOT
 from gcpipe.dashboard.queries import LATEST_PANE
 from gcpipe.errors import GcpipeError
+from gcpipe.rides import publish_rides, start_pipeline, wait_until_reading
 from gcpipe.ui import console
 
 FEED_RATE = 3000
 
 
-def _pipeline(source_flag: str, source: str, dataset: str, *extra: str) -> subprocess.Popen:
-    command = [
-        sys.executable, "-m", "pipelines.taxi_streaming", source_flag, source, "--output_dataset", dataset,
-        "--allowed_lateness", "600", *extra,
-    ]  # fmt: skip
-    return subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
-    )  # fmt: skip
+def _pipeline(ctx: BenchContext, source: str, dataset: str, *options: str) -> subprocess.Popen:
+    log = ctx.workdir / f"taxi_streaming-{dataset.rsplit('.', 1)[1]}.log"
+    return start_pipeline(source, dataset, "--allowed_lateness", "600", *options, log=log)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -66,7 +59,6 @@ def _count(bq, table: str) -> int:
 def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> tuple[float, float]:
     """Messages/s stored while draining a backlog of ``backlog`` messages, and the peak memory (MiB)."""
     from gcpipe.clients import publisher_client, subscriber_client
-    from gcpipe.rides import publish_rides
 
     name = f"bench-{io}-{uuid.uuid4().hex[:6]}"
     project = ctx.config.project
@@ -76,13 +68,13 @@ def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> t
     )
     publish_rides(name, rate=50_000, count=backlog, seed=1, config=ctx.config)
     dataset = f"{project}.bench_{name.replace('-', '_')}"
-    process = _pipeline("--input_subscription", subscription, dataset, "--io", io)
+    process = _pipeline(ctx, subscription, dataset, "--io", io)
     marks: dict[float, float] = {}
     peak, started = 0.0, time.monotonic()
     try:
         while time.monotonic() - started < limit and len(marks) < 2:
             if process.poll() is not None:
-                raise GcpipeError(f"the {io} pipeline stopped: {process.stderr.read()[-300:]}")
+                raise GcpipeError(f"the {io} pipeline stopped early: see its log in {ctx.workdir}.")
             peak = max(peak, _tree_rss_mb(process.pid))
             try:
                 stored = _count(bq, f"{dataset}.ride_events")
@@ -103,29 +95,18 @@ def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> t
 
 def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
     """Publish live at ``rate`` for ``seconds``; publish-to-queryable latencies of aggregates and raw rows."""
-    from gcpipe.rides import publish_rides
-
     name = f"bench-live-{uuid.uuid4().hex[:6]}"
     project = ctx.config.project
     dataset = f"{project}.bench_{name.replace('-', '_')}"
     manifest = ctx.workdir / f"{name}.jsonl"
-    process = _pipeline("--input_topic", name, dataset, "--firing_seconds", "2", "--duration_seconds",
-                        str(seconds + 60))  # fmt: skip
-    subscription = pubsub.path(project, "subscriptions", f"{name}-taxi-streaming")
-    from gcpipe.clients import subscriber_client
-
-    deadline = time.monotonic() + 120
-    while True:  # the pipeline makes the subscription, then its tables
-        try:
-            subscriber_client(ctx.config).get_subscription(subscription=subscription)
-            _count(bq, f"{dataset}.rides_per_minute")
-            break
-        except Exception:
-            if time.monotonic() > deadline or process.poll() is not None:
-                _stop(process)
-                raise GcpipeError("the streaming pipeline did not start within 120 s.") from None
-            time.sleep(0.5)
-    time.sleep(3)
+    process = _pipeline(ctx, name, dataset, "--firing_seconds", "2", "--duration_seconds", str(seconds + 60))
+    try:
+        wait_until_reading(
+            process, pubsub.path(project, "subscriptions", f"{name}-taxi-streaming"), ctx.config
+        )
+    except GcpipeError:
+        _stop(process)
+        raise
     polls: list[tuple[float, dict[str, int], int]] = []
     peak = [0.0]
     stop = threading.Event()

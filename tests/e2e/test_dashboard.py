@@ -111,7 +111,7 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
     screenshot(browser, tmp_path, "dashboard-empty", local_stack)
 
     topic = f"dash-{uuid.uuid4().hex[:8]}"
-    process = start_pipeline(topic, dataset, duration=40)
+    process = start_pipeline(topic, dataset, 40, tmp_path / "pipeline.log")
     try:
         wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
         publish_rides(topic, rate=200, count=400, malformed=0.02, seed=21)
@@ -120,7 +120,7 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
         )
         publish_rides(topic, rate=200, count=400, malformed=0.02, seed=22)
         wait_for(lambda: number(browser, "events") > first, what="the page to update")
-        finish(process)
+        finish(process, tmp_path / "pipeline.log")
     finally:
         process.kill()
 

@@ -15,3 +15,4 @@ def test_demo_runs_every_stage(local_stack, bq, tmp_path):
     assert (tmp_path / "landing" / "taxi_trips" / "2019-03-01" / "trips.csv").exists()
     tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
     assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
+    assert ctx.facts["rides"]["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0

@@ -73,7 +73,7 @@ def landed_minutes(bq, dataset: str) -> dict[float, tuple]:
 
 def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
     dataset = f"{bq.project}.rides_{uuid.uuid4().hex[:8]}"
-    process = start_pipeline(topic, dataset, duration=35)
+    process = start_pipeline(topic, dataset, 35, tmp_path / "pipeline.log")
     try:
         wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
         main = publish_rides(
@@ -82,7 +82,7 @@ def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
         )  # fmt: skip
         too_late = publish_rides(topic, rate=100, count=40, late=1.0, late_minutes=60, seed=8,
                                  manifest=tmp_path / "too_late.jsonl")  # fmt: skip
-        finish(process)
+        finish(process, tmp_path / "pipeline.log")
     finally:
         process.kill()
 
@@ -144,7 +144,7 @@ def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, t
     # A short ack deadline, so what the killed pipeline had pulled comes back within the test.
     subscriber_client().create_subscription(name=subscription, topic=topic_path, ack_deadline_seconds=10)
 
-    first = start_pipeline(subscription, dataset, duration=120)
+    first = start_pipeline(subscription, dataset, 120, tmp_path / "first.log")
     wait_until_reading(first, subscription)
     publisher = threading.Thread(
         target=publish_rides,
@@ -157,9 +157,9 @@ def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, t
     first.wait()
     (before,) = bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`").result()
     assert 0 < before["n"] < 3000  # it was killed mid-stream
-    second = start_pipeline(subscription, dataset, duration=40)
+    second = start_pipeline(subscription, dataset, 40, tmp_path / "second.log")
     publisher.join()
-    finish(second)
+    finish(second, tmp_path / "second.log")
 
     published = read_manifests(tmp_path / "m.jsonl")
     events = {r["event_id"]: json.loads(r["data"]) for r in published if r["kind"] == "valid"}
