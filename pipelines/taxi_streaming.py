@@ -29,11 +29,12 @@ import os
 import time
 
 import apache_beam as beam
+from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from gcpipe import pubsub
 from gcpipe.errors import GcpipeError
-from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush
+from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush, rejected_row
 from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
 from pipelines.transforms.ride_messages import (
     EVENT_ID,
@@ -41,6 +42,7 @@ from pipelines.transforms.ride_messages import (
     CleanRideMessages,
     MessageBatch,
     RideMessage,
+    event_rows,
 )
 from pipelines.transforms.ride_windows import AREA_WINDOW, RideAggregates
 
@@ -178,19 +180,25 @@ def build(
         by_area | "WriteByArea" >> beam.ParDo(InsertRows(tables["rides_by_area"]))
         return
 
-    from pipelines.transforms.ride_messages import event_rows
-
     def write(table):
         return beam.io.WriteToBigQuery(
             table,
             create_disposition=beam.io.BigQueryDisposition.CREATE_NEVER,
             write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
             method=beam.io.WriteToBigQuery.Method.STREAMING_INSERTS,
+            insert_retry_strategy=RetryStrategy.RETRY_ON_TRANSIENT_ERROR,
         )
 
-    rides | "Events" >> beam.FlatMap(event_rows) | "WriteEvents" >> write(tables["ride_events"])
+    stored = rides | "Events" >> beam.FlatMap(event_rows) | "WriteEvents" >> write(tables["ride_events"])
+    rejected = stored.failed_rows_with_errors | "Rejected" >> beam.MapTuple(
+        lambda _, row, errors: rejected_row(row, str(errors))
+    )
     dead = rides | "DeadLetters" >> beam.FlatMap(lambda batch: batch.dead_letters)
-    dead | "WriteDeadLetters" >> write(tables["ride_dead_letter"])
+    (
+        (dead, rejected)
+        | "AllDeadLetters" >> beam.Flatten()
+        | "WriteDeadLetters" >> write(tables["ride_dead_letter"])
+    )
     per_minute | "WritePerMinute" >> write(tables["rides_per_minute"])
     by_area | "WriteByArea" >> write(tables["rides_by_area"])
 
