@@ -130,6 +130,8 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
         while time.monotonic() < ended + 90 and (not polls or polls[-1][2] < summary.sent):
             time.sleep(0.5)
         catch_up = time.monotonic() - ended  # how far behind the pipeline was when publishing stopped
+        while time.monotonic() < ended + 90 and sum(polls[-1][1].values()) < summary.sent:
+            time.sleep(0.5)  # and until the aggregates hold every event too
         cpu = _cpu_seconds(process.pid) - cpu_before
     finally:
         stop.set()
