@@ -61,6 +61,9 @@ class RideOptions(PipelineOptions):
             "--allowed_lateness", type=float, default=300, help="Seconds late data still counts."
         )
         parser.add_argument("--firing_seconds", type=int, default=3, help="Early/late panes every N seconds.")
+        parser.add_argument(
+            "--area_firing_seconds", type=int, default=10, help="Early/late heat-map panes every N seconds."
+        )
         parser.add_argument("--duration_seconds", type=float, default=None, help="Run this long, then drain.")
         parser.add_argument("--io", choices=("batched", "beam"), default=None, help="Pub/Sub + BigQuery I/O.")
         parser.add_argument(
@@ -166,7 +169,9 @@ def build(
         batches = p | "Read" >> read | "AsBatches" >> beam.Map(_as_batch)
 
     rides = batches | "Clean" >> beam.ParDo(CleanRideMessages(ride.dedup_seconds))
-    per_minute, by_area = rides | "Aggregate" >> RideAggregates(ride.allowed_lateness, ride.firing_seconds)
+    per_minute, by_area = rides | "Aggregate" >> RideAggregates(
+        ride.allowed_lateness, ride.firing_seconds, ride.area_firing_seconds
+    )
     if ride.io == "batched":
         rides | "StoreAndAck" >> beam.ParDo(
             StoreRideBatches(

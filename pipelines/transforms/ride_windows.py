@@ -95,16 +95,42 @@ def minute_partials(batch: RideBatch):
 
 
 def area_partials(batch: RideBatch):
-    """(area, (pickups, passengers)) per minute and pickup area in the batch, stamped with the minute's start."""
-    sums: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0])
+    """(CITY, {area: [pickups, passengers]}) per minute of event time in the batch, stamped with its start.
+
+    One key for the whole city, not one per area: the runner keeps a trigger, timers and state for every
+    key and window, and hundreds of area keys cost it more than the counting does.
+    """
+    by_minute: dict[int, dict[str, list[int]]] = defaultdict(dict)
     for event in batch.events:
         if event["ride_status"] == "pickup":
             area = geohash.encode(event["latitude"], event["longitude"], AREA_PRECISION)
-            pair = sums[_minute(event), area]
+            pair = by_minute[_minute(event)].setdefault(area, [0, 0])
             pair[0] += 1
             pair[1] += event["passenger_count"]
-    for (minute, area), (pickups, passengers) in sums.items():
-        yield TimestampedValue((area, (pickups, passengers)), minute)
+    for minute, areas in by_minute.items():
+        yield TimestampedValue((CITY, areas), minute)
+
+
+class SumAreas(beam.CombineFn):
+    # As SumTotals: fresh accumulators, inputs untouched.
+    def create_accumulator(self) -> dict[str, list[int]]:
+        return {}
+
+    def add_input(self, accumulator, element):
+        for area, (pickups, passengers) in element.items():
+            pair = accumulator.setdefault(area, [0, 0])
+            pair[0] += pickups
+            pair[1] += passengers
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        total: dict[str, list[int]] = {}
+        for accumulator in accumulators:
+            self.add_input(total, accumulator)
+        return total
+
+    def extract_output(self, accumulator):
+        return accumulator
 
 
 def windowing(window_fn, allowed_lateness: float, firing_seconds: float) -> beam.WindowInto:
@@ -145,26 +171,21 @@ class PerMinuteRow(beam.DoFn):
         }
 
 
-class AreaRow(beam.DoFn):
+class AreaRows(beam.DoFn):
+    """One row per area of the pane."""
+
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
-        area, (pickups, passengers) = element
-        latitude, longitude = geohash.center(area)
-        yield {
-            **pane_fields(window, pane, "/" + area),
-            "area": area,
-            "center_latitude": round(latitude, 6),
-            "center_longitude": round(longitude, 6),
-            "pickups": pickups,
-            "passengers": passengers,
-        }
-
-
-def _sum_pairs(pairs) -> tuple[int, int]:
-    pickups = passengers = 0
-    for a, b in pairs:
-        pickups += a
-        passengers += b
-    return pickups, passengers
+        _, areas = element
+        for area, (pickups, passengers) in sorted(areas.items()):
+            latitude, longitude = geohash.center(area)
+            yield {
+                **pane_fields(window, pane, "/" + area),
+                "area": area,
+                "center_latitude": round(latitude, 6),
+                "center_longitude": round(longitude, 6),
+                "pickups": pickups,
+                "passengers": passengers,
+            }
 
 
 class _Partials(beam.DoFn):
@@ -180,12 +201,16 @@ class RideAggregates(beam.PTransform):
     """RideBatch -> (rides_per_minute rows, rides_by_area rows), one row a pane.
 
     Per minute: 1-minute fixed windows. By area: pickups per geohash area, 5-minute windows sliding every
-    minute.
+    minute; each of their panes holds every area of the window, so they may fire less often
+    (``area_firing_seconds``).
     """
 
-    def __init__(self, allowed_lateness: float, firing_seconds: float):
+    def __init__(
+        self, allowed_lateness: float, firing_seconds: float, area_firing_seconds: float | None = None
+    ):
         super().__init__()
         self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
+        self.area_firing_seconds = area_firing_seconds or firing_seconds
 
     def expand(self, batches):
         partials = batches | "Partials" >> beam.ParDo(_Partials()).with_outputs("areas", main="minutes")
@@ -198,8 +223,9 @@ class RideAggregates(beam.PTransform):
         )
         by_area = (
             partials.areas
-            | "WindowAreas" >> windowing(SlidingWindows(AREA_WINDOW, AREA_PERIOD), lateness, firing)
-            | "SumAreas" >> beam.CombinePerKey(_sum_pairs)
-            | "AreaRows" >> beam.ParDo(AreaRow())
+            | "WindowAreas"
+            >> windowing(SlidingWindows(AREA_WINDOW, AREA_PERIOD), lateness, self.area_firing_seconds)
+            | "SumAreas" >> beam.CombinePerKey(SumAreas())
+            | "AreaRows" >> beam.ParDo(AreaRows())
         )
         return per_minute, by_area
