@@ -17,8 +17,9 @@ gcp every statement goes to BigQuery unchanged.
 Data quality checks: a statement whose result has the columns ``check_name`` and ``failures`` is a check,
 and the run fails, naming each check whose ``failures`` (the offending count) is not 0.
 
-``dry_run`` validates without running: one BigQuery dry-run job for the whole file, which reports the
-bytes the file would process.
+``dry_run`` validates without running: on gcp one BigQuery dry-run job for the whole file, which reports
+the bytes it would process; locally a dry run of each statement in the emulator. Bytes processed are
+reported where the backend measures them: BigQuery does, the emulator does not.
 """
 
 from __future__ import annotations
@@ -48,11 +49,15 @@ class StatementResult:
     statement_type: str
     seconds: float
     rows: list[dict] | None = None  # None: the statement returns no result set
-    columns: list[str] = field(default_factory=list)
+    schema: list = field(default_factory=list)  # the result set's SchemaFields
     total_rows: int | None = None  # rows in the result set (``rows`` may hold fewer, see max_rows)
     bytes_processed: int | None = None
     affected_rows: int | None = None
     message: str = ""  # what local BigQuery ML did, or a dry run's verdict
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.schema]
 
 
 @dataclass
@@ -112,7 +117,7 @@ def run_sql(
     if dry_run:
         results = [runner.dry_run()]
     elif script.is_procedural:
-        runner.refuse_training_in_script()
+        runner.check_script()
         results = [runner.execute(Statement(script.text, 1, ()), whole_script=True)]
     else:
         results = []
@@ -148,13 +153,8 @@ def _enforce_checks(script: Script, statement: Statement, result: StatementResul
 
 class _Runner:
     def __init__(self, client, config: Config, script: Script, params: dict[str, Any], max_rows: int | None):
-        self.client, self.config, self.script, self.params, self.max_rows = (
-            client,
-            config,
-            script,
-            params,
-            max_rows,
-        )
+        self.client, self.config, self.script = client, config, script
+        self.params, self.max_rows = params, max_rows
         self._ml = None
 
     @property
@@ -166,19 +166,30 @@ class _Runner:
         return self._ml
 
     def _kind(self, text: str) -> str | None:
+        """What local BigQuery ML makes of a statement (None on gcp, where BigQuery runs it all)."""
         if not self.config.is_local:
             return None
         from gcpipe.bqml.local import LocalBigQueryML
 
         return LocalBigQueryML.statement_kind(text)
 
-    def refuse_training_in_script(self) -> None:
+    def check_script(self) -> None:
+        """What a stateful script cannot do on the local target, said before anything runs."""
+        if not self.config.is_local:
+            return
         for statement in self.script.statements:
             if self._kind(statement.text) == "create_model":
                 raise self.script.error(
                     statement.line,
                     "local BigQuery ML trains a model as a statement of its own; move CREATE MODEL out of this "
                     "script (it keeps state between statements: variables, blocks or transactions).",
+                )
+            if statement.parameters:
+                raise self.script.error(
+                    statement.line,
+                    "the BigQuery emulator does not pass query parameters into a script that keeps state "
+                    "between statements (variables, blocks, transactions): use DECLARE with a default, or run "
+                    "it on gcp.",
                 )
 
     def execute(self, statement: Statement, whole_script: bool = False) -> StatementResult:
@@ -193,80 +204,82 @@ class _Runner:
                 return StatementResult(
                     statement.line, "CREATE_MODEL", time.perf_counter() - started, message=message
                 )
+            if kind == "drop_model":
+                message = self.ml.drop_model(sql)
+                return StatementResult(
+                    statement.line, "DROP_MODEL", time.perf_counter() - started, message=message
+                )
             if kind == "functions":
                 sql = self.ml.rewrite(sql, self.params)
             job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), self.params))
             rows = job.result(max_results=self.max_rows)
-            if kind == "drop_model":
-                self.ml.drop_model(sql)
         except (GcpipeError, GoogleAPIError) as err:
             raise self._error(
                 err, statement, rewritten=sql != statement.text, whole_script=whole_script
             ) from None
+        kind = job.statement_type or ("SCRIPT" if whole_script else "QUERY")
         result = StatementResult(
             statement.line,
-            job.statement_type or ("SCRIPT" if whole_script else "QUERY"),
+            kind,
             0.0,
-            bytes_processed=job.total_bytes_processed,
+            bytes_processed=self._bytes(job),
             affected_rows=job.num_dml_affected_rows,
         )
-        if rows.schema:
-            result.columns = [f.name for f in rows.schema]
+        if rows.schema and kind in ("SELECT", "SCRIPT", "QUERY"):
+            result.schema = list(rows.schema)
             result.rows = [dict(row.items()) for row in rows]
             result.total_rows = rows.total_rows
         result.seconds = time.perf_counter() - started
         return result
 
+    def _bytes(self, job) -> int | None:
+        """Bytes processed, where the backend measures them (the emulator reports 0 for everything)."""
+        return None if self.config.is_local else job.total_bytes_processed
+
     def dry_run(self) -> StatementResult:
-        """One dry-run job for the whole file (ML functions rewritten locally, from their models)."""
+        """Validate without running: on gcp one BigQuery dry-run job for the whole file; locally each statement
+        in turn (the emulator does not pass parameters into scripts), ML functions rewritten from their models.
+        """
         from google.api_core.exceptions import GoogleAPIError
 
         started = time.perf_counter()
-        text = self.script.text
-        if self.config.is_local:
-            text = ";\n".join(self._dry_sql(statement) for statement in self.script.statements)
-        try:
-            job = self.client.query(
-                text,
-                job_config=job_config(
-                    self.script.parameters, self.params, dry_run=True, use_query_cache=False
-                ),
-            )
-        except (GcpipeError, GoogleAPIError) as err:
-            raise self._locate_dry_run_error(err) from None
-        verdict = "valid"
-        if job.total_bytes_processed is not None:
-            verdict += f"; it would process {_bytes(job.total_bytes_processed)}"
-        return StatementResult(
-            1, job.statement_type or "SCRIPT", time.perf_counter() - started,
-            bytes_processed=job.total_bytes_processed, message=verdict,
-        )  # fmt: skip
-
-    def _dry_sql(self, statement: Statement) -> str:
-        kind = self._kind(statement.text)
-        if kind == "functions":
+        if not self.config.is_local:
+            whole = Statement(self.script.text, 1, ())
+            settings = {"dry_run": True, "use_query_cache": False}
             try:
-                return self.ml.rewrite(statement.text, self.params, dry_run=True)
-            except GcpipeError as err:
-                raise self._error(err, statement, rewritten=True) from None
-        return statement.text
-
-    def _locate_dry_run_error(self, err: Exception) -> SqlError:
-        """The emulator numbers positions per statement: find the statement that fails on its own."""
-        from google.api_core.exceptions import GoogleAPIError
-
-        if self.config.is_local:
-            for statement in self.script.statements:
-                try:
-                    used = used_parameters(statement.tokens)
-                    self.client.query(
-                        self._dry_sql(statement), job_config=job_config(used, self.params, dry_run=True)
-                    )
-                except SqlError as located:
-                    return located
-                except (GcpipeError, GoogleAPIError) as alone:
-                    return self._error(alone, statement)
-        return self._error(err, Statement(self.script.text, 1, ()), whole_script=True)
+                job = self.client.query(
+                    whole.text, job_config=job_config(self.script.parameters, self.params, **settings)
+                )
+            except (GcpipeError, GoogleAPIError) as err:
+                raise self._error(err, whole, whole_script=True) from None
+            verdict = "valid"
+            if job.total_bytes_processed is not None:
+                verdict += f"; it would process {_bytes(job.total_bytes_processed)}"
+            return StatementResult(
+                1, job.statement_type or "SCRIPT", time.perf_counter() - started,
+                bytes_processed=job.total_bytes_processed, message=verdict,
+            )  # fmt: skip
+        created: set[str] = set()
+        unchecked = 0
+        for statement in self.script.statements:
+            sql = statement.text
+            try:
+                if self._kind(sql) == "functions":
+                    sql = self.ml.rewrite(sql, self.params, dry_run=True)
+                used = used_parameters(tokenize(sql))
+                self.client.query(
+                    sql, job_config=job_config(used, self.params, dry_run=True, use_query_cache=False)
+                )
+            except (GcpipeError, GoogleAPIError) as err:
+                # A statement reading what an earlier one creates can only be checked once that exists.
+                if not any(name in _message(err) for name in created):
+                    raise self._error(err, statement, rewritten=sql != statement.text) from None
+                unchecked += 1
+            created |= _creates(statement.text)
+        verdict = f"valid ({_count(len(self.script.statements), 'statement')}"
+        if unchecked:
+            verdict += f"; {unchecked} read what the file creates, so only their syntax was checked"
+        return StatementResult(1, "SCRIPT", time.perf_counter() - started, message=verdict + ")")
 
     def _error(self, err: Exception, statement: Statement, rewritten=False, whole_script=False) -> SqlError:
         if isinstance(err, SqlError):
@@ -278,6 +291,19 @@ class _Runner:
             line = int(position.group(1)) if whole_script else statement.line + int(position.group(1)) - 1
             message = _POSITION.sub("", message, count=1)
         return self.script.error(line, message.rstrip(".") + ".")
+
+
+_CREATES = re.compile(
+    r"^CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP(?:ORARY)?\s+)?(?:TABLE|VIEW|MATERIALIZED\s+VIEW|MODEL)\s+"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?`?([\w.-]+)`?",
+    re.IGNORECASE,
+)
+
+
+def _creates(text: str) -> set[str]:
+    """The name (last part) of the table, view or model a CREATE statement creates."""
+    match = _CREATES.match(text)
+    return {match.group(1).split(".")[-1]} if match else set()
 
 
 def _message(err: Exception) -> str:

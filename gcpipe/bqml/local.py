@@ -1,8 +1,9 @@
 """Local BigQuery ML: the statements the emulator cannot run, run against it.
 
-``CREATE MODEL`` runs its query in the emulator, fits the model here and registers the statement with the
-emulator (which stores model metadata, so ``client.get_model``, ``list_models`` and ``DROP MODEL`` work);
-the fitted model is a JSON artefact under ``<state_dir>/models/<project>/<dataset>/<model>.json``.
+``CREATE MODEL`` runs its query in the emulator, fits the model here, keeps it as a JSON artefact under
+``<state_dir>/models/<project>/<dataset>/<model>.json`` and registers the statement with the emulator
+(which stores model metadata, so ``client.get_model`` and ``list_models`` work); ``DROP MODEL`` drops
+both (the emulator cannot parse it).
 Statements that call ``ML.*`` table functions are rewritten (:mod:`gcpipe.bqml.sql`) and then run by the
 emulator like any other query.
 
@@ -113,11 +114,20 @@ class LocalBigQueryML:
             f"fit {fitted - fetched:.1f} s"
         )
 
-    def drop_model(self, text: str) -> None:
-        """Forget the artefact of a model that a DROP MODEL statement (already run) dropped."""
-        dropped = mlsql.parse_drop_model(text, self.config.project)
-        if dropped:
-            self.store.delete(dropped[0])
+    def drop_model(self, text: str) -> str:
+        """DROP MODEL [IF EXISTS]: the emulator's model metadata and the artefact (the emulator cannot parse it)."""
+        from google.api_core.exceptions import NotFound
+
+        ref, if_exists = mlsql.parse_drop_model(text, self.config.project)
+        try:
+            self.client.delete_model(str(ref))
+        except NotFound:
+            if not if_exists:
+                raise MlSqlError(f"Not found: Model {ref}.") from None
+            return f"model {ref} did not exist"
+        finally:
+            self.store.delete(ref)
+        return f"model {ref} dropped"
 
     def rewrite(self, text: str, params: dict[str, Any], dry_run: bool = False) -> str:
         """``text`` with every ML.* call replaced by the SQL that computes it.
