@@ -41,7 +41,8 @@ class Shop:
         write_sessions(tmp / "sessions.jsonl.gz", 6000, seed=11)
         load_json_lines(bq, tmp / "sessions.jsonl.gz", f"{config.project}.{self.name}.ga_sessions")
         run_sql_file(PROJECT_ROOT / "sql/ml/purchase_features.sql", config=self.config, client=bq)
-        features = self.query("SELECT * FROM {ds}.purchase_features ORDER BY fullVisitorId").to_dataframe(create_bqstorage_client=False)
+        features = self.query("SELECT * FROM {ds}.purchase_features ORDER BY fullVisitorId")
+        features = features.to_dataframe(create_bqstorage_client=False)
         self.train = features[features["date"] < SPLIT].reset_index(drop=True)
         self.later = features[features["date"] >= SPLIT].reset_index(drop=True)
 
@@ -161,7 +162,8 @@ def test_outputs_have_bigquery_ml_names_and_types(shop):
     assert [p["label"] for p in probs] == [1, 0] and sum(p["prob"] for p in probs) == pytest.approx(1.0)
 
     expected = {
-        "EVALUATE": [(n, "FLOAT", "NULLABLE", []) for n in ("precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc")],
+        "EVALUATE": [(n, "FLOAT", "NULLABLE", []) for n in ("precision", "recall", "accuracy", "f1_score",
+                                                              "log_loss", "roc_auc")],
         "WEIGHTS": [("processed_input", "STRING", "NULLABLE", []), ("weight", "FLOAT", "NULLABLE", []),
                     ("category_weights", "RECORD", "REPEATED", [("category", "STRING"), ("weight", "FLOAT")])],
         "FEATURE_INFO": [("input", "STRING", "NULLABLE", [])]
@@ -209,9 +211,10 @@ def test_string_and_bool_labels_keep_their_type_and_the_higher_value_is_positive
 
 def test_linear_regression_matches_scikit_learn(shop):
     shop.run(
-        """CREATE OR REPLACE MODEL {ds}.time_on_site OPTIONS (model_type = 'linear_reg', input_label_cols = ['time_on_site'],
-               data_split_method = 'NO_SPLIT')
-           AS SELECT time_on_site, pageviews, bounces, device_category FROM {ds}.purchase_features WHERE date < @split""",
+        """CREATE OR REPLACE MODEL {ds}.time_on_site
+           OPTIONS (model_type = 'linear_reg', input_label_cols = ['time_on_site'], data_split_method = 'NO_SPLIT')
+           AS SELECT time_on_site, pageviews, bounces, device_category
+           FROM {ds}.purchase_features WHERE date < @split""",
         split=SPLIT,
     )
     rows = shop.run(
@@ -231,7 +234,8 @@ def test_linear_regression_matches_scikit_learn(shop):
     assert np.max(np.abs(ours - theirs)) < 1e-6
     actual = np.array([r["time_on_site"] for r in rows])
     evaluation = shop.run(
-        "SELECT * FROM ML.EVALUATE(MODEL {ds}.time_on_site, (SELECT * FROM {ds}.purchase_features WHERE date >= @split))",
+        """SELECT * FROM ML.EVALUATE(MODEL {ds}.time_on_site,
+             (SELECT * FROM {ds}.purchase_features WHERE date >= @split))""",
         split=SPLIT,
     ).rows[0]
     assert evaluation["mean_absolute_error"] == pytest.approx(metrics.mean_absolute_error(actual, ours))
@@ -264,7 +268,8 @@ def test_model_lifecycle_and_errors(shop):
         shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.elsewhere)")
     with pytest.raises(SqlError, match=r"^test.sql:2: option num_clusters is not supported"):
         shop.run(
-            "SELECT 1;\nCREATE MODEL {ds}.bad OPTIONS (model_type = 'logistic_reg', num_clusters = 3) AS SELECT 1 AS label"
+            "SELECT 1;\nCREATE MODEL {ds}.bad OPTIONS (model_type = 'logistic_reg', num_clusters = 3)\n"
+            "AS SELECT 1 AS label"
         )
     with pytest.raises(SqlError, match=r"^test.sql:1: the label column label has a single value"):
         shop.run(
@@ -281,5 +286,5 @@ def test_categories_with_quotes_survive_the_round_trip_through_sql(shop):
     weights = shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.quoted)").rows
     assert {c["category"] for c in weights[0]["category_weights"]} == {"it's a bounce", 'a "visit"'}
     predicted = shop.run("""SELECT kind, predicted_label FROM ML.PREDICT(MODEL {ds}.quoted,
-                              (SELECT IF(bounces = 1, "it's a bounce", 'a "visit"') AS kind FROM {ds}.purchase_features))""")
+        (SELECT IF(bounces = 1, "it's a bounce", 'a "visit"') AS kind FROM {ds}.purchase_features))""")
     assert {r["kind"] for r in predicted.rows} == {"it's a bounce", 'a "visit"'}
