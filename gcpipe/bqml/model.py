@@ -34,8 +34,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.linalg import LinAlgError, solve
-from scipy.stats import rankdata
 
 from gcpipe.bqml.options import ModelOptions
 from gcpipe.errors import GcpipeError
@@ -514,8 +512,8 @@ def _newton_direction(objective: _Objective, theta: np.ndarray, g: np.ndarray, H
     l1 = objective.options.l1_reg
     if not l1:
         try:
-            return -solve(H + ridge * np.eye(len(H)), g, assume_a="pos")
-        except LinAlgError:
+            return -np.linalg.solve(H + ridge * np.eye(len(H)), g)
+        except np.linalg.LinAlgError:
             return -np.linalg.lstsq(H, g, rcond=None)[0]
     penalised = objective.penalised
     u = theta.copy()
@@ -591,8 +589,19 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     n_neg = len(positive) - n_pos
     if not n_pos or not n_neg:
         return float("nan")
-    ranks = rankdata(score)
+    ranks = _ranks(score)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their average rank (scipy's rankdata, without importing scipy)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.concatenate([[0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1])
+    ends = np.concatenate([starts[1:], [len(values)]])
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return ranks
 
 
 def classification_metrics(target: np.ndarray, predicted: np.ndarray, classes: int, threshold: float = 0.5):

@@ -1,5 +1,5 @@
 -- How well the purchase model ranks later first visits (@eval_from to @eval_to) it was not trained on,
--- graded by ROC AUC as the e-commerce lab grades it.
+-- graded by ROC AUC as the e-commerce lab grades it (NaN when the rows hold buyers only, or none).
 SELECT
   ROUND(precision, 4) AS precision,
   ROUND(recall, 4) AS recall,
@@ -8,6 +8,7 @@ SELECT
   ROUND(log_loss, 4) AS log_loss,
   ROUND(roc_auc, 4) AS roc_auc,
   CASE
+    WHEN IS_NAN(roc_auc) THEN 'unmeasured: the rows hold one label only'
     WHEN roc_auc > 0.9 THEN 'good'
     WHEN roc_auc > 0.8 THEN 'fair'
     WHEN roc_auc > 0.7 THEN 'decent'
