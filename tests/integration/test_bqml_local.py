@@ -288,3 +288,35 @@ def test_categories_with_quotes_survive_the_round_trip_through_sql(shop):
     predicted = shop.run("""SELECT kind, predicted_label FROM ML.PREDICT(MODEL {ds}.quoted,
         (SELECT IF(bounces = 1, "it's a bounce", 'a "visit"') AS kind FROM {ds}.purchase_features))""")
     assert {r["kind"] for r in predicted.rows} == {"it's a bounce", 'a "visit"'}
+
+
+def test_multiclass_logistic_regression_predicts_in_the_warehouse(shop):
+    shop.run(
+        """CREATE OR REPLACE MODEL {ds}.device
+           OPTIONS (model_type = 'logistic_reg', input_label_cols = ['device_category'], data_split_method = 'NO_SPLIT',
+                    l2_reg = 1)
+           AS SELECT device_category, pageviews, time_on_site, bounces, channel_grouping FROM {ds}.purchase_features"""
+    )
+    result = shop.run(
+        "SELECT * FROM ML.PREDICT(MODEL {ds}.device, (SELECT * FROM {ds}.purchase_features ORDER BY fullVisitorId))"
+    )
+    columns = _schema(result.statements[0])
+    assert columns[:2] == [
+        ("predicted_device_category", "STRING", "NULLABLE", []),
+        ("predicted_device_category_probs", "RECORD", "REPEATED", [("label", "STRING"), ("prob", "FLOAT")]),
+    ]
+    model = ModelStore(shop.config.state_dir / "models").load(
+        ModelRef(shop.config.project, shop.name, "device")
+    )[0]
+    rows = result.rows
+    inputs = shop.query("SELECT * FROM {ds}.purchase_features ORDER BY fullVisitorId")
+    expected = model.predict(inputs.to_arrow(create_bqstorage_client=False))
+    assert model.kind == "multiclass" and model.classes == ["desktop", "mobile", "tablet"]
+    for row, probabilities in zip(rows, expected, strict=True):
+        probs = {p["label"]: p["prob"] for p in row["predicted_device_category_probs"]}
+        assert [p["label"] for p in row["predicted_device_category_probs"]] == ["tablet", "mobile", "desktop"]
+        assert [probs[c] for c in model.classes] == pytest.approx(probabilities.tolist(), abs=1e-9)
+        assert row["predicted_device_category"] == model.classes[int(np.argmax(probabilities))]
+    weights = shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.device)")
+    assert weights.statements[0].columns == ["processed_input", "weight", "category_weights", "class_label"]
+    assert {r["class_label"] for r in weights.rows} == {"desktop", "mobile", "tablet"}
