@@ -23,7 +23,6 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 
 import click
@@ -280,12 +279,9 @@ class Deployment:
     def gcloud(self, *args: str) -> tuple[str, ...]:
         return ("gcloud", *args, f"--project={self.project}")
 
-    @cached_property
-    def terraform(self) -> str:
-        return os.environ.get("TERRAFORM", "terraform")
-
     def tf(self, *args: str) -> tuple[str, ...]:
-        return (self.terraform, f"-chdir={_show(TERRAFORM_DIR)}", *args)
+        """A Terraform command on infra/terraform (TERRAFORM names another binary, e.g. tofu)."""
+        return (os.environ.get("TERRAFORM", "terraform"), f"-chdir={_show(TERRAFORM_DIR)}", *args)
 
     def tf_path(self, path: Path) -> str:
         """A path as Terraform sees it after -chdir."""
