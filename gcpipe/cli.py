@@ -23,6 +23,7 @@ COMMANDS = {
     "datagen": ("gcpipe.datagen.cli:datagen", "Generate realistic, seeded data sets."),
     "demo": ("gcpipe.demo:demo", "Run the whole platform end to end on the local target."),
     "bench": ("gcpipe.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),
+    "deploy": ("gcpipe.deploy:deploy", "Deploy to Google Cloud (infra, templates, DAGs) and run jobs there."),
     "sql": ("gcpipe.sql_cli:sql", "Run BigQuery SQL files (local BigQuery ML included); write catalog DDL."),
 }
 
