@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcpipe.config import PROJECT_ROOT
-from gcpipe.sql_runner import RunResult, _bytes, run_sql_file
+from gcpipe.sql_runner import RunResult, format_bytes, run_sql_file
 from gcpipe.ui import console
 
 DDL_DIR = PROJECT_ROOT / "sql" / "ddl"
@@ -82,7 +82,7 @@ def _print_tables(result: RunResult) -> None:
     for s in result.statements:
         facts = [s.statement_type, f"{s.seconds:.2f} s"]
         if s.bytes_processed is not None:
-            facts.append(f"{_bytes(s.bytes_processed)} processed")
+            facts.append(f"{format_bytes(s.bytes_processed)} processed")
         if s.affected_rows is not None:
             facts.append(f"{s.affected_rows:,} rows affected")
         if s.total_rows is not None:
@@ -99,7 +99,9 @@ def _print_tables(result: RunResult) -> None:
             stdout.print(table)
             if s.total_rows and s.total_rows > len(s.rows):
                 console.print(f"... {s.total_rows - len(s.rows):,} more rows (--max-rows)")
-    processed = f", {_bytes(result.bytes_processed)} processed" if result.bytes_processed is not None else ""
+    processed = (
+        f", {format_bytes(result.bytes_processed)} processed" if result.bytes_processed is not None else ""
+    )
     console.print(f"[green]done[/] on {result.target} in {result.seconds:.2f} s{processed}.")
 
 

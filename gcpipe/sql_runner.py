@@ -1,7 +1,7 @@
 """Run BigQuery SQL files against real BigQuery or the local emulator: ``gcpipe sql run`` and its Python API.
 
-    from gcpipe.sql_runner import run_sql
-    result = run_sql("sql/ml/purchase_predictions.sql", {"predict_from": date(2017, 5, 1)})
+    from gcpipe.sql_runner import run_sql_file
+    result = run_sql_file("sql/ml/purchase_model_evaluate.sql", {"eval_from": date(2017, 5, 1), ...})
     result.rows            # the last result set, as dicts
     result.statements      # every statement: line, type, rows, bytes processed, seconds
 
@@ -118,7 +118,9 @@ def run_sql(
         results = [runner.dry_run()]
     elif script.is_procedural:
         runner.check_script()
-        results = [runner.execute(Statement(script.text, 1, ()), whole_script=True)]
+        whole = Statement(script.text, 1, ())
+        results = [runner.execute(whole, whole_script=True)]
+        _enforce_checks(script, whole, results[0])
     else:
         results = []
         for statement in script.statements:
@@ -159,6 +161,7 @@ class _Runner:
 
     @property
     def ml(self):
+        """Local BigQuery ML, made when a statement first needs it."""
         if self._ml is None:
             from gcpipe.bqml.local import LocalBigQueryML
 
@@ -217,15 +220,15 @@ class _Runner:
             raise self._error(
                 err, statement, rewritten=sql != statement.text, whole_script=whole_script
             ) from None
-        kind = job.statement_type or ("SCRIPT" if whole_script else "QUERY")
+        statement_type = job.statement_type or ("SCRIPT" if whole_script else "QUERY")
         result = StatementResult(
             statement.line,
-            kind,
+            statement_type,
             0.0,
             bytes_processed=self._bytes(job),
             affected_rows=job.num_dml_affected_rows,
         )
-        if rows.schema and kind in ("SELECT", "SCRIPT", "QUERY"):
+        if rows.schema and statement_type in ("SELECT", "SCRIPT", "QUERY"):
             result.schema = list(rows.schema)
             result.rows = [dict(row.items()) for row in rows]
             result.total_rows = rows.total_rows
@@ -254,7 +257,7 @@ class _Runner:
                 raise self._error(err, whole, whole_script=True) from None
             verdict = "valid"
             if job.total_bytes_processed is not None:
-                verdict += f"; it would process {_bytes(job.total_bytes_processed)}"
+                verdict += f"; it would process {format_bytes(job.total_bytes_processed)}"
             return StatementResult(
                 1, job.statement_type or "SCRIPT", time.perf_counter() - started,
                 bytes_processed=job.total_bytes_processed, message=verdict,
@@ -262,9 +265,13 @@ class _Runner:
         created: set[str] = set()
         unchecked = 0
         for statement in self.script.statements:
-            sql = statement.text
+            sql, kind = statement.text, self._kind(statement.text)
             try:
-                if self._kind(sql) == "functions":
+                if kind == "drop_model":
+                    continue
+                if kind == "create_model":
+                    sql = self.ml.training_query(sql, self.params)
+                elif kind == "functions":
                     sql = self.ml.rewrite(sql, self.params, dry_run=True)
                 used = used_parameters(tokenize(sql))
                 self.client.query(
@@ -275,7 +282,8 @@ class _Runner:
                 if not any(name in _message(err) for name in created):
                     raise self._error(err, statement, rewritten=sql != statement.text) from None
                 unchecked += 1
-            created |= _creates(statement.text)
+            finally:
+                created |= _creates(statement.text)
         verdict = f"valid ({_count(len(self.script.statements), 'statement')}"
         if unchecked:
             verdict += f"; {unchecked} read what the file creates, so only their syntax was checked"
@@ -320,7 +328,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _bytes(count: int) -> str:
+def format_bytes(count: int) -> str:
     size = float(count)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if size < 1024 or unit == "TiB":

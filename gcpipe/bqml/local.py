@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlglot.tokens import TokenType
 
 from gcpipe.bqml import sql as mlsql
 from gcpipe.bqml.model import GlmModel, ModelError
@@ -78,13 +79,13 @@ class LocalBigQueryML:
     def statement_kind(text: str) -> str | None:
         """'create_model', 'drop_model', 'functions' (calls ML.*) or None (nothing for BigQuery ML)."""
         tokens = tokenize(text)
-        words = [t.text.upper() for t in tokens[:5]]
-        if words[:1] == ["CREATE"] and "MODEL" in words[1:4]:
+        words = mlsql.leading_words(tokens, 4)
+        if words[:2] == ["CREATE", "MODEL"] or words == ["CREATE", "OR", "REPLACE", "MODEL"]:
             return "create_model"
         if words[:2] == ["DROP", "MODEL"]:
             return "drop_model"
         for ml, dot in itertools.pairwise(tokens):
-            if ml.text.upper() == "ML" and dot.text == "." and ml.token_type.name != "STRING":
+            if ml.token_type == TokenType.VAR and ml.text.upper() == "ML" and dot.token_type == TokenType.DOT:
                 return "functions"
         return None
 
@@ -113,6 +114,12 @@ class LocalBigQueryML:
             f"{f'{held:,} evaluation rows' if held else 'the training rows'}; query {fetched - started:.1f} s, "
             f"fit {fitted - fetched:.1f} s"
         )
+
+    def training_query(self, text: str, params: dict[str, Any]) -> str:
+        """A CREATE MODEL statement's query, its options checked (what a dry run can validate)."""
+        statement = mlsql.parse_create_model(text, self.config.project, params)
+        ModelOptions.parse(statement.options)
+        return statement.query
 
     def drop_model(self, text: str) -> str:
         """DROP MODEL [IF EXISTS]: the emulator's model metadata and the artefact (the emulator cannot parse it)."""

@@ -68,7 +68,7 @@ class CreateModel:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _words(tokens: list[Token], count: int) -> list[str]:
+def leading_words(tokens: list[Token], count: int) -> list[str]:
     """The first ``count`` words, upper-cased; quoted names and strings as '' so they never read as keywords."""
     quoted = (TokenType.IDENTIFIER, TokenType.STRING)
     return ["" if t.token_type in quoted else t.text.upper() for t in tokens[:count]]
@@ -169,20 +169,24 @@ def _struct_settings(text: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> list[MlCall]:
-    """The ML.* table-function calls of ``text``, outermost only, left to right."""
+    """The ML.* table-function calls of ``text`` (``ML.<NAME>(MODEL ...``), outermost only, left to right.
+
+    Other ML.* functions count only when called on a MODEL, so a function of a dataset that happens to be
+    called ``ml`` is left alone.
+    """
     tokens = tokenize(text)
     calls, index = [], 0
-    while index < len(tokens) - 3:
-        token = tokens[index]
+    while index < len(tokens) - 4:
+        token, function = tokens[index], tokens[index + 2].text.upper()
         if not (
-            token.text.upper() == "ML"
-            and token.token_type != TokenType.STRING
+            token.token_type == TokenType.VAR
+            and token.text.upper() == "ML"
             and tokens[index + 1].token_type == TokenType.DOT
             and tokens[index + 3].token_type == TokenType.L_PAREN
+            and (function in FUNCTIONS or tokens[index + 4].token_type == TokenType.MODEL)
         ):
             index += 1
             continue
-        function = tokens[index + 2].text.upper()
         if function not in FUNCTIONS:
             raise MlSqlError(
                 f"ML.{function} is not supported by local BigQuery ML; supported: "
@@ -214,7 +218,7 @@ def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> li
 def parse_create_model(text: str, default_project: str, params: dict[str, Any]) -> CreateModel | None:
     """``CREATE [OR REPLACE] MODEL [IF NOT EXISTS] m OPTIONS(...) AS query``; None for other statements."""
     tokens = tokenize(text)
-    words = _words(tokens, 7)
+    words = leading_words(tokens, 7)
     replace = words[:3] == ["CREATE", "OR", "REPLACE"]
     at = 3 if replace else 1
     if words[:1] != ["CREATE"] or len(words) <= at or words[at] != "MODEL":
@@ -226,7 +230,7 @@ def parse_create_model(text: str, default_project: str, params: dict[str, Any]) 
     while (
         end < len(tokens)
         and tokens[end].token_type != TokenType.ALIAS
-        and _words(tokens[end:], 1)[0] not in ("OPTIONS", "TRANSFORM", "INPUT", "OUTPUT", "REMOTE")
+        and leading_words(tokens[end:], 1)[0] not in ("OPTIONS", "TRANSFORM", "INPUT", "OUTPUT", "REMOTE")
     ):
         end += 1
     model = model_ref(tokens[at:end], default_project)
@@ -270,7 +274,7 @@ def parse_create_model(text: str, default_project: str, params: dict[str, Any]) 
 def parse_drop_model(text: str, default_project: str) -> tuple[ModelRef, bool] | None:
     """``DROP MODEL [IF EXISTS] m`` -> (model, if_exists); None for other statements."""
     tokens = tokenize(text)
-    if _words(tokens, 2) != ["DROP", "MODEL"]:
+    if leading_words(tokens, 2) != ["DROP", "MODEL"]:
         return None
     if_exists = [t.text.upper() for t in tokens[2:4]] == ["IF", "EXISTS"]
     return model_ref(tokens[4 if if_exists else 2 :], default_project), if_exists

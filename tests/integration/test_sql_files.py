@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.api_core.exceptions import NotFound
 from sklearn import metrics
 
 from gcpipe.bq_load import load_arrow, load_json_lines
@@ -301,6 +302,12 @@ def test_purchase_features_are_first_visits_with_the_lab_features(wh):
 
 def test_purchase_model_trains_evaluates_predicts_and_explains(wh):
     wh.run("ml/purchase_features.sql")
+    dry = run_sql_file(SQL / "ml/purchase_model.sql", TRAIN, config=wh.config, client=wh.bq, dry_run=True)
+    assert dry.statements[0].message == (
+        "valid (2 statements; 1 read what the file creates, so only their syntax was checked)"
+    )
+    with pytest.raises(NotFound):  # a dry run trains nothing
+        wh.bq.get_model(f"{wh.config.project}.{wh.name}.purchase_model")
     trained = wh.run("ml/purchase_model.sql", **TRAIN)
     assert [s.statement_type for s in trained.statements] == ["CREATE_TABLE_AS_SELECT", "CREATE_MODEL"]
     training_rows = wh.rows("SELECT COUNT(*) AS n FROM {ds}.purchase_training")[0]["n"]
@@ -313,6 +320,10 @@ def test_purchase_model_trains_evaluates_predicts_and_explains(wh):
     assert model.model_type == "LOGISTIC_REGRESSION" or model.model_type.lower() == "logistic_reg"
 
     window = {"eval_from": LATER[0], "eval_to": LATER[1]}
+    dry = run_sql_file(
+        SQL / "ml/purchase_model_evaluate.sql", window, config=wh.config, client=wh.bq, dry_run=True
+    )
+    assert dry.statements[0].message == "valid (1 statement)"
     evaluation = wh.run("ml/purchase_model_evaluate.sql", **window).rows
     predictions = wh.run("ml/purchase_predictions.sql", predict_from=LATER[0], predict_to=LATER[1])
     scored = wh.rows("SELECT * FROM {ds}.purchase_predictions")
