@@ -7,10 +7,12 @@ UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 VENV := $(CURDIR)/.venv
 EMULATOR_VENV := $(CURDIR)/.venv-emulators
+INFRA_VENV := $(CURDIR)/.venv-infra
 GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-system test lint format up down status demo clean bench dashboard
+.PHONY: help setup setup-system setup-infra test lint lint-infra format up down status demo clean bench dashboard \
+	deploy-infra build-templates deploy-dags run-gcp
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -24,14 +26,27 @@ setup: $(UV)  ## Create the project and emulator environments from the lock file
 	UV_PROJECT_ENVIRONMENT=$(EMULATOR_VENV) $(UV) sync --frozen --project infra/local/emulators \
 		--python $(PYTHON) --quiet && \
 	$(EMULATOR_VENV)/bin/python infra/local/install_duckdb_spatial.py && \
+	$(MAKE) --no-print-directory setup-infra && \
 	echo "setup done in $$(( $$(date +%s) - start )) s"
+
+# The infra checks (checkov, and Terraform for `fmt`) have their own environment: checkov's pins clash
+# with the project's lock.
+$(INFRA_VENV)/bin/checkov: infra/checks/uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(INFRA_VENV) $(UV) sync --frozen --project infra/checks --python $(PYTHON) --quiet
+	touch $@
+
+setup-infra: $(INFRA_VENV)/bin/checkov  ## The infra checks' environment (.venv-infra: checkov, terraform for fmt).
 
 setup-system:  ## Install the Debian packages in infra/local/system-packages.txt (apt-get; CI runs it).
 	bash infra/local/setup_system.sh
 
-lint:  ## Ruff: lint and format check.
+lint: lint-infra  ## Ruff: lint and format check; then the infra checks.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+lint-infra: $(INFRA_VENV)/bin/checkov  ## Offline: terraform fmt -check and the checkov scan of infra/.
+	$(INFRA_VENV)/bin/terraform fmt -check -recursive -diff infra/terraform
+	$(INFRA_VENV)/bin/checkov --config-file infra/checks/checkov.yaml
 
 format:  ## Ruff: fix what can be fixed and format.
 	$(VENV)/bin/ruff check --fix .
@@ -60,3 +75,20 @@ clean: down  ## Stop the stack and delete its state (.gcpipe/).
 
 bench:  ## Every benchmark with its baseline in the same run; writes BENCHMARKS.md.
 	$(GCPIPE) bench
+
+# Google Cloud: GCPIPE_PROJECT and GCPIPE_REGION (or gcpipe.toml [gcp]); DRY_RUN=1 prints the commands and
+# files and calls nothing. ENVIRONMENT=dev|staging|prod (default prod).
+DEPLOY_FLAGS = $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run) $(if $(ENVIRONMENT),--environment=$(ENVIRONMENT))
+
+deploy-infra:  ## Terraform state bucket, plan, apply; outputs into gcpipe.toml (DRY_RUN=1 prints).
+	$(GCPIPE) deploy infra $(DEPLOY_FLAGS)
+
+build-templates:  ## Flex-template images (Cloud Build) and template specs (DRY_RUN=1 prints).
+	$(GCPIPE) deploy templates $(DEPLOY_FLAGS)
+
+deploy-dags:  ## Composer PyPI packages, then DAGs and support code (DRY_RUN=1 prints).
+	$(GCPIPE) deploy dags $(DEPLOY_FLAGS)
+
+run-gcp:  ## One job on GCP: JOB=csv_ingest|taxi_streaming|kdd_analysis|als_recommend ARGS="--input=gs://...".
+	@test -n "$(JOB)" || { echo "error: name the job: make run-gcp JOB=csv_ingest ARGS='--input=gs://...'" >&2; exit 2; }
+	$(GCPIPE) deploy run $(DEPLOY_FLAGS) $(JOB) $(ARGS)

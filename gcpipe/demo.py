@@ -76,6 +76,28 @@ def _datagen(ctx: DemoContext) -> str:
     )
 
 
+def _ecommerce_ml(ctx: DemoContext) -> str:
+    from gcpipe.clients import bigquery_client
+    from gcpipe.ecommerce_flow import STEPS, run_ecommerce_flow
+
+    client = bigquery_client(ctx.config)
+    flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client)
+    metrics = ctx.facts["purchase_model"] = flow.metrics
+    table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
+    table.add_row(*(str(v) for v in metrics.values()))
+    console.print(table)
+    dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
+    trained, predicted = (
+        client.get_table(f"{dataset}.{t}").num_rows for t in ("purchase_training", "purchase_predictions")
+    )
+    checks = sum(path.startswith("checks/") for path, _ in STEPS)
+    return (
+        f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
+        f"passed; purchase model trained on {trained:,} first visits, ROC AUC {metrics['roc_auc']} on later ones "
+        f"({metrics['model_quality']}); {predicted:,} predictions in {dataset}.purchase_predictions"
+    )
+
+
 def _streaming(ctx: DemoContext) -> str:
     """About a minute of simulated rides through Pub/Sub and the streaming pipeline into BigQuery."""
     from gcpipe import pubsub
@@ -121,6 +143,7 @@ STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
+    Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
     Stage("streaming rides", _streaming),
 ]
 

@@ -69,6 +69,26 @@ def test_up_down_up_leaves_nothing_behind(side_config):
     assert stack.down(side_config, **QUIET) == dict.fromkeys(stack.CORE_SERVICES, "not running")
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port`` (IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def test_every_service_listens_on_loopback_only(local_stack):
+    # 127.0.0.1, ::1 and ::ffff:127.0.0.1 (the JVM's IPv4-mapped form), as /proc/net writes them
+    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+    for key in ("metadata", "pubsub", "bigquery", "bigquery_grpc", "gcs"):
+        addresses = _listening_addresses(local_stack.port(key))
+        assert addresses and addresses <= loopback, (key, addresses)
+
+
 def test_a_taken_port_is_one_clear_sentence(side_config):
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the port may be in TIME_WAIT
