@@ -10,7 +10,8 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.ride_events` (
   meter_increment FLOAT64 NOT NULL,
   ride_status STRING NOT NULL,
   passenger_count INT64 NOT NULL,
-  message_id STRING
+  message_id STRING,
+  event_id STRING
 )
 PARTITION BY TIMESTAMP_TRUNC(timestamp, DAY)
 CLUSTER BY ride_id

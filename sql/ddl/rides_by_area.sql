@@ -15,4 +15,4 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.rides_by_area` (
 )
 PARTITION BY TIMESTAMP_TRUNC(window_start, DAY)
 CLUSTER BY area, window_key
-OPTIONS (partition_expiration_days = 30, description = "Pickups per geohash area in sliding 5-minute windows every minute, for the heat map; one row per pane.");
+OPTIONS (partition_expiration_days = 30, description = "Pickups per geohash area in sliding 5-minute windows every minute, for the heat map; one row per pane; the latest emitted_at of a window_key wins.");

@@ -8,6 +8,7 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.rides_per_minute` (
   passengers INT64 NOT NULL,
   revenue FLOAT64 NOT NULL,
   active_rides INT64 NOT NULL,
+  events INT64 NOT NULL,
   pane_timing STRING NOT NULL,
   pane_index INT64 NOT NULL,
   window_key STRING NOT NULL,
@@ -15,4 +16,4 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.rides_per_minute` (
 )
 PARTITION BY TIMESTAMP_TRUNC(window_start, DAY)
 CLUSTER BY window_key
-OPTIONS (partition_expiration_days = 30, description = "Ride counts, passengers and revenue per 1-minute event-time window; one row per pane, the highest pane_index of a window_key wins.");
+OPTIONS (partition_expiration_days = 30, description = "Ride counts, passengers and revenue per 1-minute event-time window; one row per pane; the latest emitted_at of a window_key wins.");
