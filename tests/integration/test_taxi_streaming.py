@@ -39,6 +39,13 @@ def topic(local_stack):
     return f"rides-{uuid.uuid4().hex[:8]}"
 
 
+def stored_count(bq, dataset: str) -> int:
+    try:
+        return next(iter(bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`").result()))["n"]
+    except Exception:  # NotFound: the pipeline has not made its tables yet
+        return 0
+
+
 def read_manifests(*paths) -> list[dict]:
     return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
 
@@ -152,11 +159,12 @@ def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, t
         kwargs={"duplicates": 0.02, "seed": 11, "manifest": tmp_path / "m.jsonl"},
     )
     publisher.start()
-    time.sleep(8)
+    deadline = time.monotonic() + 90
+    while stored_count(bq, dataset) < 300 and time.monotonic() < deadline:  # until it is well under way
+        time.sleep(0.5)
     first.send_signal(signal.SIGKILL)  # mid-stream: whatever it pulled and had not stored is unacknowledged
     first.wait()
-    (before,) = bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`").result()
-    assert 0 < before["n"] < 3000  # it was killed mid-stream
+    assert 300 <= stored_count(bq, dataset) < 4000  # it was killed mid-stream
     second = start_pipeline(subscription, dataset, 40, tmp_path / "second.log")
     publisher.join()
     finish(second, tmp_path / "second.log")
