@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from google.api_core.exceptions import NotFound
 
 from gcpipe import pubsub
 from gcpipe.bench import BenchContext, Figure, _tree_rss_mb
@@ -78,7 +79,7 @@ def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> t
             peak = max(peak, _tree_rss_mb(process.pid))
             try:
                 stored = _count(bq, f"{dataset}.ride_events")
-            except Exception:  # the pipeline has not made its tables yet
+            except NotFound:  # the pipeline has not made its tables yet
                 stored = 0
             for share in (0.1, 0.9):
                 if share not in marks and stored >= share * backlog:

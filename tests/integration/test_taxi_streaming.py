@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from google.api_core.exceptions import NotFound
 
 from gcpipe import pubsub
 from gcpipe.dashboard import queries
@@ -42,7 +43,7 @@ def topic(local_stack):
 def stored_count(bq, dataset: str) -> int:
     try:
         return next(iter(bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`").result()))["n"]
-    except Exception:  # NotFound: the pipeline has not made its tables yet
+    except NotFound:  # the pipeline has not made its tables yet
         return 0
 
 
