@@ -79,7 +79,6 @@ def render(client, dataset: str) -> tuple:
     """Everything the page shows, read fresh from BigQuery."""
     minutes = queries.per_minute(client, dataset, MINUTES_SHOWN)
     reasons = queries.dead_letters(client, dataset)
-    (stored,) = queries._rows(client, f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`")
     dead = sum(row["messages"] for row in reasons)
     now = datetime.now(UTC).strftime("%H:%M:%S UTC")
     if not minutes:
@@ -105,7 +104,7 @@ def render(client, dataset: str) -> tuple:
     )
     return (
         status,
-        f"{stored['n']:,}",
+        f"{queries.events_stored(client, dataset):,}",
         f"{sum(row['pickups'] for row in minutes):,}",
         f"${sum(row['revenue'] for row in minutes):,.2f}",
         f"{dead:,}",

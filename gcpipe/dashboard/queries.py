@@ -48,12 +48,16 @@ def dead_letters(client, dataset: str) -> list[dict]:
     )
 
 
+def events_stored(client, dataset: str) -> int:
+    (row,) = _rows(client, f"SELECT COUNT(*) AS events FROM `{dataset}.ride_events`")
+    return row["events"]
+
+
 def landed(client, dataset: str) -> dict:
     """Totals: events stored, dead letters, and what the latest panes of the 1-minute windows add up to."""
-    (stored,) = _rows(client, f"SELECT COUNT(*) AS events FROM `{dataset}.ride_events`")
     windows = per_minute(client, dataset)
     return {
-        "events_stored": stored["events"],
+        "events_stored": events_stored(client, dataset),
         "dead_letters": sum(row["messages"] for row in dead_letters(client, dataset)),
         "windows": len(windows),
         "events_in_windows": sum(row["events"] for row in windows),
