@@ -42,6 +42,7 @@ def per_minute(rows: list[dict], columns: dict[str, str], title: str) -> go.Figu
     for column, name in columns.items():
         figure.add_trace(go.Bar(x=x, y=[row[column] for row in rows], name=name))
     figure.update_layout(legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
+    figure.update_xaxes(tickformat="%H:%M", dtick=60_000 * max(1, len(rows) // 10))  # whole minutes
     return figure
 
 
