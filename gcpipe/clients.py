@@ -8,7 +8,7 @@ On gcp they use Application Default Credentials.
 from __future__ import annotations
 
 from gcpipe.config import Config, load_config
-from gcpipe.schemas import TableSpec
+from gcpipe.schemas import SchemaError, TableSpec
 from gcpipe.stack import apply_env
 
 
@@ -57,9 +57,23 @@ def ensure_dataset(client, dataset: str, location: str | None = None) -> None:
 
 
 def ensure_table(client, spec: TableSpec, table_id: str) -> None:
-    """Create ``table_id`` (``project.dataset.table``) from the catalog's spec if it does not exist."""
-    ensure_dataset(client, table_id.split(".")[1])
+    """Create ``table_id`` (``[project.]dataset.table``) from the catalog's spec if it does not exist.
+
+    A table that exists with other columns than the schema (an older schema, say) is one clear error,
+    not a load that fails later on a missing column.
+    """
+    ensure_dataset(client, table_id.split(".")[-2])
     client.query(spec.ddl(table_id)).result()
+    existing = {f.name: (f.field_type, f.mode) for f in client.get_table(table_id).schema}
+    wanted = {f.name: (f.field_type, f.mode) for f in spec.schema.to_bigquery()}
+    if existing != wanted:
+        differ = sorted(
+            name for name in existing.keys() | wanted.keys() if existing.get(name) != wanted.get(name)
+        )
+        raise SchemaError(
+            f"table {table_id} exists with columns that differ from sql/schemas/{spec.schema.name}.json "
+            f"({', '.join(differ)}): drop it, or on the local target run `make clean` to start afresh."
+        )
 
 
 def bigquery_read_client(config: Config | None = None):
