@@ -23,6 +23,7 @@ COMMANDS = {
     "datagen": ("gcpipe.datagen.cli:datagen", "Generate realistic, seeded data sets."),
     "demo": ("gcpipe.demo:demo", "Run the whole platform end to end on the local target."),
     "bench": ("gcpipe.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),
+    "spark": ("gcpipe.spark.cli:spark", "Run the Spark jobs locally or on Dataproc (submit, package)."),
     "deploy": ("gcpipe.deploy:deploy", "Deploy to Google Cloud (infra, templates, DAGs) and run jobs there."),
 }
 
