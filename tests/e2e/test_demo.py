@@ -7,7 +7,7 @@ from gcpipe.demo import STAGES, run_demo
 pytestmark = pytest.mark.stack
 
 
-def test_demo_runs_every_stage(local_stack, bq, tmp_path):
+def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     ctx, results = run_demo(local_stack, scale=0.01, lake=tmp_path)
     assert [name for name, _, _ in results] == [stage.name for stage in STAGES]
     assert all(summary for _, _, summary in results)
@@ -15,3 +15,7 @@ def test_demo_runs_every_stage(local_stack, bq, tmp_path):
     assert (tmp_path / "landing" / "taxi_trips" / "2019-03-01" / "trips.csv").exists()
     tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
     assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
+    kdd = ctx.facts["kdd_analysis"]
+    assert (kdd["valid"], kdd["malformed"]) == (ctx.facts["kdd"].valid, ctx.facts["kdd"].malformed)
+    assert (tmp_path / "kdd" / "analysis" / "report" / "attack_stats.png").exists()
+    assert ctx.facts["als_recommend"]["recommendations"] == 5 * ctx.facts["rentals"].users
