@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 import time
 from datetime import UTC, datetime
 
 from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, NORMAL_LABEL, UNKNOWN_CATEGORY
+from spark_jobs import kdd_report
 from spark_jobs.common import (
     arrow_table,
     conform,
@@ -70,30 +72,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def parse_connections(lines, schema):
     """Each text line (``value``) as the schema's typed columns, plus ``raw`` and ``malformed``: NULL, or
-    how the line fails. Other columns of ``lines`` pass through."""
+    how the line fails. Other columns of ``lines`` pass through.
+
+    In three projections, so the line is split once and each cell cast once (the optimizer keeps a
+    projection apart when merging it would repeat an expensive expression).
+    """
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
-    cells = F.split("value", ",", -1)
-    fits = F.size(cells) == len(schema.fields)
-    columns = []
-    for index, field in enumerate(schema.fields):
-        cell = F.get(cells, index)
-        if isinstance(field.dataType, StringType):
-            value, present = cell, cell != ""
-        else:
-            value = cell.try_cast(field.dataType)
-            present = value.isNotNull()
-        columns.append(value.alias(field.name))
-        fits = fits & present
+    passed_on = [c for c in lines.columns if c != "value"]
+    split = lines.select(F.col("value").alias("raw"), F.split("value", ",", -1).alias("_cells"), *passed_on)
+    cells = [F.get("_cells", index) for index in range(len(schema.fields))]
+    typed = split.select("*", *[
+        (cell if isinstance(f.dataType, StringType) else cell.try_cast(f.dataType)).alias(f.name)
+        for cell, f in zip(cells, schema.fields, strict=True)
+    ])  # fmt: skip
+    fits = F.size("_cells") == len(schema.fields)
+    for field in schema.fields:
+        column = F.col(field.name)
+        fits = fits & ((column != "") if isinstance(field.dataType, StringType) else column.isNotNull())
     malformed = (
         F.when(fits, F.lit(None))
-        .when(F.size(cells) != len(schema.fields), F.lit("wrong_column_count"))
-        .when(F.array_contains(cells, ""), F.lit("empty_field"))
+        .when(F.size("_cells") != len(schema.fields), F.lit("wrong_column_count"))
+        .when(F.array_contains("_cells", ""), F.lit("empty_field"))
         .otherwise(F.lit("non_numeric"))
     )
-    passed_on = [c for c in lines.columns if c != "value"]
-    return lines.select(F.col("value").alias("raw"), malformed.alias("malformed"), *columns, *passed_on)
+    return typed.select("raw", malformed.alias("malformed"), *schema.fieldNames(), *passed_on)
 
 
 def malformed_reason(schema):
@@ -118,20 +122,21 @@ def malformed_reason(schema):
     return F.concat(F.col("malformed"), F.lit(": "), detail)
 
 
-def fine_aggregate(connections) -> list[dict]:
-    """Rows of (malformed, protocol_type, service, label, connections, sums): the one pass over the data.
+def fine_aggregate(connections):
+    """The one pass over the data: counts and sums per (protocol_type, service, label) of the valid lines.
 
-    Malformed lines form their own groups (by kind, the other keys NULL), so the same pass counts them.
+    Malformed lines form groups of their own, keyed by kind, raw text and source (NULL for valid lines),
+    so the same pass counts them and keeps them for the dead letters; a filter on the parsed lines would
+    be pushed below the parsing and evaluated there at great cost.
     """
     from pyspark.sql import functions as F
 
     valid = F.col("malformed").isNull()
-    keys = [F.col("malformed")] + [
-        F.when(valid, F.col(c)).alias(c) for c in ("protocol_type", "service", "label")
-    ]
+    keys = [F.col("malformed")]
+    keys += [F.when(valid, F.col(c)).alias(c) for c in ("protocol_type", "service", "label")]
+    keys += [F.when(~valid, F.col(c)).alias(c) for c in ("raw", "source")]
     sums = [F.sum(F.when(valid, F.col(c))).alias(c) for c in SUMMED]
-    grouped = connections.groupBy(*keys).agg(F.count(F.lit(1)).alias("connections"), *sums)
-    return [row.asDict() for row in grouped.collect()]
+    return connections.groupBy(*keys).agg(F.count(F.lit(1)).alias("connections"), *sums)
 
 
 def roll_up(rows: list[dict]) -> dict:
@@ -198,13 +203,15 @@ def roll_up(rows: list[dict]) -> dict:
     }
 
 
-def write_malformed(connections, schema, output: str) -> None:
-    """The malformed lines with their reasons, as dead letters (sql/schemas/dead_letter.json) in JSON lines."""
+def write_malformed(groups, schema, output: str) -> None:
+    """The malformed lines, one record each with its reason, as dead letters (sql/schemas/dead_letter.json)
+    in JSON lines."""
     from pyspark.sql import functions as F
 
-    dead_letters = connections.filter(F.col("malformed").isNotNull()).select(
+    dead_letters = groups.filter(F.col("malformed").isNotNull()).select(
         "source", "raw", malformed_reason(schema).alias("reason"), F.current_timestamp().alias("loaded_at"),
         F.lit(None).alias("line"), F.lit(None).alias("partition_date"),
+        F.explode(F.array_repeat(F.lit(1), F.col("connections").cast("int"))),  # one per occurrence
     )  # fmt: skip
     conform(dead_letters, job_schema("dead_letter")).coalesce(1).write.mode("overwrite").json(
         f"{output.rstrip('/')}/malformed"
@@ -215,30 +222,32 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
     """Run the analysis; return the summary (also written to ``output/summary.json``)."""
     from pyspark.sql import functions as F
 
-    from spark_jobs import kdd_report
-
     started = time.monotonic()
     schema = job_schema("kdd_connections").to_spark()
     lines = spark.read.text(input_uri).withColumn("source", F.col("_metadata.file_path"))
-    connections = parse_connections(lines, schema)
-    rows = fine_aggregate(connections)
-    malformed = dict.fromkeys(MALFORMED_KINDS, 0)
-    for row in rows:
-        if row["malformed"] is not None:
-            malformed[row["malformed"]] += row["connections"]
-    valid = sum(row["connections"] for row in rows if row["malformed"] is None)
+    groups = fine_aggregate(parse_connections(lines, schema)).cache()  # small: read twice below
+    kinds = groups.groupBy("malformed").agg(F.sum("connections").alias("lines")).collect()
+    malformed = dict.fromkeys(MALFORMED_KINDS, 0) | {
+        r["malformed"]: r["lines"] for r in kinds if r["malformed"]
+    }
+    valid = next((r["lines"] for r in kinds if r["malformed"] is None), 0)
     log.info("read %s lines: %s valid, %s malformed", f"{valid + sum(malformed.values()):,}", f"{valid:,}",
              malformed)  # fmt: skip
 
     if sum(malformed.values()):
-        write_malformed(connections, schema, output)
+        write_malformed(groups, schema, output)
     else:
         remove(output, "malformed")
+    rows = [
+        row.asDict() for row in groups.filter(F.col("malformed").isNull()).drop("raw", "source").collect()
+    ]
+    groups.unpersist()
     schemas = {name: job_schema(schema) for name, schema in AGGREGATES.items()}
     frames = {name: frame[schemas[name].names] for name, frame in roll_up(rows).items()}
     tables = {name: arrow_table(frame, schemas[name]) for name, frame in frames.items()}
     written = [uri for name, table in tables.items() for uri in write_table(output, name, table)]
     written += kdd_report.write_report(output, frames, valid, malformed)
+    log.info("wrote %d files under %s", len(written), output)
     loaded = []
     if bq_table:
         project, dataset, main_table = bq_table.split(".")
@@ -266,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.bq_table and len(args.bq_table.split(".")) != 3:
         raise SystemExit(f"kdd_analysis: --bq_table {args.bq_table!r} is not PROJECT.DATASET.TABLE.")
+    threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
     with user_errors("kdd_analysis"):
         summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)
     print(json.dumps(summary))

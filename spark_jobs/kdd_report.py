@@ -14,6 +14,15 @@ METRICS = ("connections", "mean_src_bytes", "mean_dst_bytes", "mean_duration", "
            "total_compromised", "total_file_creations", "total_root_attempts", "total_root_accesses")  # fmt: skip
 
 
+def warm_up() -> None:
+    """Import the plotting stack (a second or two): the job does it in a thread while Spark works."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+    import pandas  # noqa: F401
+
+
 def _png(figure) -> bytes:
     import matplotlib.pyplot as plt
 
@@ -64,7 +73,7 @@ def categories_chart(by_category, by_label) -> bytes:
     cats = by_category.iloc[::-1]
     bars = left.barh(cats["attack_category"], cats["connections"],
                      color=[CATEGORY_COLOURS.get(c, "#7f7f7f") for c in cats["attack_category"]])  # fmt: skip
-    left.bar_label(bars, labels=[f"{n:,} ({s:.1%})" for n, s in zip(cats["connections"], cats["share"], strict=True)],
+    left.bar_label(bars, labels=[f"{n:,} ({s:.2%})" for n, s in zip(cats["connections"], cats["share"], strict=True)],
                    fontsize=8, padding=3)  # fmt: skip
     left.set_xscale("log")
     left.set_title("connections per attack category")
@@ -83,19 +92,22 @@ def categories_chart(by_category, by_label) -> bytes:
 def services_chart(top) -> bytes:
     """Attacks per service for the most attacked services, coloured by their main attack category."""
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     figure, ax = plt.subplots(figsize=(10, 5))
     rows = top.iloc[::-1]
-    bars = ax.barh(
-        rows["service"],
-        rows["attacks"],
-        color=[CATEGORY_COLOURS.get(c, "#7f7f7f") for c in rows["top_category"]],
-    )
-    ax.bar_label(bars, labels=[f"{a:,}  ({s:.0%} of its connections, mostly {c})" for a, s, c in
-                               zip(rows["attacks"], rows["attack_share"], rows["top_category"], strict=True)],
-                 fontsize=8, padding=3)  # fmt: skip
+    colours = [CATEGORY_COLOURS.get(c, "#7f7f7f") for c in rows["top_category"]]
+    bars = ax.barh(rows["service"], rows["attacks"], color=colours)
+    labels = [
+        f"{a:,} ({s:.0%} of its connections)"
+        for a, s in zip(rows["attacks"], rows["attack_share"], strict=True)
+    ]
+    ax.bar_label(bars, labels=labels, fontsize=8, padding=3)
     ax.set_xscale("log")
-    ax.margins(x=0.6)
+    ax.margins(x=0.5)
+    categories = sorted(set(rows["top_category"]))
+    ax.legend([Patch(color=CATEGORY_COLOURS.get(c, "#7f7f7f")) for c in categories], categories,
+              title="main attack category", fontsize=8, loc="lower right")  # fmt: skip
     ax.set_title(f"the {len(top)} services with the most attack connections")
     figure.tight_layout()
     return _png(figure)
@@ -112,9 +124,7 @@ def _markdown_table(frame, formats: dict[str, str]) -> str:
 
 def write_report(output: str, frames: dict, valid: int, malformed: dict[str, int]) -> list[str]:
     """``output/report/``: three PNG charts and report.md; return their URIs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    warm_up()
     folder = f"{output.rstrip('/')}/report"
     if not valid:
         return [write_bytes(folder, "report.md", b"# KDD Cup 99 analysis\n\nNo valid connection was read.\n")]
