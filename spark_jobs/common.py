@@ -41,9 +41,6 @@ LOCAL_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.checkpoint.dir": str(Path(tempfile.gettempdir()) / "gcpipe-spark-checkpoints"),
     "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
-    # Local runs are short: the C1 compiler alone and the serial collector cost a third less CPU than C2
-    # and G1 (the KDD job on the 10% file: JVM CPU 14 s instead of 22 s), which matters on two cores.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
 }
 
 log = logging.getLogger("spark_jobs")
