@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from gcpipe.config import PROJECT_ROOT, Config
 from gcpipe.errors import GcpipeError
@@ -25,48 +25,37 @@ class SparkJobError(GcpipeError):
 @dataclass(frozen=True)
 class SparkJob:
     name: str  # the module spark_jobs.<name>
-    title: str
     schemas: tuple[str, ...]  # files of sql/schemas the job reads: shipped with it (--files)
-    defaults: Callable[[Config], list[str]]
+    defaults: tuple[str, ...]  # arguments, with {lake}, {project}, {kdd_dataset}... (Config.template_vars)
     jars: tuple[str, ...] = ()  # local jars shipped with it (--jars)
+
+    def default_args(self, config: Config) -> list[str]:
+        return [arg.format(**config.template_vars()) for arg in self.defaults]
 
     @property
     def module(self) -> str:
         return f"spark_jobs.{self.name}"
 
     @property
-    def main_file(self):
+    def main_file(self) -> Path:
         return PROJECT_ROOT / "spark_jobs" / f"{self.name}.py"
-
-
-def _kdd_defaults(config: Config) -> list[str]:
-    return [
-        "--input", f"{config.lake}/landing/kdd/kddcup.data.gz",
-        "--output", f"{config.lake}/kdd/analysis",
-        "--bq_table", f"{config.project}.{config.dataset('kdd')}.attack_stats",
-    ]  # fmt: skip
-
-
-def _als_defaults(config: Config) -> list[str]:
-    return [
-        "--source", f"{config.lake}/landing/rentals",
-        "--sink", f"{config.lake}/rentals/recommendations",
-        "--sink", f"bq://{config.project}.{config.dataset('rentals')}",
-    ]  # fmt: skip
 
 
 JOBS: dict[str, SparkJob] = {
     job.name: job
     for job in (
         SparkJob(
-            "kdd_analysis", "KDD Cup 99 intrusion analysis",
+            "kdd_analysis",
             ("kdd_connections", "kdd_attack_stats", "kdd_connections_by_protocol", "kdd_connections_by_label",
              "kdd_connections_by_category", "kdd_top_attacked_services", "dead_letter"),
-            _kdd_defaults,
+            ("--input", "{lake}/landing/kdd/kddcup.data.gz", "--output", "{lake}/kdd/analysis",
+             "--bq_table", "{project}.{kdd_dataset}.attack_stats"),
         ),
         SparkJob(
-            "als_recommend", "ALS rental recommendations", ("accommodations", "ratings", "recommendations"),
-            _als_defaults, jars=(JDBC_DRIVER_JAR,),
+            "als_recommend", ("accommodations", "ratings", "recommendations"),
+            ("--source", "{lake}/landing/rentals", "--sink", "{lake}/rentals/recommendations",
+             "--sink", "bq://{project}.{rentals_dataset}"),
+            jars=(JDBC_DRIVER_JAR,),
         ),
     )
 }  # fmt: skip
@@ -109,7 +98,7 @@ def _options(args: list[str]) -> list[tuple[str, str | None]]:
 def job_args(job: SparkJob, config: Config, *layers: list[str]) -> list[str]:
     """The job's defaults for ``config``; each layer's options replace those of the same name before it
     (in place: the first occurrence takes all of the layer's values, as for a repeatable ``--sink``)."""
-    pairs = _options(job.defaults(config))
+    pairs = _options(job.default_args(config))
     for layer in layers:
         given = _options(list(layer))
         by_name: dict[str, list] = {}
