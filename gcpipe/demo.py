@@ -95,9 +95,8 @@ def _spark_als(ctx: DemoContext) -> str:
     from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
 
     job, config = JOBS["als_recommend"], ctx.config
-    cloudsql.load_rentals(
-        config, Path(ctx.facts["rentals"].ratings_path).parent
-    )  # as the lab imports its CSVs
+    # Into Cloud SQL (the local PostgreSQL), as the lab imports its CSVs.
+    cloudsql.load_rentals(config, Path(ctx.facts["rentals"].ratings_path).parent)
     rentals = f"bq://{config.project}.{config.dataset('rentals')}"
     sinks = [config.jdbc_url, str(ctx.lake / "rentals" / "recommendations"), rentals]
     args = job_args(job, config, cloudsql_args(config), [arg for sink in sinks for arg in ("--sink", sink)])
@@ -110,12 +109,35 @@ def _spark_als(ctx: DemoContext) -> str:
     )
 
 
+def _ecommerce_ml(ctx: DemoContext) -> str:
+    from gcpipe.clients import bigquery_client
+    from gcpipe.ecommerce_flow import STEPS, run_ecommerce_flow
+
+    client = bigquery_client(ctx.config)
+    flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client)
+    metrics = ctx.facts["purchase_model"] = flow.metrics
+    table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
+    table.add_row(*(str(v) for v in metrics.values()))
+    console.print(table)
+    dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
+    trained, predicted = (
+        client.get_table(f"{dataset}.{t}").num_rows for t in ("purchase_training", "purchase_predictions")
+    )
+    checks = sum(path.startswith("checks/") for path, _ in STEPS)
+    return (
+        f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
+        f"passed; purchase model trained on {trained:,} first visits, ROC AUC {metrics['roc_auc']} on later ones "
+        f"({metrics['model_quality']}); {predicted:,} predictions in {dataset}.purchase_predictions"
+    )
+
+
 STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
     Stage("Spark: KDD Cup 99 analysis", _spark_kdd),
     Stage("Spark: ALS recommendations", _spark_als),
+    Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
 ]
 
 

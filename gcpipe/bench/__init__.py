@@ -29,6 +29,7 @@ from gcpipe.errors import GcpipeError
 BENCHMARKS: dict[str, str] = {
     "foundation": "gcpipe.bench.foundation:run",
     "spark_kdd": "gcpipe.bench.spark_kdd:run",
+    "bqml": "gcpipe.bench.bqml:run",
 }
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
 BENCHMARKS_JSON = PROJECT_ROOT / "BENCHMARKS.json"

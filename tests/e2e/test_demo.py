@@ -19,3 +19,8 @@ def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     assert (kdd["valid"], kdd["malformed"]) == (ctx.facts["kdd"].valid, ctx.facts["kdd"].malformed)
     assert (tmp_path / "kdd" / "analysis" / "report" / "attack_stats.png").exists()
     assert ctx.facts["als_recommend"]["recommendations"] == 5 * ctx.facts["rentals"].users
+    assert {"precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"} <= set(
+        ctx.facts["purchase_model"]
+    )
+    predictions = f"{local_stack.project}.{local_stack.dataset('ecommerce')}.purchase_predictions"
+    assert bq.get_table(predictions).num_rows > 0
