@@ -25,6 +25,7 @@ COMMANDS = {
     "rides": ("gcpipe.rides:rides", "Simulated taxi rides: publish them to Pub/Sub in real time."),
     "dashboard": ("gcpipe.dashboard.app:dashboard", "Serve the live dashboard of the streaming rides."),
     "bench": ("gcpipe.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),
+    "spark": ("gcpipe.spark.cli:spark", "Run the Spark jobs locally or on Dataproc (submit, package)."),
     "deploy": ("gcpipe.deploy:deploy", "Deploy to Google Cloud (infra, templates, DAGs) and run jobs there."),
     "sql": ("gcpipe.sql_cli:sql", "Run BigQuery SQL files (local BigQuery ML included); write catalog DDL."),
 }

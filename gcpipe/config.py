@@ -55,6 +55,11 @@ class Config:
     state_dir: Path = PROJECT_ROOT / ".gcpipe"
     port_offset: int = 0
     composer_environment: str = "gcpipe"
+    # Cloud SQL (PostgreSQL) of the rentals lab; locally the stack's PostgreSQL. The password is a secret
+    # reference (gcpipe.secrets): a file locally, a Secret Manager version on gcp; never the value itself.
+    jdbc_url: str = ""
+    jdbc_user: str = "gcpipe"
+    jdbc_password_secret: str = ""
 
     # -- derived -------------------------------------------------------------------------------
 
@@ -174,6 +179,14 @@ def load_config(**overrides) -> Config:
         port_offset = int(pick("port_offset", 0))
     except ValueError:
         raise ConfigError("GCPIPE_PORT_OFFSET must be a whole number.") from None
+    state_dir = Path(pick("state_dir", PROJECT_ROOT / ".gcpipe")).resolve()
+    if is_local:
+        jdbc_defaults = (
+            f"jdbc:postgresql://127.0.0.1:{DEFAULT_PORTS['postgres'] + port_offset}/rentals",
+            f"file:{state_dir / 'secrets' / 'postgres_password'}",
+        )
+    else:
+        jdbc_defaults = ("", f"projects/{project}/secrets/gcpipe-cloudsql-password/versions/latest")
     return Config(
         target=target,
         project=project,
@@ -181,7 +194,10 @@ def load_config(**overrides) -> Config:
         lake_bucket=lake_bucket,
         staging_bucket=pick("staging_bucket", "gcpipe-staging" if is_local else f"{project}-staging"),
         datasets=datasets,
-        state_dir=Path(pick("state_dir", PROJECT_ROOT / ".gcpipe")).resolve(),
+        state_dir=state_dir,
         port_offset=port_offset,
         composer_environment=pick("composer_environment", "gcpipe"),
+        jdbc_url=pick("jdbc_url", jdbc_defaults[0]),
+        jdbc_user=pick("jdbc_user", "gcpipe"),
+        jdbc_password_secret=pick("jdbc_password_secret", jdbc_defaults[1]),
     )

@@ -7,6 +7,7 @@ run with its message; the summary table shows what ran, how long each stage took
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,6 +74,38 @@ def _datagen(ctx: DemoContext) -> str:
     return (
         f"{trips.rows:,} taxi trips ({trips.rows - trips.valid} malformed), {kdd.rows:,} KDD connections, "
         f"{sessions.sessions:,} e-commerce sessions, {rentals.ratings:,} ratings, under {landing}"
+    )
+
+
+def _spark_kdd(ctx: DemoContext) -> str:
+    from gcpipe.spark.jobs import JOBS, job_args, run_local
+
+    job, output = JOBS["kdd_analysis"], ctx.lake / "kdd" / "analysis"
+    args = job_args(job, ctx.config, ["--input", ctx.facts["kdd"].path, "--output", str(output)])
+    summary = json.loads(run_local(job, ctx.config, args).stdout)
+    ctx.facts["kdd_analysis"] = summary
+    return (
+        f"{summary['valid']:,} connections analysed, {sum(summary['malformed'].values())} malformed lines set "
+        f"aside; attack stats in BigQuery {summary['bigquery_tables'][0]}; report: {output}/report/report.md"
+    )
+
+
+def _spark_als(ctx: DemoContext) -> str:
+    from gcpipe import cloudsql
+    from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
+
+    job, config = JOBS["als_recommend"], ctx.config
+    # Into Cloud SQL (the local PostgreSQL), as the lab imports its CSVs.
+    cloudsql.load_rentals(config, Path(ctx.facts["rentals"].ratings_path).parent)
+    rentals = f"bq://{config.project}.{config.dataset('rentals')}"
+    sinks = [config.jdbc_url, str(ctx.lake / "rentals" / "recommendations"), rentals]
+    args = job_args(job, config, cloudsql_args(config), [arg for sink in sinks for arg in ("--sink", sink)])
+    metrics = json.loads(run_local(job, config, args).stdout)
+    ctx.facts["als_recommend"] = metrics
+    return (
+        f"top 5 unseen accommodations for {metrics['users']} users from Cloud SQL (local PostgreSQL), RMSE "
+        f"{metrics['rmse']:.2f} on held-out ratings (the mean rating: {metrics['baseline_rmse']:.2f}); written "
+        "to Cloud SQL, the lake and BigQuery rentals.recommendations"
     )
 
 
@@ -143,6 +176,8 @@ STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
+    Stage("Spark: KDD Cup 99 analysis", _spark_kdd),
+    Stage("Spark: ALS recommendations", _spark_als),
     Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
     Stage("streaming rides", _streaming),
 ]

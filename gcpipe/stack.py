@@ -1,9 +1,10 @@
-"""The local GCP stack: Pub/Sub, BigQuery and Cloud Storage emulators, and a metadata stand-in.
+"""The local GCP stack: Pub/Sub, BigQuery and Cloud Storage emulators, a metadata stand-in, and PostgreSQL.
 
 Each service runs on a fixed loopback port, in its own process group, with its pid file, log and data
 under the state folder (``.gcpipe/``). ``up`` is idempotent, ``down`` leaves no process behind, and
 every failure a user can meet (port taken, emulator missing, service dies at start) is one
 :class:`StackError` sentence. ``.gcpipe/env`` holds the variables that point clients at the stack.
+PostgreSQL (the local Cloud SQL) is not in the core stack: what needs it starts it.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ class Service:
     health: Callable[[Service, Config], bool]
     start_timeout: float = 30.0
     extra_ports: tuple[str, ...] = ()
+    prepare: Callable[[Config], None] | None = None  # one-time set-up before a start (e.g. initdb)
+    scheme: str = "http"
 
     def url(self, config: Config) -> str:
-        return f"http://127.0.0.1:{config.port(self.port_key)}"
+        return f"{self.scheme}://127.0.0.1:{config.port(self.port_key)}"
 
 
 def http_ok(path: str) -> Callable[[Service, Config], bool]:
@@ -112,6 +115,104 @@ def _metadata_command(config: Config) -> list[str]:
     ]  # fmt: skip
 
 
+# -- PostgreSQL: the local stand-in for Cloud SQL ---------------------------------------------------
+
+POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian's layout: /usr/lib/postgresql/<major>/bin
+
+
+def _postgres_bin(name: str) -> str:
+    found = sorted(POSTGRES_ROOT.glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise StackError("PostgreSQL is not installed: run `make setup-system` (Debian package postgresql).")
+    return str(found[-1])
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    """The server refuses to run as root: as root, drop to Debian's postgres account."""
+    if os.geteuid() != 0:
+        return command
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *command]
+
+
+def postgres_data(config: Config) -> Path:
+    return data_dir(config, "postgres") / "pgdata"
+
+
+def postgres_password(config: Config) -> str:
+    """The local server's password, made on first use and kept where config.jdbc_password_secret points."""
+    from gcpipe.secrets import read_secret
+
+    kind, _, where = config.jdbc_password_secret.partition(":")
+    if kind == "file" and not Path(where).exists():
+        import secrets
+
+        Path(where).parent.mkdir(parents=True, exist_ok=True)
+        Path(where).touch(mode=0o600)
+        Path(where).write_text(secrets.token_urlsafe(24))
+    return read_secret(config.jdbc_password_secret)
+
+
+def _postgres_prepare(config: Config) -> None:
+    """First start: initdb a cluster in the state folder, its superuser the configured user."""
+    data = postgres_data(config)
+    if (data / "PG_VERSION").exists():
+        return
+    home = data.parent
+    if os.geteuid() == 0:
+        unreachable = [p for p in home.parents if p != Path("/") and not p.stat().st_mode & 0o001]
+        if unreachable:
+            raise StackError(
+                f"PostgreSQL runs as the postgres user, who cannot enter {unreachable[0]}: "
+                "`chmod o+x` it or set GCPIPE_STATE_DIR to a folder that user can reach."
+            )
+        shutil.chown(home, "postgres", "postgres")
+    password_file = home / "initdb-password"
+    password_file.write_text(postgres_password(config))
+    if os.geteuid() == 0:
+        shutil.chown(password_file, "postgres", "postgres")
+    try:
+        result = subprocess.run(
+            _as_postgres_user([
+                _postgres_bin("initdb"), "-D", str(data), "-U", config.jdbc_user, f"--pwfile={password_file}",
+                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
+            ]),
+            capture_output=True, text=True, cwd=home,
+        )  # fmt: skip
+    finally:
+        password_file.unlink(missing_ok=True)
+    if result.returncode != 0:
+        shutil.rmtree(data, ignore_errors=True)
+        raise StackError(f"initdb failed for the local PostgreSQL: {_last_line(result.stderr)}")
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "(no output)"
+
+
+def _postgres_command(config: Config) -> list[str]:
+    # Loopback TCP only, no Unix socket; fsync off: a local stand-in trades crash safety for speed.
+    return _as_postgres_user([
+        _postgres_bin("postgres"), "-D", str(postgres_data(config)), "-p", str(config.port("postgres")),
+        "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
+        "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+    ])  # fmt: skip
+
+
+def _postgres_health(service: Service, config: Config) -> bool:
+    """Healthy when the configured user logs in with the configured password."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(
+            host="127.0.0.1", port=config.port("postgres"), user=config.jdbc_user, dbname="postgres",
+            password=postgres_password(config), connect_timeout=2,
+        ).close()  # fmt: skip
+    except psycopg2.Error:
+        return False
+    return True
+
+
 SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
@@ -122,6 +223,10 @@ SERVICES: dict[str, Service] = {
             http_ok("/bigquery/v2/projects/{project}/datasets"), 60, ("bigquery_grpc",),
         ),
         Service("gcs", "Cloud Storage emulator", "gcs", _gcs_command, http_ok("/storage/v1/b"), 30),
+        Service(
+            "postgres", "PostgreSQL (Cloud SQL)", "postgres", _postgres_command, _postgres_health, 60,
+            prepare=_postgres_prepare, scheme="postgresql",
+        ),
     )
 }  # fmt: skip
 CORE_SERVICES = ("metadata", "pubsub", "bigquery", "gcs")
@@ -218,6 +323,8 @@ def start_service(service: Service, config: Config) -> str:
                 f"port {config.port(key)} for the {service.title} is already taken by another process; "
                 "stop that process or set GCPIPE_PORT_OFFSET to move the whole stack."
             )
+    if service.prepare:
+        service.prepare(config)
     command = service.command(config)
     log = log_file(config, service.name)
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,32 @@ def dataset(bq):
     bq.create_dataset(name)
     yield name
     bq.delete_dataset(name, delete_contents=True, not_found_ok=True)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (the JVM takes seconds to start)."""
+    from spark_jobs.common import spark_session
+
+    session = spark_session("gcpipe-tests")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """The stack's PostgreSQL (the local Cloud SQL); stops at the end only if this session started it."""
+    outcome = stack.up(CONFIG, ["postgres"], report=lambda *_: None)
+    yield CONFIG
+    if outcome["postgres"] == "started":
+        stack.down(CONFIG, ["postgres"], report=lambda *_: None)
+
+
+@pytest.fixture
+def database(postgres):
+    """A fresh, uniquely named PostgreSQL database, dropped afterwards."""
+    from gcpipe import cloudsql
+
+    name = cloudsql.ensure_database(postgres, f"test_{uuid.uuid4().hex[:10]}")
+    yield name
+    cloudsql.drop_database(postgres, name)

@@ -29,6 +29,7 @@ from gcpipe.errors import GcpipeError
 BENCHMARKS: dict[str, str] = {
     "foundation": "gcpipe.bench.foundation:run",
     "taxi_streaming": "gcpipe.bench.taxi_streaming:run",
+    "spark_kdd": "gcpipe.bench.spark_kdd:run",
     "bqml": "gcpipe.bench.bqml:run",
 }
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
@@ -201,19 +202,24 @@ def write_report(
     merged = sorted(kept + figures, key=lambda f: order.get(f.benchmark, len(order)))
     info = machine()
     results.write_text(json.dumps({"machine": info, "figures": [asdict(f) for f in merged]}, indent=2) + "\n")
+    render_markdown(merged, info, markdown)
+    return merged
 
+
+def render_markdown(figures: list[Figure], info: dict[str, str], markdown: Path = BENCHMARKS_MD) -> None:
+    """Rewrite the generated section of ``markdown``: who produced which figures, on what, and the table."""
     runs: dict[tuple[str, str], list[str]] = {}
-    for f in merged:
+    for f in figures:
         names = runs.setdefault((f.command, f.when), [])
         if f.benchmark not in names:
             names.append(f.benchmark)
-    produced = [f"Produced by `{cmd}` on {when} ({', '.join(names)})" for (cmd, when), names in runs.items()]
+    produced = [f"`{cmd}` on {when} ({', '.join(names)})" for (cmd, when), names in runs.items()]
     section = "\n".join([
         BEGIN,
-        "; ".join(produced) + f". Machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, "
-        f"Python {info['python']}, {info['os']}.",
+        "Produced by " + "; ".join(produced) + f". Machine: {info['cpu']}, {info['cores']} cores, "
+        f"{info['memory']}, Python {info['python']}, {info['os']}.",
         "",
-        markdown_table(merged),
+        markdown_table(figures),
         END,
     ])  # fmt: skip
     text = markdown.read_text() if markdown.exists() else "# Benchmarks\n"
@@ -223,7 +229,6 @@ def write_report(
     else:
         text += "\n" + section + "\n"
     markdown.write_text(text)
-    return merged
 
 
 def main(argv: list[str] | None = None) -> None:

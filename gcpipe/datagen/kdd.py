@@ -22,20 +22,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS
 from gcpipe.schemas import load_schema
 from gcpipe.ui import progress
 
-# The standard mapping of the KDD Cup 99 labels to the four attack categories.
-ATTACK_CATEGORY = {
-    "normal": "normal",
-    **dict.fromkeys(["back", "land", "neptune", "pod", "smurf", "teardrop"], "dos"),
-    **dict.fromkeys(["ipsweep", "nmap", "portsweep", "satan"], "probe"),
-    **dict.fromkeys(
-        ["ftp_write", "guess_passwd", "imap", "multihop", "phf", "spy", "warezclient", "warezmaster"], "r2l"
-    ),
-    **dict.fromkeys(["buffer_overflow", "loadmodule", "perl", "rootkit"], "u2r"),
-}
-MALFORMED_KINDS = ("wrong_column_count", "non_numeric", "empty_field")
 CHUNK_ROWS = 200_000
 
 

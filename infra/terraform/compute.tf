@@ -1,4 +1,4 @@
-# The flex-template images, and the autoscaling of the job-specific Dataproc clusters.
+# The flex-template images, and the autoscaling policy of long-lived Dataproc clusters.
 
 resource "google_artifact_registry_repository" "images" {
   project       = var.project
@@ -46,28 +46,33 @@ resource "google_artifact_registry_repository_iam_member" "build_writer" {
   member     = local.sa_members["build"]
 }
 
-# Two primary workers always; secondary (preemptible) workers scale with YARN's pending memory.
+# The autoscaling policy of long-lived Dataproc clusters: one definition, infra/dataproc/autoscaling_policy.yaml
+# (what `gcloud dataproc autoscaling-policies import` takes).
+locals {
+  autoscaling = yamldecode(file("${path.module}/../dataproc/autoscaling_policy.yaml"))
+}
+
 resource "google_dataproc_autoscaling_policy" "jobs" {
   project   = var.project
   location  = var.region
   policy_id = var.dataproc_autoscaling_policy
 
   worker_config {
-    min_instances = 2
-    max_instances = 2
+    min_instances = local.autoscaling.workerConfig.minInstances
+    max_instances = local.autoscaling.workerConfig.maxInstances
   }
 
   secondary_worker_config {
-    min_instances = 0
-    max_instances = 10
+    min_instances = local.autoscaling.secondaryWorkerConfig.minInstances
+    max_instances = local.autoscaling.secondaryWorkerConfig.maxInstances
   }
 
   basic_algorithm {
-    cooldown_period = "120s"
+    cooldown_period = local.autoscaling.basicAlgorithm.cooldownPeriod
     yarn_config {
-      graceful_decommission_timeout = "300s"
-      scale_up_factor               = 0.5
-      scale_down_factor             = 1.0
+      graceful_decommission_timeout = local.autoscaling.basicAlgorithm.yarnConfig.gracefulDecommissionTimeout
+      scale_up_factor               = local.autoscaling.basicAlgorithm.yarnConfig.scaleUpFactor
+      scale_down_factor             = local.autoscaling.basicAlgorithm.yarnConfig.scaleDownFactor
     }
   }
 

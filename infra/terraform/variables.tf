@@ -129,6 +129,6 @@ variable "rides_dead_letter_topic" {
 }
 
 variable "dataproc_autoscaling_policy" {
-  description = "Id of the autoscaling policy of the job-specific Dataproc clusters."
+  description = "Id of the autoscaling policy of long-lived Dataproc clusters (infra/dataproc/autoscaling_policy.yaml)."
   type        = string
 }

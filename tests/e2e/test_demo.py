@@ -7,7 +7,7 @@ from gcpipe.demo import STAGES, run_demo
 pytestmark = pytest.mark.stack
 
 
-def test_demo_runs_every_stage(local_stack, bq, tmp_path):
+def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     ctx, results = run_demo(local_stack, scale=0.01, lake=tmp_path)
     assert [name for name, _, _ in results] == [stage.name for stage in STAGES]
     assert all(summary for _, _, summary in results)
@@ -16,6 +16,10 @@ def test_demo_runs_every_stage(local_stack, bq, tmp_path):
     tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
     assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
     assert ctx.facts["rides"]["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0
+    kdd = ctx.facts["kdd_analysis"]
+    assert (kdd["valid"], kdd["malformed"]) == (ctx.facts["kdd"].valid, ctx.facts["kdd"].malformed)
+    assert (tmp_path / "kdd" / "analysis" / "report" / "attack_stats.png").exists()
+    assert ctx.facts["als_recommend"]["recommendations"] == 5 * ctx.facts["rentals"].users
     assert {"precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"} <= set(
         ctx.facts["purchase_model"]
     )

@@ -1,0 +1,156 @@
+"""The Spark jobs gcpipe runs: what each ships to Dataproc, its default arguments, and the local runner.
+
+A job's arguments are URIs that name where the target keeps things (``config.lake`` is a folder locally
+and ``gs://BUCKET`` on gcp), so the same defaults serve both targets. Arguments given by the user replace
+the defaults of the same option (all of them, for a repeatable option such as ``--sink``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gcpipe.config import PROJECT_ROOT, Config
+from gcpipe.errors import GcpipeError
+from spark_jobs.common import JDBC_DRIVER_JAR
+
+
+class SparkJobError(GcpipeError):
+    """A Spark job that cannot run, worded for the user."""
+
+
+@dataclass(frozen=True)
+class SparkJob:
+    name: str  # the module spark_jobs.<name>
+    schemas: tuple[str, ...]  # files of sql/schemas the job reads: shipped with it (--files)
+    defaults: tuple[str, ...]  # arguments, with {lake}, {project}, {kdd_dataset}... (Config.template_vars)
+    jars: tuple[str, ...] = ()  # local jars shipped with it (--jars)
+
+    def default_args(self, config: Config) -> list[str]:
+        return [arg.format(**config.template_vars()) for arg in self.defaults]
+
+    @property
+    def module(self) -> str:
+        return f"spark_jobs.{self.name}"
+
+    @property
+    def main_file(self) -> Path:
+        return PROJECT_ROOT / "spark_jobs" / f"{self.name}.py"
+
+
+JOBS: dict[str, SparkJob] = {
+    job.name: job
+    for job in (
+        SparkJob(
+            "kdd_analysis",
+            ("kdd_connections", "kdd_attack_stats", "kdd_connections_by_protocol", "kdd_connections_by_label",
+             "kdd_connections_by_category", "kdd_top_attacked_services", "dead_letter"),
+            ("--input", "{lake}/landing/kdd/kddcup.data.gz", "--output", "{lake}/kdd/analysis",
+             "--bq_table", "{project}.{kdd_dataset}.attack_stats"),
+        ),
+        SparkJob(
+            "als_recommend", ("accommodations", "ratings", "recommendations"),
+            ("--source", "{lake}/landing/rentals", "--sink", "{lake}/rentals/recommendations",
+             "--sink", "bq://{project}.{rentals_dataset}"),
+            jars=(JDBC_DRIVER_JAR,),
+        ),
+    )
+}  # fmt: skip
+
+
+def get_job(name: str) -> SparkJob:
+    if name not in JOBS:
+        raise SparkJobError(f"unknown Spark job {name!r}; known: {', '.join(JOBS)}.")
+    return JOBS[name]
+
+
+def cloudsql_args(config: Config) -> list[str]:
+    """Read from and write to Cloud SQL, as the lab did (locally the stack's PostgreSQL)."""
+    if not config.jdbc_url:
+        raise SparkJobError(
+            "no Cloud SQL database is configured: set jdbc_url (GCPIPE_JDBC_URL) to its JDBC URL, "
+            "e.g. jdbc:postgresql://10.0.0.3:5432/rentals."
+        )
+    return [
+        "--source", config.jdbc_url, "--sink", config.jdbc_url,
+        "--jdbc_user", config.jdbc_user, "--jdbc_password_secret", config.jdbc_password_secret,
+    ]  # fmt: skip
+
+
+def _options(args: list[str]) -> list[tuple[str, str | None]]:
+    """``--name value`` / ``--name=value`` pairs, in order (a value-less token has None)."""
+    pairs: list[tuple[str, str | None]] = []
+    tokens = list(args)
+    while tokens:
+        token = tokens.pop(0)
+        if not token.startswith("--"):
+            raise SparkJobError(f"{token!r} is not an option: give job arguments as --name value.")
+        name, has_value, value = token.partition("=")
+        if not has_value and tokens and not tokens[0].startswith("--"):
+            value, has_value = tokens.pop(0), "="
+        pairs.append((name, value if has_value else None))
+    return pairs
+
+
+def job_args(job: SparkJob, config: Config, *layers: list[str]) -> list[str]:
+    """The job's defaults for ``config``; each layer's options replace those of the same name before it
+    (in place: the first occurrence takes all of the layer's values, as for a repeatable ``--sink``)."""
+    pairs = _options(job.default_args(config))
+    for layer in layers:
+        given = _options(list(layer))
+        by_name: dict[str, list] = {}
+        for name, value in given:
+            by_name.setdefault(name, []).append((name, value))
+        merged = []
+        for name, value in pairs:
+            if name not in by_name:
+                merged.append((name, value))
+            elif by_name[name]:
+                merged += by_name[name]
+                by_name[name] = []
+        pairs = merged + [pair for values in by_name.values() for pair in values]
+    return [token for name, value in pairs for token in ((name,) if value is None else (name, value))]
+
+
+# -- the local target -------------------------------------------------------------------------------
+
+
+def local_command(job: SparkJob, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", job.module, *args]
+
+
+def prepare_local(config: Config, args: list[str]) -> None:
+    """Start what the arguments need: the BigQuery emulator (and its datasets), PostgreSQL (and its database)."""
+    from gcpipe import stack
+
+    values = [value or "" for _, value in _options(args)]
+    datasets = {v.split(".")[1] for n, v in _options(args) if n == "--bq_table" and v and v.count(".") == 2}
+    datasets |= {v.removeprefix("bq://").split(".")[1] for v in values if v.startswith("bq://") and "." in v}
+    if datasets:
+        from gcpipe.clients import bigquery_client, ensure_dataset
+
+        stack.up(config, ["metadata", "bigquery"], report=lambda *_: None)
+        client = bigquery_client(config)
+        for dataset in sorted(datasets):
+            ensure_dataset(client, dataset)
+    databases = {v.rsplit("/", 1)[1] for v in values if v.startswith("jdbc:postgresql://")}
+    if databases:
+        from gcpipe.cloudsql import ensure_database
+
+        for database in sorted(databases):
+            ensure_database(config, database)
+
+
+def run_local(job: SparkJob, config: Config, args: list[str]) -> subprocess.CompletedProcess:
+    """Run the job on local Spark with ``args``; its JSON summary comes back on stdout, its log on stderr."""
+    prepare_local(config, args)
+    env = {**os.environ, **config.emulator_env(), "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run(
+        local_command(job, args), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    if result.returncode != 0:
+        raise SparkJobError(f"the Spark job {job.name} failed (exit {result.returncode}); its log is above.")
+    return result

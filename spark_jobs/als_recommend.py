@@ -1,0 +1,223 @@
+"""Rental recommendations with Spark ML ALS: for each user, the top accommodations they have not rated.
+
+    python -m spark_jobs.als_recommend --source lake/landing/rentals --sink /tmp/recommendations    # local[*]
+    gcpipe spark submit als_recommend --target gcp    # a job-specific Dataproc cluster (infra/dataproc)
+
+The recommendation lab, on the DataFrame API: ALS learns from the ratings (user_id, acco_id, rating);
+its RMSE is measured on a held-out split (``--test_fraction``, a fixed ``--seed``), against predicting
+the mean rating; then a model trained on every rating scores each accommodation a user has not rated,
+and the best ``--top`` per user are written with the predicted rating.
+
+``--source`` is one of:
+
+* a folder (local path or ``gs://``) holding the lab's ``accommodations.csv`` and ``ratings.csv``;
+* ``bq://PROJECT.DATASET`` with the tables ``accommodations`` and ``ratings``;
+* ``jdbc:postgresql://HOST:PORT/DATABASE`` with those tables (Cloud SQL, as the lab; locally the stack's
+  PostgreSQL), read as ``--jdbc_user`` with the password behind ``--jdbc_password_secret``
+  (``file:PATH``, ``env:NAME`` or a Secret Manager version; see gcpipe.secrets).
+
+``--sink`` (repeatable) takes the same forms: a folder gets ``recommendations.parquet/``,
+``recommendations.csv/`` and ``metrics.json``; BigQuery and JDBC get the table ``recommendations``
+(replaced). Ratings that break the schema or the catalog's rules (rating BETWEEN 1 AND 5) are counted
+by reason in the metrics and left out of training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime
+
+from gcpipe.secrets import read_secret
+from spark_jobs.common import (
+    JDBC_DRIVER,
+    arrow_table,
+    conform,
+    job_schema,
+    load_bigquery,
+    log,
+    setup_logging,
+    spark_session,
+    user_errors,
+    write_json,
+)
+
+TABLES = ("accommodations", "ratings")  # the source tables, named as their schemas in sql/schemas
+OUTPUT = "recommendations"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="als_recommend", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--source", required=True, help="Folder, bq://PROJECT.DATASET or jdbc:postgresql://..."
+    )
+    parser.add_argument("--sink", action="append", required=True, help="Same forms as --source; repeatable.")
+    parser.add_argument("--jdbc_user", default="gcpipe")
+    parser.add_argument("--jdbc_password_secret", help="file:PATH, env:NAME or projects/.../versions/V.")
+    parser.add_argument("--top", type=int, default=5, help="Recommendations per user.")
+    parser.add_argument("--rank", type=int, default=8, help="ALS latent factors.")
+    parser.add_argument("--max_iter", type=int, default=15)
+    parser.add_argument("--reg_param", type=float, default=0.1)
+    parser.add_argument("--test_fraction", type=float, default=0.2, help="Ratings held out to measure RMSE.")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if any(uri.startswith("jdbc:") for uri in [args.source, *args.sink]) and not args.jdbc_password_secret:
+        parser.error("a jdbc: source or sink needs --jdbc_password_secret.")
+    return args
+
+
+def kind_of(uri: str) -> str:
+    if uri.startswith("bq://"):
+        return "bigquery"
+    if uri.startswith("jdbc:"):
+        return "jdbc"
+    return "folder"
+
+
+def jdbc_properties(args: argparse.Namespace) -> dict[str, str]:
+    return {"user": args.jdbc_user, "password": read_secret(args.jdbc_password_secret), "driver": JDBC_DRIVER}
+
+
+def read_table(spark, source: str, table: str, args: argparse.Namespace):
+    """One source table as a DataFrame of its schema."""
+    schema = job_schema(table)
+    kind = kind_of(source)
+    if kind == "folder":
+        frame = spark.read.csv(f"{source.rstrip('/')}/{table}.csv", schema=_nullable(schema.to_spark()))
+    elif kind == "jdbc":
+        frame = spark.read.jdbc(source, table, properties=jdbc_properties(args))
+    else:  # small lab tables: through the client library, like every BigQuery access of the jobs
+        from google.cloud import bigquery
+
+        project, dataset = source.removeprefix("bq://").split(".")
+        table_id = f"{project}.{dataset}.{table}"
+        rows = bigquery.Client(project=project).list_rows(table_id).to_arrow(create_bqstorage_client=False)
+        frame = spark.createDataFrame(rows.to_pandas(), schema=_nullable(schema.to_spark()))
+    return conform(frame, schema)
+
+
+def _nullable(struct):
+    """The schema with every column NULLABLE: REQUIRED is checked by ``valid_ratings``, with a reason."""
+    from pyspark.sql.types import StructField, StructType
+
+    return StructType([StructField(f.name, f.dataType, True) for f in struct.fields])
+
+
+def valid_ratings(ratings):
+    """(ratings fit for training, {reason: count}) under the schema's REQUIRED and the catalog's rule."""
+    from pyspark.sql import functions as F
+
+    reason = (
+        F.when(F.col("user_id").isNull() | F.col("acco_id").isNull() | F.col("rating").isNull(),
+               F.lit("missing or non-numeric user_id, acco_id or rating"))
+        .when(~F.col("rating").between(1, 5), F.lit("violates rule rating BETWEEN 1 AND 5"))
+    )  # fmt: skip
+    checked = ratings.withColumn("_reason", reason).cache()
+    rejected = {row["_reason"]: row["count"] for row in checked.groupBy("_reason").count().collect()}
+    return checked.filter(F.col("_reason").isNull()).drop("_reason"), {
+        k: v for k, v in rejected.items() if k is not None
+    }
+
+
+def recommend(spark, accommodations, ratings, args: argparse.Namespace):
+    """(recommendations DataFrame, metrics): RMSE on a held-out split, then top ``args.top`` per user."""
+    from pyspark.ml.evaluation import RegressionEvaluator
+    from pyspark.ml.recommendation import ALS
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if spark.sparkContext.getCheckpointDir() is None:  # without one, ALS's lineage grows with every iteration
+        raise SystemExit("als_recommend: set spark.checkpoint.dir: ALS checkpoints its iterations there.")
+    blocks = spark.sparkContext.defaultParallelism  # ALS's default of 10 blocks is for clusters
+    als = ALS(
+        userCol="user_id", itemCol="acco_id", ratingCol="rating", rank=args.rank, maxIter=args.max_iter,
+        regParam=args.reg_param, seed=args.seed, coldStartStrategy="drop", nonnegative=True,
+        numUserBlocks=blocks, numItemBlocks=blocks, checkpointInterval=5,
+    )  # fmt: skip
+    training = ratings.withColumn("rating", F.col("rating").cast("float")).localCheckpoint()
+    train, test = training.randomSplit([1 - args.test_fraction, args.test_fraction], seed=args.seed)
+    evaluator = RegressionEvaluator(metricName="rmse", labelCol="rating", predictionCol="prediction")
+    rmse = evaluator.evaluate(als.fit(train).transform(test))
+    mean_rating = train.agg(F.avg("rating")).first()[0]
+    baseline_rmse = evaluator.evaluate(test.withColumn("prediction", F.lit(mean_rating)))
+
+    model = als.fit(training)
+    users = training.select("user_id").distinct()
+    unseen = users.crossJoin(accommodations.select(F.col("id").alias("acco_id"))).join(
+        training.select("user_id", "acco_id"), ["user_id", "acco_id"], "left_anti"
+    )
+    by_prediction = Window.partitionBy("user_id").orderBy(F.desc("prediction"), F.asc("acco_id"))
+    generated_at = datetime.now(UTC)
+    recommendations = (
+        model.transform(unseen)  # accommodations nobody rated cannot be scored: coldStartStrategy drops them
+        .withColumn("rank", F.row_number().over(by_prediction))
+        .filter(F.col("rank") <= args.top)
+        .withColumn("generated_at", F.lit(generated_at))
+    )
+    recommendations = conform(recommendations, job_schema(OUTPUT)).cache()
+    metrics = {
+        "rmse": round(rmse, 4),
+        "baseline_rmse": round(baseline_rmse, 4),
+        "baseline": "predict the mean training rating",
+        "test_fraction": args.test_fraction,
+        "seed": args.seed,
+        "rank": args.rank,
+        "max_iter": args.max_iter,
+        "reg_param": args.reg_param,
+        "users": users.count(),
+        "recommendations": recommendations.count(),
+        "generated_at": generated_at.isoformat(timespec="seconds"),
+    }
+    return recommendations, metrics
+
+
+def write_sink(recommendations, sink: str, metrics: dict, args: argparse.Namespace) -> str:
+    kind = kind_of(sink)
+    if kind == "folder":
+        folder = sink.rstrip("/")
+        single = recommendations.coalesce(1).write.mode("overwrite")
+        single.parquet(f"{folder}/{OUTPUT}.parquet")
+        single.option("header", True).csv(f"{folder}/{OUTPUT}.csv")
+        write_json(folder, "metrics.json", metrics)
+        return folder
+    if kind == "jdbc":  # truncate keeps the table's definition when it exists
+        recommendations.write.option("truncate", "true").jdbc(
+            sink, OUTPUT, "overwrite", jdbc_properties(args)
+        )
+        return f"{sink} table {OUTPUT}"
+    project, dataset = sink.removeprefix("bq://").split(".")
+    schema = job_schema(OUTPUT)
+    return load_bigquery(
+        arrow_table(recommendations.toPandas(), schema), f"{project}.{dataset}.{OUTPUT}", schema
+    )
+
+
+def run(spark, args: argparse.Namespace) -> dict:
+    started = time.monotonic()
+    accommodations = read_table(spark, args.source, "accommodations", args)
+    ratings, rejected = valid_ratings(read_table(spark, args.source, "ratings", args))
+    if ratings.isEmpty():
+        raise SystemExit(
+            f"als_recommend: no valid rating in {args.source} (rejected: {rejected or 'none read'})."
+        )
+    recommendations, metrics = recommend(spark, accommodations, ratings, args)
+    metrics.update(source=args.source, ratings=ratings.count(), rejected_ratings=rejected)
+    log.info("RMSE %.3f on %.0f%% held out (the mean rating: %.3f)", metrics["rmse"], 100 * args.test_fraction,
+             metrics["baseline_rmse"])  # fmt: skip
+    metrics["sinks"] = [write_sink(recommendations, sink, metrics, args) for sink in args.sink]
+    metrics["seconds"] = round(time.monotonic() - started, 2)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> dict:
+    setup_logging()
+    args = parse_args(argv)
+    with user_errors("als_recommend"):
+        metrics = run(spark_session("als_recommend"), args)
+    print(json.dumps(metrics))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

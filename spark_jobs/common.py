@@ -1,0 +1,183 @@
+"""What the Spark jobs share: the session, the table schemas, and the sinks for small results.
+
+Jobs never branch on the target. They take URIs (a local path or ``gs://...``, ``bq://PROJECT.DATASET``,
+``jdbc:postgresql://HOST:PORT/DATABASE``) and run unchanged under ``python -m spark_jobs.<job>`` (a
+``local[*]`` session), ``spark-submit``, or Dataproc. Small results (aggregates, reports, metrics) are
+written from the driver with pyarrow, whose filesystem layer reads both local paths and ``gs://``.
+
+On Dataproc the jobs import this package and a few gcpipe modules from the zip ``gcpipe spark submit``
+stages (``--py-files``), and read the schema files shipped beside it (``--files``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from gcpipe.schemas import SCHEMA_DIR, Schema, load_schema
+
+JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
+JDBC_DRIVER = "org.postgresql.Driver"
+
+# A local session on a laptop: no web UI, few shuffle partitions, the JDBC driver on the class path,
+# checkpoints (iterative jobs such as ALS cut their lineage there) in the temp folder, removed when unused.
+LOCAL_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.driver.memory": "2g",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.checkpoint.dir": str(Path(tempfile.gettempdir()) / "gcpipe-spark-checkpoints"),
+    "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
+}
+
+log = logging.getLogger("spark_jobs")
+
+
+def spark_session(app_name: str):
+    """The running session (spark-submit, Dataproc, a test's), else a new ``local[*]`` one."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    builder = SparkSession.builder.appName(app_name)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit: run locally
+        builder = builder.master(os.environ.get("GCPIPE_SPARK_MASTER", "local[*]"))
+        for key, value in local_conf().items():
+            builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def local_conf() -> dict[str, str]:
+    conf = dict(LOCAL_CONF)
+    if Path(JDBC_DRIVER_JAR).exists():
+        conf["spark.jars"] = JDBC_DRIVER_JAR
+    return conf
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@contextmanager
+def user_errors(job: str):
+    """A missing input ends the job with one sentence (exit status 1), not a Java stack trace."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        yield
+    except AnalysisException as err:
+        if err.getCondition() != "PATH_NOT_FOUND":
+            raise
+        path = (err.getMessageParameters() or {}).get("path", "the input")
+        raise SystemExit(f"{job}: {path} does not exist: nothing to read.") from None
+
+
+def job_schema(name: str) -> Schema:
+    """A table schema from sql/schemas, or on Dataproc the copy shipped with the job (``--files``)."""
+    candidates = [SCHEMA_DIR / f"{name}.json", Path.cwd() / f"{name}.json"]
+    try:
+        from pyspark import SparkFiles
+
+        candidates.append(Path(SparkFiles.get(f"{name}.json")))
+    except Exception:  # noqa: S110 (no active SparkContext: the first two places are all there is)
+        pass
+    found = next((path for path in candidates if path.exists()), candidates[0])
+    return load_schema(found)
+
+
+def conform(df, schema: Schema):
+    """``df`` with the schema's columns, in its order and types (JDBC and BigQuery sources type loosely)."""
+    from pyspark.sql import functions as F
+
+    spark_schema = schema.to_spark()
+    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in spark_schema.fields])
+
+
+# -- small results, written from the driver ------------------------------------------------------
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" not in uri:
+        uri = str(Path(uri).absolute())
+    return pafs.FileSystem.from_uri(uri)
+
+
+def write_bytes(folder: str, name: str, data: bytes) -> str:
+    """Write ``folder/name`` (local or gs://); return its URI."""
+    fs, path = _filesystem(folder)
+    target = f"{path.rstrip('/')}/{name}"
+    fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(target) as out:
+        out.write(data)
+    return f"{folder.rstrip('/')}/{name}"
+
+
+def write_json(folder: str, name: str, payload: dict) -> str:
+    return write_bytes(folder, name, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+
+
+def write_table(folder: str, name: str, table: pa.Table) -> list[str]:
+    """``folder/name.parquet`` and ``folder/name.csv`` (with a header); return their URIs."""
+    parquet, csv = io.BytesIO(), io.BytesIO()
+    pq.write_table(table, parquet)
+    pacsv.write_csv(table, csv)
+    return [
+        write_bytes(folder, f"{name}.parquet", parquet.getvalue()),
+        write_bytes(folder, f"{name}.csv", csv.getvalue()),
+    ]
+
+
+def remove(folder: str, name: str) -> None:
+    """Delete ``folder/name`` (a file or a folder) if it exists: no stale output from an earlier run."""
+    fs, path = _filesystem(folder)
+    target = f"{path.rstrip('/')}/{name}"
+    info = fs.get_file_info(target)
+    if info.type == pafs.FileType.Directory:
+        fs.delete_dir(target)
+    elif info.type == pafs.FileType.File:
+        fs.delete_file(target)
+
+
+def load_bigquery(table: pa.Table, table_id: str, schema: Schema) -> str:
+    """Replace BigQuery table ``project.dataset.table`` with ``table`` (a load job from Parquet).
+
+    Through the client library rather than the Spark BigQuery connector: results are small, and the
+    same code runs against the local emulator (``BIGQUERY_EMULATOR_HOST``) and BigQuery.
+    """
+    from google.cloud import bigquery
+
+    parts = table_id.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"{table_id!r} is not a BigQuery table id (PROJECT.DATASET.TABLE).")
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    buffer.seek(0)
+    config = bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.PARQUET,
+        schema=schema.to_bigquery(),
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+    )
+    client = bigquery.Client(project=parts[0])
+    client.load_table_from_file(buffer, table_id, job_config=config).result()
+    return table_id
+
+
+def arrow_table(frame, schema: Schema) -> pa.Table:
+    """A pandas frame as a pyarrow table of the schema's columns and types."""
+    return pa.Table.from_pandas(frame[schema.names], schema=schema.to_arrow(), preserve_index=False)

@@ -1,0 +1,286 @@
+"""KDD Cup 99 intrusion analysis: the Dataproc lab's analysis and more, on Spark's DataFrame API.
+
+    python -m spark_jobs.kdd_analysis --input kddcup.data_10_percent.gz --output /tmp/kdd    # local[*]
+    gcpipe spark submit kdd_analysis --target gcp    # a job-specific Dataproc cluster (infra/dataproc)
+
+``--input`` is a file, folder or glob (local or ``gs://``; plain or gzip) of lines with the 42 columns
+of ``sql/schemas/kdd_connections.json``. A line that does not fit (wrong column count, text in a numeric
+column, an empty field) is counted and written to ``malformed/`` with its reason: it never fails the job
+and never reaches the aggregates.
+
+One pass over the data reduces the valid connections to a row per (protocol_type, service, label) with
+counts and sums. Every aggregate is an exact roll-up of that table, whose size is bounded by the number of
+protocols, services and labels, not by the data, so the driver finishes the work:
+
+* ``connections_by_protocol`` and ``attack_stats`` (per protocol and state, attack or not: count, mean
+  src_bytes, dst_bytes and duration, totals of failed logins, compromised, file creations, su attempts
+  and root accesses), as the lab computed them;
+* ``connections_by_label`` and ``connections_by_category`` (dos, probe, r2l, u2r, normal);
+* ``top_attacked_services``.
+
+``--output`` (a folder URI) receives each aggregate as Parquet and CSV, ``malformed/`` (JSON lines of
+the dead-letter schema), ``report/`` (report.md and PNG charts) and ``summary.json``. ``--bq_table
+PROJECT.DATASET.TABLE`` also loads attack_stats into TABLE and the other aggregates beside it, under their
+names in sql/tables.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from datetime import UTC, datetime
+
+from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, NORMAL_LABEL, UNKNOWN_CATEGORY
+from spark_jobs import kdd_report
+from spark_jobs.common import (
+    arrow_table,
+    conform,
+    job_schema,
+    load_bigquery,
+    log,
+    remove,
+    setup_logging,
+    spark_session,
+    user_errors,
+    write_json,
+    write_table,
+)
+
+# The aggregates: output and table name -> schema in sql/schemas.
+AGGREGATES = {
+    "attack_stats": "kdd_attack_stats",
+    "connections_by_protocol": "kdd_connections_by_protocol",
+    "connections_by_label": "kdd_connections_by_label",
+    "connections_by_category": "kdd_connections_by_category",
+    "top_attacked_services": "kdd_top_attacked_services",
+}
+# Summed per (protocol_type, service, label); attack_stats reports them as means or totals.
+SUMMED = ("src_bytes", "dst_bytes", "duration", "num_failed_logins", "num_compromised",
+          "num_file_creations", "su_attempted", "num_root")  # fmt: skip
+TOP_SERVICES = 10
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kdd_analysis", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", required=True, help="File, folder or glob of KDD lines (local or gs://).")
+    parser.add_argument("--output", required=True, help="Folder URI for the results (local or gs://).")
+    parser.add_argument("--bq_table", help="PROJECT.DATASET.TABLE: load the aggregates into BigQuery.")
+    return parser.parse_args(argv)
+
+
+def parse_connections(lines, schema):
+    """Each text line (``value``) as the schema's typed columns, plus ``raw`` and ``malformed``: NULL, or
+    how the line fails. Other columns of ``lines`` pass through.
+
+    In three projections, so the line is split once and each cell cast once (the optimizer keeps a
+    projection apart when merging it would repeat an expensive expression).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    passed_on = [c for c in lines.columns if c != "value"]
+    split = lines.select(F.col("value").alias("raw"), F.split("value", ",", -1).alias("_cells"), *passed_on)
+    cells = [F.get("_cells", index) for index in range(len(schema.fields))]
+    typed = split.select("*", *[
+        (cell if isinstance(f.dataType, StringType) else cell.try_cast(f.dataType)).alias(f.name)
+        for cell, f in zip(cells, schema.fields, strict=True)
+    ])  # fmt: skip
+    fits = F.size("_cells") == len(schema.fields)
+    for field in schema.fields:
+        column = F.col(field.name)
+        fits = fits & ((column != "") if isinstance(field.dataType, StringType) else column.isNotNull())
+    malformed = (
+        F.when(fits, F.lit(None))
+        .when(F.size("_cells") != len(schema.fields), F.lit("wrong_column_count"))
+        .when(F.array_contains("_cells", ""), F.lit("empty_field"))
+        .otherwise(F.lit("non_numeric"))
+    )
+    return typed.select("raw", malformed.alias("malformed"), *schema.fieldNames(), *passed_on)
+
+
+def malformed_reason(schema):
+    """The reason a malformed line is rejected: its kind and the first column (or count) at fault."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    cells = F.split("raw", ",", -1)
+    empty, non_numeric = [], []
+    for index, field in enumerate(schema.fields):
+        cell = F.get(cells, index)
+        empty.append(F.when(cell == "", F.lit(field.name)))
+        if not isinstance(field.dataType, StringType):
+            quoted = F.concat(F.lit(f"{field.name}='"), cell, F.lit("'"))
+            non_numeric.append(F.when(cell.try_cast(field.dataType).isNull(), quoted))
+    count = F.concat(F.size(cells).cast("string"), F.lit(f" fields, expected {len(schema.fields)}"))
+    detail = (
+        F.when(F.col("malformed") == "wrong_column_count", count)
+        .when(F.col("malformed") == "empty_field", F.coalesce(*empty))
+        .otherwise(F.coalesce(*non_numeric))
+    )
+    return F.concat(F.col("malformed"), F.lit(": "), detail)
+
+
+def fine_aggregate(connections):
+    """The one pass over the data: counts and sums per (protocol_type, service, label) of the valid lines.
+
+    Malformed lines form groups of their own, keyed by kind, raw text and source (NULL for valid lines),
+    so the same pass counts them and keeps them for the dead letters; a filter on the parsed lines would
+    be pushed below the parsing and evaluated there at great cost.
+    """
+    from pyspark.sql import functions as F
+
+    valid = F.col("malformed").isNull()
+    keys = [F.col("malformed")]
+    keys += [F.when(valid, F.col(c)).alias(c) for c in ("protocol_type", "service", "label")]
+    keys += [F.when(~valid, F.col(c)).alias(c) for c in ("raw", "source")]
+    sums = [F.sum(F.when(valid, F.col(c))).alias(c) for c in SUMMED]
+    return connections.groupBy(*keys).agg(F.count(F.lit(1)).alias("connections"), *sums)
+
+
+def roll_up(rows: list[dict]) -> dict:
+    """Every aggregate (pandas frames keyed by name in AGGREGATES) from the fine aggregate's valid rows."""
+    import numpy as np
+    import pandas as pd
+
+    fine = pd.DataFrame([row for row in rows if row["malformed"] is None])
+    if fine.empty:
+        fine = pd.DataFrame(columns=["protocol_type", "service", "label", "connections", *SUMMED])
+    fine = fine.astype({"connections": "int64", **dict.fromkeys(SUMMED, "int64")})
+    fine["attack_category"] = fine["label"].str.rstrip(".").map(ATTACK_CATEGORY).fillna(UNKNOWN_CATEGORY)
+    fine["state"] = np.where(fine["label"] == NORMAL_LABEL, "no attack", "attack")
+    total = fine["connections"].sum()
+
+    def counts(by: list[str]) -> pd.DataFrame:
+        frame = fine.groupby(by, as_index=False)["connections"].sum()
+        frame["share"] = frame["connections"] / total
+        return frame.sort_values(
+            ["connections", *by], ascending=[False, *[True] * len(by)], ignore_index=True
+        )
+
+    per_state = fine.groupby(["protocol_type", "state"], as_index=False)[["connections", *SUMMED]].sum()
+    attack_stats = pd.DataFrame({
+        "protocol_type": per_state["protocol_type"],
+        "state": per_state["state"],
+        "connections": per_state["connections"],
+        "mean_src_bytes": per_state["src_bytes"] / per_state["connections"],
+        "mean_dst_bytes": per_state["dst_bytes"] / per_state["connections"],
+        "mean_duration": per_state["duration"] / per_state["connections"],
+        "total_failed_logins": per_state["num_failed_logins"],
+        "total_compromised": per_state["num_compromised"],
+        "total_file_creations": per_state["num_file_creations"],
+        "total_root_attempts": per_state["su_attempted"],
+        "total_root_accesses": per_state["num_root"],
+    })  # fmt: skip
+    attack_stats = attack_stats.sort_values(
+        ["connections", "protocol_type", "state"], ascending=[False, True, True], ignore_index=True
+    )
+
+    by_category = counts(["attack_category"])
+    by_category["labels"] = by_category["attack_category"].map(
+        fine.groupby("attack_category")["label"].nunique()
+    )
+
+    attacks = fine[fine["state"] == "attack"]
+    per_category = attacks.groupby(["service", "attack_category"], as_index=False)["connections"].sum()
+    services = (
+        per_category.sort_values(["connections", "attack_category"], ascending=[False, True])
+        .groupby("service", as_index=False)
+        .agg(attacks=("connections", "sum"), top_category=("attack_category", "first"))
+    )
+    services["connections"] = services["service"].map(fine.groupby("service")["connections"].sum())
+    services["attack_share"] = services["attacks"] / services["connections"]
+    top = services.sort_values(["attacks", "service"], ascending=[False, True], ignore_index=True)
+    top = top.head(TOP_SERVICES)
+    top.insert(0, "rank", range(1, len(top) + 1))
+    return {
+        "attack_stats": attack_stats,
+        "connections_by_protocol": counts(["protocol_type"]),
+        "connections_by_label": counts(["label", "attack_category"]),
+        "connections_by_category": by_category,
+        "top_attacked_services": top,
+    }
+
+
+def write_malformed(groups, schema, output: str) -> None:
+    """The malformed lines, one record each with its reason, as dead letters (sql/schemas/dead_letter.json)
+    in JSON lines."""
+    from pyspark.sql import functions as F
+
+    dead_letters = groups.filter(F.col("malformed").isNotNull()).select(
+        "source", "raw", malformed_reason(schema).alias("reason"), F.current_timestamp().alias("loaded_at"),
+        F.lit(None).alias("line"), F.lit(None).alias("partition_date"),
+        F.explode(F.array_repeat(F.lit(1), F.col("connections").cast("int"))),  # one per occurrence
+    )  # fmt: skip
+    conform(dead_letters, job_schema("dead_letter")).coalesce(1).write.mode("overwrite").json(
+        f"{output.rstrip('/')}/malformed"
+    )
+
+
+def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> dict:
+    """Run the analysis; return the summary (also written to ``output/summary.json``)."""
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
+    schema = job_schema("kdd_connections").to_spark()
+    lines = spark.read.text(input_uri).withColumn("source", F.col("_metadata.file_path"))
+    groups = fine_aggregate(parse_connections(lines, schema)).cache()  # small: read twice below
+    kinds = groups.groupBy("malformed").agg(F.sum("connections").alias("lines")).collect()
+    malformed = dict.fromkeys(MALFORMED_KINDS, 0) | {
+        r["malformed"]: r["lines"] for r in kinds if r["malformed"]
+    }
+    valid = next((r["lines"] for r in kinds if r["malformed"] is None), 0)
+    log.info("read %s lines: %s valid, %s malformed", f"{valid + sum(malformed.values()):,}", f"{valid:,}",
+             malformed)  # fmt: skip
+
+    if sum(malformed.values()):
+        write_malformed(groups, schema, output)
+    else:
+        remove(output, "malformed")
+    rows = [
+        row.asDict() for row in groups.filter(F.col("malformed").isNull()).drop("raw", "source").collect()
+    ]
+    groups.unpersist()
+    schemas = {name: job_schema(schema) for name, schema in AGGREGATES.items()}
+    frames = {name: frame[schemas[name].names] for name, frame in roll_up(rows).items()}
+    tables = {name: arrow_table(frame, schemas[name]) for name, frame in frames.items()}
+    written = [uri for name, table in tables.items() for uri in write_table(output, name, table)]
+    written += kdd_report.write_report(output, frames, valid, malformed)
+    log.info("wrote %d files under %s", len(written), output)
+    loaded = []
+    if bq_table:
+        project, dataset, main_table = bq_table.split(".")
+        for name, table in tables.items():
+            table_id = f"{project}.{dataset}.{main_table if name == 'attack_stats' else name}"
+            loaded.append(load_bigquery(table, table_id, schemas[name]))
+    summary = {
+        "input": input_uri,
+        "output": output,
+        "rows": valid + sum(malformed.values()),
+        "valid": valid,
+        "malformed": malformed,
+        "aggregates": {name: table.num_rows for name, table in tables.items()},
+        "bigquery_tables": loaded,
+        "files": written,
+        "seconds": round(time.monotonic() - started, 2),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_json(output, "summary.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    setup_logging()
+    args = parse_args(argv)
+    if args.bq_table and len(args.bq_table.split(".")) != 3:
+        raise SystemExit(f"kdd_analysis: --bq_table {args.bq_table!r} is not PROJECT.DATASET.TABLE.")
+    threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
+    with user_errors("kdd_analysis"):
+        summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""gcpipe spark submit: the Dataproc requests it would send, checked against the API's own messages.
+
+Dataproc cannot be reached here: the workflow template and the batch are validated by parsing them into
+google.cloud.dataproc_v1 messages (an unknown or misspelt field fails), and the real (non dry) run calls a
+gcloud stand-in that records exactly what it was asked (tests/unit/test_deploy.py's).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import zipfile
+
+import pytest
+import yaml
+from google.cloud import dataproc_v1
+
+from gcpipe.config import PROJECT_ROOT, Config
+from gcpipe.deploy import TERRAFORM_DIR
+from gcpipe.spark import dataproc
+from gcpipe.spark.jobs import JOBS, SparkJobError, cloudsql_args, job_args
+from tests.unit.test_deploy import cloud  # noqa: F401 (the fixture: gcloud stand-in, state dir, gcp settings)
+from tests.unit.test_terraform import blocks, resources
+
+PROJECT, REGION = "acme-data-prod", "europe-west1"
+GCP = Config(
+    target="gcp", project=PROJECT, region=REGION, lake_bucket="acme-lake", staging_bucket="acme-staging"
+)
+STAGED = "gs://acme-staging/dataproc/gcpipe"
+
+
+def gcpipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gcpipe.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+
+
+def test_the_workflow_template_creates_a_job_cluster_runs_the_job_on_gcs_and_is_a_valid_request():
+    job = JOBS["kdd_analysis"]
+    template = dataproc.workflow_template(job, GCP, job_args(job, GCP))
+    dataproc_v1.WorkflowTemplate.from_json(json.dumps(template))  # the API's message: no unknown field
+    cluster = template["placement"]["managedCluster"]
+    assert cluster["clusterName"] == "gcpipe-kdd-analysis"
+    config = cluster["config"]
+    assert config["softwareConfig"]["imageVersion"] == "3.0-debian12"
+    assert (config["masterConfig"]["numInstances"], config["masterConfig"]["machineTypeUri"]) == (
+        1,
+        "n2-standard-4",
+    )
+    assert (config["workerConfig"]["numInstances"], config["workerConfig"]["machineTypeUri"]) == (
+        2,
+        "n2-standard-4",
+    )
+    assert (
+        config["gceClusterConfig"]["serviceAccount"] == f"gcpipe-dataproc@{PROJECT}.iam.gserviceaccount.com"
+    )
+    assert config["gceClusterConfig"]["subnetworkUri"] == f"regions/{REGION}/subnetworks/gcpipe"
+    assert config["gceClusterConfig"]["internalIpOnly"] is True
+    [step] = template["jobs"]
+    assert step["stepId"] == "kdd-analysis"
+    assert step["pysparkJob"] == {
+        "mainPythonFileUri": f"{STAGED}/kdd_analysis.py",
+        "args": ["--input", "gs://acme-lake/landing/kdd/kddcup.data.gz", "--output", "gs://acme-lake/kdd/analysis",
+                 "--bq_table", f"{PROJECT}.kdd.attack_stats"],
+        "pythonFileUris": [f"{STAGED}/gcpipe_spark.zip"],
+        "fileUris": [f"{STAGED}/{name}.json" for name in job.schemas],
+        "properties": {"spark.checkpoint.dir": "gs://acme-staging/dataproc/checkpoints"},
+    }  # fmt: skip
+
+
+def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
+    job = JOBS["als_recommend"]
+    config = GCP.replace(jdbc_url="jdbc:postgresql://10.0.0.3:5432/rentals",
+                         jdbc_password_secret=f"projects/{PROJECT}/secrets/pg/versions/latest")  # fmt: skip
+    args = job_args(job, config, cloudsql_args(config), ["--sink", "gs://acme-lake/recs"])
+    batch = dataproc.batch_request(job, config, args)
+    dataproc_v1.Batch.from_json(json.dumps(batch))
+    assert batch["runtimeConfig"]["version"] == "3.0"
+    assert batch["environmentConfig"]["executionConfig"]["serviceAccount"].startswith("gcpipe-dataproc@")
+    assert batch["pysparkBatch"]["jarFileUris"] == [f"{STAGED}/postgresql.jar"]
+    assert batch["pysparkBatch"]["args"] == [
+        "--source", "jdbc:postgresql://10.0.0.3:5432/rentals", "--sink", "gs://acme-lake/recs",
+        "--jdbc_user", "gcpipe", "--jdbc_password_secret", f"projects/{PROJECT}/secrets/pg/versions/latest",
+    ]  # fmt: skip
+    command = dataproc.batch_command(batch, config)
+    assert command[:6] == ("gcloud", "dataproc", "batches", "submit", "pyspark", f"{STAGED}/als_recommend.py")
+    assert f"--region={REGION}" in command and "--version=3.0" in command
+    assert command[command.index("--") + 1 :] == tuple(args)
+
+
+def test_dry_run_prints_the_plan_with_the_exact_template_and_gcloud_commands(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GCPIPE_CONFIG": str(tmp_path / "none.toml"),
+           "GCPIPE_STATE_DIR": str(tmp_path / "state"), "GCPIPE_PROJECT": PROJECT, "GCPIPE_REGION": REGION,
+           "GCPIPE_LAKE_BUCKET": "acme-lake", "GCPIPE_STAGING_BUCKET": "acme-staging"}  # fmt: skip
+    (tmp_path / "none.toml").write_text("")
+    done = gcpipe("spark", "submit", "kdd_analysis", "--target", "gcp", "--dry-run", "--input=gs://acme-lake/k.gz",
+                  env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    template_file = tmp_path / "state" / "dataproc" / "kdd_analysis.workflow.yaml"
+    assert not (tmp_path / "state" / "dataproc").exists()  # a dry run writes nothing
+    heredoc = re.search(r"<<'EOF'\n(.*?)\nEOF\n", done.stdout, re.DOTALL)[1]
+    job = JOBS["kdd_analysis"]
+    args = job_args(job, GCP, ["--input", "gs://acme-lake/k.gz"])
+    assert yaml.safe_load(heredoc) == dataproc.workflow_template(job, GCP, args)
+    lines = done.stdout.splitlines()
+    assert (
+        f"gcloud dataproc workflow-templates instantiate-from-file --file={template_file} --region={REGION} "
+        f"--project={PROJECT}"
+    ) in lines
+    staged = next(line for line in lines if line.startswith("gcloud storage cp "))
+    assert staged.endswith(f" {STAGED}/ --project={PROJECT}")
+    assert "spark_jobs/kdd_analysis.py" in staged and "sql/schemas/kdd_connections.json" in staged
+
+
+def test_a_real_submit_runs_exactly_the_printed_plan(cloud, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("GCPIPE_LAKE_BUCKET", f"{PROJECT}-lake")
+    printed = gcpipe("spark", "submit", "als_recommend", "--target", "gcp", "--serverless", "--dry-run")
+    assert printed.returncode == 0 and not cloud.calls()
+    done = gcpipe("spark", "submit", "als_recommend", "--target", "gcp", "--serverless")
+    assert done.returncode == 0, done.stderr
+    calls = cloud.calls()
+    commands = [line for line in printed.stdout.splitlines() if line.startswith("gcloud ")]
+    assert [shlex.join(call) for call in calls] == commands
+    assert str(cloud.state_dir / "dataproc" / "gcpipe_spark.zip") in calls[0]
+    assert (cloud.state_dir / "dataproc" / "gcpipe_spark.zip").exists()
+    assert calls[1][calls[1].index("--") + 1 :] == [
+        "--source", f"gs://{PROJECT}-lake/landing/rentals", "--sink", f"gs://{PROJECT}-lake/rentals/recommendations",
+        "--sink", f"bq://{PROJECT}.rentals",
+    ]  # fmt: skip
+
+
+def test_user_arguments_replace_the_defaults_in_place():
+    job = JOBS["als_recommend"]
+    local = Config(state_dir=PROJECT_ROOT / ".gcpipe")
+    assert job_args(job, local, ["--sink", "gs://a", "--top", "3", "--sink", "gs://b"]) == [
+        "--source", f"{local.lake}/landing/rentals", "--sink", "gs://a", "--sink", "gs://b", "--top", "3"]  # fmt: skip
+    assert job_args(job, local, ["--source=bq://p.d"])[:2] == ["--source", "bq://p.d"]
+    with pytest.raises(SparkJobError, match="is not an option"):
+        job_args(job, local, ["stray"])
+    with pytest.raises(SparkJobError, match="no Cloud SQL database is configured"):
+        cloudsql_args(GCP)
+
+
+def test_the_package_runs_the_jobs_without_the_checkout(tmp_path):
+    package = dataproc.build_package(tmp_path / "gcpipe_spark.zip")
+    assert dataproc.build_package(tmp_path / "again.zip").read_bytes() == package.read_bytes()
+    names = zipfile.ZipFile(package).namelist()
+    assert {"spark_jobs/kdd_analysis.py", "spark_jobs/als_recommend.py", "gcpipe/schemas.py"} <= set(names)
+    # As on Dataproc: only the zip on the path, the schema file in the working directory (--files).
+    (tmp_path / "kdd_connections.json").write_text(
+        (PROJECT_ROOT / "sql/schemas/kdd_connections.json").read_text()
+    )
+    probe = (
+        "import gcpipe.config, spark_jobs.kdd_analysis, spark_jobs.als_recommend;"
+        "from spark_jobs.common import job_schema;"
+        f"assert gcpipe.config.__file__.startswith({str(package)!r});"
+        "print(len(job_schema('kdd_connections').names))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(package), "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "42"
+
+
+def test_the_autoscaling_policy_is_a_valid_request_and_terraform_reads_it():
+    policy = yaml.safe_load((dataproc.DATAPROC_DIR / "autoscaling_policy.yaml").read_text())
+    dataproc_v1.AutoscalingPolicy.from_json(json.dumps(policy))
+    assert policy["workerConfig"] == {"minInstances": 2, "maxInstances": 2}
+    [declared] = [block["autoscaling"] for block in blocks(TERRAFORM_DIR, "locals") if "autoscaling" in block]
+    assert "../dataproc/autoscaling_policy.yaml" in declared
+    [body] = [
+        body for kind, _, body in resources(TERRAFORM_DIR) if kind == "google_dataproc_autoscaling_policy"
+    ]
+    settings = [value for section in policy.values() for value in section.values()]
+    settings = [v for value in settings for v in (value.values() if isinstance(value, dict) else [value])]
+    assert json.dumps(body).count("local.autoscaling.") == len(settings) == 8  # each one comes from the file
+
+
+def test_local_dry_run_prints_the_local_command():
+    done = gcpipe(
+        "spark", "submit", "kdd_analysis", "--target", "local", "--dry-run", "--input", "/data/k.gz"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[1:4] == ["-m", "spark_jobs.kdd_analysis", "--input"]
+    assert "/data/k.gz" in done.stdout.split()
+
+
+def test_serverless_on_the_local_target_is_one_sentence():
+    done = gcpipe("spark", "submit", "kdd_analysis", "--target", "local", "--serverless")
+    assert (done.returncode, done.stderr.strip()) == (
+        1,
+        "error: --serverless runs on Dataproc: add --target gcp.",
+    )
