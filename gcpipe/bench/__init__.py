@@ -28,6 +28,7 @@ from gcpipe.errors import GcpipeError
 # name -> "module:function"; each capability registers its benchmark here.
 BENCHMARKS: dict[str, str] = {
     "foundation": "gcpipe.bench.foundation:run",
+    "csv_ingest": "gcpipe.bench.csv_ingest:run",
 }
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
 BENCHMARKS_JSON = PROJECT_ROOT / "BENCHMARKS.json"

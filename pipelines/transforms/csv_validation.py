@@ -214,11 +214,8 @@ class BlockValidator:
 
 def _undecodable(records: Records, skip: int) -> dict[int, str]:
     """Records holding bytes that are not UTF-8, with the first bad byte and where it is."""
-    try:
-        records.data[: records.consumed].decode("utf-8")
+    if records.data.isascii():
         return {}
-    except UnicodeDecodeError:
-        pass
     buf = np.frombuffer(records.data, np.uint8, count=records.consumed)
     suspects = np.unique(np.searchsorted(records.starts, np.flatnonzero(buf >= 0x80), side="right") - 1)
     found: dict[int, str] = {}
