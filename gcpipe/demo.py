@@ -76,10 +76,24 @@ def _datagen(ctx: DemoContext) -> str:
     )
 
 
+def _csv_ingest(ctx: DemoContext) -> str:
+    from pipelines import csv_ingest
+
+    trips, day = ctx.facts["trips"], ctx.facts["trips_date"]
+    table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.taxi_trips"
+    result = csv_ingest.run([
+        "--input", trips.path, "--schema", "taxi_trips", "--table", table, "--partition_date", day.isoformat(),
+        "--output", str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
+    ])  # fmt: skip
+    ctx.facts["ingest"] = result
+    return f"{result.summary()}; dead letters in {table}_dead_letter"
+
+
 STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
+    Stage("batch CSV ingestion (Beam)", _csv_ingest),
 ]
 
 
