@@ -19,8 +19,11 @@ On Dataflow (the same code; input, output and the PII key in the cloud)::
         --input 'gs://acme-lake/landing/taxi_trips/2019-03-01/*.csv.gz' --schema taxi_trips \\
         --table acme-data-prod:taxi.taxi_trips --partition_date 2019-03-01 \\
         --runner DataflowRunner --project acme-data-prod --region europe-west1 \\
-        --temp_location gs://acme-staging/tmp --output gs://acme-staging/ingest/taxi_trips/2019-03-01
+        --temp_location gs://acme-staging/tmp --output gs://acme-staging/ingest/taxi_trips/2019-03-01 \\
+        --extra_package dist/gcpipe-0.1.0-py3-none-any.whl
 
+The workers need this project's packages (``uv build`` makes the wheel); the PII key comes from Secret
+Manager there (``--pii_key``, default ``secret:projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
 Without ``--table`` the run stops at the validated Parquet files and dead letters under ``--output``.
 """
 
@@ -68,7 +71,7 @@ class IngestError(GcpipeError):
 
 
 def read_blocks(path: str, block_bytes: int):
-    """(records, first record is the header?) for each block of ``path``: any file system, gzip by name."""
+    """(records, is the first block) for each block of ``path``: any file system, gzip by its name."""
     with FileSystems.open(path) as stream:
         carry, line, first = b"", 1, True
         while True:
@@ -102,13 +105,13 @@ class ValidateCsvFile(beam.DoFn):
         self.spec, self.partition_date, self.block_bytes = spec, partition_date, block_bytes
         self.pii = pii or PiiPolicy({})
         self.loaded_at = loaded_at or datetime.now(UTC)
-        self.threads = max(1, os.cpu_count() or 1)
         self.counters = {name: Metrics.counter("csv_ingest", name) for name in COUNTERS[:3]}
 
     def process(self, path: str):
         # Blocks are split in order (each starts where the last record of the one before ended) and
         # validated on a thread per core: pyarrow and numpy release the GIL, so the cores share the work.
-        with ThreadPoolExecutor(max_workers=self.threads) as pool:
+        threads = max(1, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
             pending: deque = deque()
             for block, (records, first) in enumerate(read_blocks(path, self.block_bytes)):
                 skip = 0
@@ -119,7 +122,7 @@ class ValidateCsvFile(beam.DoFn):
                     validator = BlockValidator(self.spec, layout, self.partition_date)
                     skip = int(layout.header)
                 pending.append((block, pool.submit(validator.validate, records, skip)))
-                while len(pending) > self.threads:
+                while len(pending) > threads:
                     yield from self._emit(path, layout, *pending.popleft())
             while pending:
                 yield from self._emit(path, layout, *pending.popleft())
@@ -232,6 +235,8 @@ def table_layout(schema_name: str, table_name: str) -> TableSpec:
 
 def match_inputs(pattern: str) -> list[str]:
     """Every file the pattern names (a path, a glob, gs://...), or one sentence saying there are none."""
+    if "://" not in pattern:
+        pattern = os.path.abspath(pattern)  # dead letters name their source by a path that works anywhere
     try:
         matched = FileSystems.match([pattern])[0].metadata_list
     except Exception as err:  # Beam raises BeamIOError with nested details
@@ -273,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: list[str] | None = None, save_main_session: bool = True) -> IngestResult:
-    """Run the ingestion; return its accounting (and print it)."""
+    """Run the ingestion; return its accounting, checked: rows read = valid (= loaded) + dead-lettered."""
     args, beam_args = build_parser().parse_known_args(argv)
     config = load_config()
     apply_env(config)  # on the local target, clients and Beam's file systems reach the emulators
@@ -291,20 +296,10 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
             read_layout(header, spec.schema, source)
     started = datetime.now(UTC)
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    output = (args.output or f"{config.lake}/ingest/{spec.name}/{partition_date or 'all'}").rstrip(
-        "/"
-    ) + f"/{run_id}"
+    output = args.output or f"{config.lake}/ingest/{spec.name}/{partition_date or 'all'}"
+    output = f"{output.rstrip('/')}/{run_id}"  # a folder per run: files of an earlier run are never loaded
 
-    options = PipelineOptions(beam_args)
-    options.view_as(SetupOptions).save_main_session = save_main_session
-    standard = options.view_as(StandardOptions)
-    if standard.runner in (None, "DirectRunner") and not options.get_all_options().get(
-        "update_compatibility_version"
-    ):
-        # The DirectRunner would first try Prism, a binary it downloads; pipelines with this option skip it.
-        options = PipelineOptions([*beam_args, f"--update_compatibility_version={beam.__version__}"])
-        options.view_as(SetupOptions).save_main_session = save_main_session
-
+    options = pipeline_options(beam_args, save_main_session)
     clock = time.perf_counter()
     with beam.Pipeline(options=options) as pipeline:
         validated = (
@@ -359,6 +354,16 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
         raise IngestError(f"records do not add up: {result.summary()}, {result.rows_loaded} loaded.")
     logging.getLogger(__name__).info(result.summary())
     return result
+
+
+def pipeline_options(beam_args: list[str], save_main_session: bool) -> PipelineOptions:
+    options = PipelineOptions(beam_args)
+    runner = options.view_as(StandardOptions).runner
+    if runner in (None, "DirectRunner") and not options.get_all_options()["update_compatibility_version"]:
+        # The DirectRunner would first try Prism, a binary it downloads; pipelines with this option skip it.
+        options = PipelineOptions([*beam_args, f"--update_compatibility_version={beam.__version__}"])
+    options.view_as(SetupOptions).save_main_session = save_main_session
+    return options
 
 
 def _counters(result) -> dict[str, int]:

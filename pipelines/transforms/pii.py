@@ -130,6 +130,8 @@ class PiiPolicy:
 
     def raw(self, text: str, columns: tuple[str, ...]) -> str | None:
         """A rejected record with its PII cells protected; None when the cells cannot be told apart."""
+        if not text:
+            return text
         cells = next(csv.reader(io.StringIO(text, newline="")), [])
         if len(cells) != len(columns):
             return None
