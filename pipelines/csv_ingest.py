@@ -288,6 +288,11 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
         raise IngestError(f"--partition_date {args.partition_date}: write it as YYYY-MM-DD.") from None
     table = parse_table_id(args.table, config.project) if args.table else None
     spec = table_layout(args.schema, table.split(".")[-1] if table else load_schema(args.schema).name)
+    if partition_date and not spec.partition:
+        raise IngestError(
+            f"--partition_date needs a partitioned table, but schema {spec.schema.name} has no TIMESTAMP or "
+            "DATE column: leave it out and the load replaces the whole table."
+        )
     pii = PiiPolicy.parse(args.pii, spec.schema, args.pii_key or default_key_source(config))
     sources = match_inputs(args.input)
     for source in sources:  # a file whose columns do not fit the schema stops the run before anything runs

@@ -113,7 +113,9 @@ def test_gzip_and_a_glob_of_several_files(tmp_path):
 def test_pii_columns_are_hashed_in_rows_and_withheld_or_hashed_in_dead_letters(tmp_path):
     path = tmp_path / "trips.csv"
     write_trips_csv(path, 400, seed=4, malformed=0.05)
-    policy = PiiPolicy({"vendor_id": "hash", "store_and_fwd_flag": "mask"}, key=b"k" * 32)
+    key_file = tmp_path / "pii.key"
+    key_file.write_text("a-test-key")
+    policy = PiiPolicy({"vendor_id": "hash", "store_and_fwd_flag": "mask"}, str(key_file))
     with _pipeline() as p:
         result = p | beam.Create([str(path)]) | ValidateCsv(SPEC, pii=policy)
         rows = result.valid | "Rows" >> beam.FlatMap(lambda item: item[2].to_pylist())
@@ -160,5 +162,9 @@ def test_run_says_in_one_sentence_what_is_wrong(tmp_path):
     (tmp_path / "other.csv").write_text("vendor_id,age\n1,3\n")
     with pytest.raises(CsvLayoutError, match="lacks"):
         csv_ingest.run(["--input", str(tmp_path / "other.csv"), "--schema", "taxi_trips"])
+    no_moment = tmp_path / "people.json"
+    no_moment.write_text('[{"name": "name", "type": "STRING"}]')
+    with pytest.raises(csv_ingest.IngestError, match="needs a partitioned table"):
+        csv_ingest.run(["--input", "x", "--schema", str(no_moment), "--partition_date", "2019-03-01"])
     with pytest.raises(csv_ingest.IngestError, match="YYYY-MM-DD"):
         csv_ingest.run(["--input", "x", "--schema", "taxi_trips", "--partition_date", "March"])

@@ -59,6 +59,8 @@ class LoadAndReplace(beam.DoFn):
 
         from gcpipe.clients import ensure_table
 
+        # From the environment, not gcpipe's config: on Dataflow workers that is BigQuery itself, locally
+        # the emulator (BIGQUERY_EMULATOR_HOST and the metadata stand-in, which run() sets).
         client = bigquery.Client(project=self.table.split(".")[0])
         ensure_table(client, self.spec, self.table)
         ensure_table(client, self.dead_spec, self.dead_letter)

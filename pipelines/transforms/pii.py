@@ -7,9 +7,10 @@
 * ``mask``: every character but the last four replaced by ``#`` (DLP's character mask);
 * ``redact``: NULL (any NULLABLE column).
 
-The key never sits in code or in pipeline options (Dataflow shows those in its console): it is
-``$GCPIPE_PII_KEY`` if set, else read from the key source, a file (the local target generates one
-under the state folder) or a Secret Manager version (``secret:projects/P/secrets/S/versions/latest``).
+The key never sits in code, in pipeline options (Dataflow shows those in its console) or in the pickled
+pipeline: each worker reads it when it first needs it, from ``$GCPIPE_PII_KEY`` if set, else from the
+key source, a file (the local target generates one under the state folder) or a Secret Manager version
+(``secret:projects/P/secrets/S/versions/latest``).
 Values are transformed per distinct value (dictionary encoding), so a low-cardinality column costs
 almost nothing.
 """
@@ -24,6 +25,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,13 +72,20 @@ def load_key(source: str) -> bytes:
 
 @dataclass(frozen=True)
 class PiiPolicy:
-    """Columns and their method; ``key`` stays out of repr so it never reaches a log."""
+    """Columns and their method, and where the key lives; the key itself is read where it is used."""
 
     methods: dict[str, str]
-    key: bytes = b""
+    key_source: str | None = None
 
-    def __repr__(self) -> str:
-        return f"PiiPolicy({self.methods})"
+    @cached_property
+    def key(self) -> bytes:
+        key = load_key(self.key_source) if self.key_source else os.environ.get(KEY_ENV, "").encode()
+        if not key:
+            raise PiiError("--pii hashes columns but no key was found: set GCPIPE_PII_KEY or --pii_key.")
+        return key
+
+    def __getstate__(self) -> dict:
+        return {name: value for name, value in self.__dict__.items() if name != "key"}  # never pickled
 
     @classmethod
     def parse(cls, spec: str | None, schema: Schema, key_source: str | None) -> PiiPolicy:
@@ -94,10 +103,10 @@ class PiiPolicy:
             if method == "redact" and field.required:
                 raise PiiError(f"--pii {item}: {column} is REQUIRED, so it cannot be redacted to NULL.")
             methods[column] = method
-        key = load_key(key_source) if "hash" in methods.values() and key_source else b""
-        if "hash" in methods.values() and not key:
-            raise PiiError("--pii hashes columns but no key was found: set GCPIPE_PII_KEY or a key source.")
-        return cls(methods, key)
+        policy = cls(methods, key_source)
+        if "hash" in methods.values():
+            policy.key  # noqa: B018 (read it now: a missing key fails here, not on a worker)
+        return policy
 
     def __bool__(self) -> bool:
         return bool(self.methods)
