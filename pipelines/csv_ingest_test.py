@@ -93,6 +93,34 @@ def test_dead_letters_point_at_the_right_lines(tmp_path):
         )
 
 
+def test_a_real_world_file_bom_crlf_header_by_name_quoted_commas_and_newlines(tmp_path):
+    spec = table_spec("taxi_trips_sample")
+    path = tmp_path / "sample.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfpickup_zone,pickup,dropoff,distance,fare,total,color,passengers\r\n"
+        b'"Queens, Astoria",03/01/2019 11:58:00 PM,03/02/2019 12:10:00 AM,2.5,10.0,12.3,yellow,\r\n'
+        b'"Line one\r\nline two",2019-03-01 10:00:00,2019-03-01 10:05:00,1,5,6,green,2\r\n'
+        b"Midtown,2019-03-01 10:00:00,2019-03-01 09:00:00,1,5,6,yellow,1\r\n"
+    )
+    with _pipeline() as p:
+        result = p | beam.Create([str(path)]) | ValidateCsv(spec)
+        rows = result.valid | "Rows" >> beam.FlatMap(lambda item: item[2].to_pylist())
+        picked = rows | "Pick" >> beam.Map(
+            lambda r: (r["pickup_zone"], r["dropoff"].isoformat(), r["passengers"])
+        )
+        assert_that(
+            picked,
+            equal_to([("Queens, Astoria", "2019-03-02T00:10:00+00:00", None),
+                      ("Line one\r\nline two", "2019-03-01T10:05:00+00:00", 2)]),
+            label="rows",
+        )  # fmt: skip
+        assert_that(
+            result.dead_letter | "Reason" >> beam.Map(lambda d: (d["line"], d["reason"])),
+            equal_to([(5, "violates rule dropoff >= pickup")]),
+            label="dead letters",
+        )
+
+
 def test_gzip_and_a_glob_of_several_files(tmp_path):
     a = write_trips_csv(tmp_path / "in" / "a.csv.gz", 700, seed=1, malformed=0.01)
     b = write_trips_csv(tmp_path / "in" / "b.csv", 500, seed=2, malformed=0.01)

@@ -38,8 +38,15 @@ _FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _NUMERIC = r"^[+-]?\d{1,29}(\.\d{1,9})?$"
 _DATE = r"[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 _TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-# (strptime format, the exact text it may parse): the regex keeps Arrow from accepting what Python rejects
-_MOMENTS = (("%Y-%m-%d %H:%M:%S", f"^{_DATE} {_TIME}$"), ("%Y-%m-%dT%H:%M:%S", f"^{_DATE}T{_TIME}$"))
+_US_DATE = r"(0[1-9]|1[0-2])/(0[1-9]|[12]\d|3[01])/[1-9]\d{3}"
+_US_TIME = r"(0[1-9]|1[0-2]):[0-5]\d:[0-5]\d [AP]M"
+# (strptime format, the exact text it may parse, where the day of the month is): the regex keeps Arrow
+# from accepting what Python rejects; the formats are those of the TLC files (ISO, and the older US form)
+_MOMENTS = (
+    ("%Y-%m-%d %H:%M:%S", f"^{_DATE} {_TIME}$", 8),
+    ("%Y-%m-%dT%H:%M:%S", f"^{_DATE}T{_TIME}$", 8),
+    ("%m/%d/%Y %I:%M:%S %p", f"^{_US_DATE} {_US_TIME}$", 3),
+)
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -270,8 +277,8 @@ def _cast(cells: pa.Array, to: pa.DataType, pattern: str) -> tuple[pa.Array, pa.
 def _moments(cells: pa.Array, kind: str) -> tuple[pa.Array, pa.Array]:
     """TIMESTAMP (naive times are UTC, as in the row validator), DATETIME or DATE cells, parsed strictly."""
     parsed = pa.nulls(len(cells), pa.timestamp("us"))
-    patterns = _MOMENTS if kind != "DATE" else (("%Y-%m-%d", f"^{_DATE}$"),)
-    for fmt, pattern in patterns:
+    patterns = _MOMENTS if kind != "DATE" else (("%Y-%m-%d", f"^{_DATE}$", 8),)
+    for fmt, pattern, day_at in patterns:
         pending = pc.and_(pc.is_null(parsed), pc.fill_null(pc.match_substring_regex(cells, pattern), False))
         if not pc.any(pending).as_py():
             continue
@@ -282,7 +289,8 @@ def _moments(cells: pa.Array, kind: str) -> tuple[pa.Array, pa.Array]:
             error_is_null=True,
         )
         # strptime rolls 2019-02-30 over to March 2: keep only days that read back as written
-        day = pc.cast(pc.utf8_slice_codeunits(pc.if_else(pending, cells, "2000-01-01"), 8, 10), pa.int64())
+        sliced = pc.utf8_slice_codeunits(pc.if_else(pending, cells, "01/01/2000 01"), day_at, day_at + 2)
+        day = pc.cast(sliced, pa.int64())
         attempt = pc.if_else(pc.equal(pc.day(attempt), day), attempt, pa.scalar(None, pa.timestamp("us")))
         parsed = pc.coalesce(parsed, attempt)
     ok = parsed.is_valid()

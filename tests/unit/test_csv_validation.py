@@ -4,6 +4,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,15 +148,19 @@ def test_rows_outside_the_partition_are_rejected():
 KINDS = ("INTEGER", "FLOAT", "NUMERIC", "BOOLEAN", "TIMESTAMP", "DATETIME", "DATE", "STRING")
 numberish = st.text(alphabet=st.sampled_from("0123456789+-.eE _abnift:TZ/ "), max_size=22)
 moments = st.datetimes(min_value=datetime(900, 1, 1)).map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S"))
-odd_days = st.tuples(st.integers(1990, 2030), st.integers(0, 13), st.integers(0, 32)).map(
-    lambda t: f"{t[0]}-{t[1]:02d}-{t[2]:02d} 10:00:00"
+us_moments = st.datetimes(min_value=datetime(1000, 1, 1)).map(lambda d: d.strftime("%m/%d/%Y %I:%M:%S %p"))
+odd_days = st.tuples(st.integers(1990, 2030), st.integers(0, 13), st.integers(0, 32), st.booleans()).map(
+    lambda t: (
+        f"{t[0]}-{t[1]:02d}-{t[2]:02d} 10:00:00" if t[3] else f"{t[1]:02d}/{t[2]:02d}/{t[0]} 10:00:00 PM"
+    )
 )
 
 
 @settings(max_examples=200, deadline=None)
 @given(
     st.lists(
-        st.one_of(numberish, moments, odd_days, st.sampled_from(["", "-0", "TRUE", "1e999"])), max_size=30
+        st.one_of(numberish, moments, us_moments, odd_days, st.sampled_from(["", "-0", "TRUE", "1e999"])),
+        max_size=30,
     )
 )
 def test_vectorised_path_agrees_with_the_row_validator(values):
@@ -176,3 +181,16 @@ def test_vectorised_path_agrees_with_the_row_validator(values):
             expected_rows.append(row)
     assert [(line, reason) for line, _, reason in result.rejected] == expected_rejects
     assert sorted(map(repr, result.table.to_pylist())) == sorted(map(repr, expected_rows))
+
+
+def test_tlc_timestamp_forms_are_typed_without_the_row_path():
+    from pipelines.transforms.csv_validation import _typed
+
+    cells = pa.array(
+        ["2019-03-01 13:05:09", "2019-03-01T13:05:09", "03/01/2019 01:05:09 PM", "03/01/2019 12:05:09 AM"]
+    )
+    values, bad = _typed("TIMESTAMP", cells, pa.timestamp("us", tz="UTC"))
+    assert not bad.any()
+    assert values.to_pylist() == [datetime(2019, 3, 1, 13, 5, 9, tzinfo=UTC)] * 3 + [
+        datetime(2019, 3, 1, 0, 5, 9, tzinfo=UTC)
+    ]
