@@ -13,17 +13,20 @@ Locally (DirectRunner, the local stack from ``make up``)::
         --input '.gcpipe/lake/landing/taxi_trips/2019-03-01/*.csv' --schema taxi_trips \\
         --table gcpipe-local.taxi.taxi_trips --partition_date 2019-03-01 --pii vendor_id:mask
 
-On Dataflow (the same code; input, output and the PII key in the cloud)::
+On Dataflow (the same code; input, output and the PII key in the cloud), as the flex template
+``infra/dataflow`` builds (``make run-gcp JOB=csv_ingest ARGS="--input=... --schema=... --table=..."``), or
+directly with the workers on that image::
 
     python -m pipelines.csv_ingest \\
         --input 'gs://acme-lake/landing/taxi_trips/2019-03-01/*.csv.gz' --schema taxi_trips \\
         --table acme-data-prod:taxi.taxi_trips --partition_date 2019-03-01 \\
         --runner DataflowRunner --project acme-data-prod --region europe-west1 \\
-        --temp_location gs://acme-staging/tmp --output gs://acme-staging/ingest/taxi_trips/2019-03-01 \\
-        --extra_package dist/gcpipe-0.1.0-py3-none-any.whl
+        --temp_location gs://acme-data-prod-staging/tmp --output gs://acme-data-prod-staging/ingest \\
+        --sdk_container_image europe-west1-docker.pkg.dev/acme-data-prod/gcpipe/csv-ingest:latest \\
+        --sdk_location container
 
-The workers need this project's packages (``uv build`` makes the wheel); the PII key comes from Secret
-Manager there (``--pii_key``, default ``secret:projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
+There the PII key comes from Secret Manager (``--pii_key``; by default
+``secret:projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
 Without ``--table`` the run stops at the validated Parquet files and dead letters under ``--output``.
 """
 
@@ -35,6 +38,7 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections import deque
@@ -219,13 +223,26 @@ def parse_table_id(text: str, default_project: str) -> str:
     return ".".join(parts)
 
 
+def fetch_schema(schema: str, folder: str) -> str:
+    """A schema name or local path as it is; a ``gs://`` schema file copied into ``folder`` first."""
+    if "://" not in schema:
+        return schema
+    local = os.path.join(folder, os.path.basename(schema))
+    try:
+        with FileSystems.open(schema) as source, open(local, "wb") as out:
+            out.write(source.read())
+    except Exception as err:  # Beam's file systems raise several kinds; the user needs the sentence
+        raise IngestError(f"--schema {schema} could not be read: {err}.") from None
+    return local
+
+
 def table_layout(schema_name: str, table_name: str) -> TableSpec:
     """The catalog's layout and rules for the schema, or for a schema of the user's: partition by day on
     its first TIMESTAMP or DATE column, no rules."""
     schema = load_schema(schema_name)
     check_csv_schema(schema)
     for spec in load_tables().values():
-        if spec.schema == schema:
+        if spec.schema.fields == schema.fields:  # the catalog's columns, under whatever file name
             return dataclasses.replace(spec, name=table_name)
     moment = next((f.name for f in schema.fields if f.type in ("TIMESTAMP", "DATE") and not f.repeated), None)
     partition = {"field": moment, "granularity": "DAY"} if moment else None
@@ -287,7 +304,8 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
     except ValueError:
         raise IngestError(f"--partition_date {args.partition_date}: write it as YYYY-MM-DD.") from None
     table = parse_table_id(args.table, config.project) if args.table else None
-    spec = table_layout(args.schema, table.split(".")[-1] if table else load_schema(args.schema).name)
+    schema = fetch_schema(args.schema, tempfile.mkdtemp(prefix="csv_ingest_schema_"))
+    spec = table_layout(schema, table.split(".")[-1] if table else load_schema(schema).name)
     if partition_date and not spec.partition:
         raise IngestError(
             f"--partition_date needs a partitioned table, but schema {spec.schema.name} has no TIMESTAMP or "

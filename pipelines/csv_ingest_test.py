@@ -3,6 +3,7 @@ globs, PII; and ``run`` end to end to files, with its accounting."""
 
 import csv
 import gzip
+import json
 import re
 from collections import Counter
 
@@ -13,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
+from gcpipe.config import PROJECT_ROOT
 from gcpipe.datagen.taxi_trips import MALFORMED_KINDS, write_trips_csv
 from gcpipe.schemas import table_spec
 from pipelines import csv_ingest
@@ -196,3 +198,11 @@ def test_run_says_in_one_sentence_what_is_wrong(tmp_path):
         csv_ingest.run(["--input", "x", "--schema", str(no_moment), "--partition_date", "2019-03-01"])
     with pytest.raises(csv_ingest.IngestError, match="YYYY-MM-DD"):
         csv_ingest.run(["--input", "x", "--schema", "taxi_trips", "--partition_date", "March"])
+
+
+def test_the_flex_template_declares_only_options_the_pipeline_takes():
+    metadata = json.loads((PROJECT_ROOT / "infra" / "dataflow" / "csv_ingest" / "metadata.json").read_text())
+    options = {action.dest for action in csv_ingest.build_parser()._actions}
+    declared = {parameter["name"] for parameter in metadata["parameters"]}
+    assert declared <= options
+    assert {"input", "schema", "table", "dead_letter", "partition_date", "pii"} <= declared

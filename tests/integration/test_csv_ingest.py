@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from gcpipe.datagen.taxi_trips import write_trips_csv
+from gcpipe.schemas import SCHEMA_DIR
 from pipelines import csv_ingest
 
 pytestmark = pytest.mark.stack
@@ -103,7 +104,7 @@ def test_pii_never_lands_in_clear(bq, local_stack, dataset, tmp_path, monkeypatc
     assert _count(bq, table, f"email = '{expected}' AND name = '##########ber0'") == 1
 
 
-def test_a_gs_glob_through_the_storage_emulator(bq, local_stack, dataset, tmp_path):
+def test_a_gs_glob_and_a_gs_schema_through_the_storage_emulator(bq, local_stack, dataset, tmp_path):
     from gcpipe.clients import storage_client
 
     bucket = storage_client(local_stack).bucket(local_stack.lake_bucket)
@@ -113,8 +114,12 @@ def test_a_gs_glob_through_the_storage_emulator(bq, local_stack, dataset, tmp_pa
         manifest = write_trips_csv(tmp_path / name, 500, seed=10 + i, malformed=0.02)
         bucket.blob(f"{prefix}/{name}").upload_from_filename(manifest.path)
         manifests.append(manifest)
+    bucket.blob(f"{prefix}/schema/trips.json").upload_from_filename(str(SCHEMA_DIR / "taxi_trips.json"))
     table = f"{local_stack.project}.{dataset}.taxi_trips"
-    result = _ingest("--input", f"gs://{local_stack.lake_bucket}/{prefix}/*.csv*", "--schema", "taxi_trips",
+    schema = (
+        f"gs://{local_stack.lake_bucket}/{prefix}/schema/trips.json"  # the catalog's columns: its rules too
+    )
+    result = _ingest("--input", f"gs://{local_stack.lake_bucket}/{prefix}/*.csv*", "--schema", schema,
                      "--table", table, "--partition_date", "2019-03-01")  # fmt: skip
     assert result.rows_read == 1000 and result.rows_loaded == sum(m.valid for m in manifests) == _count(
         bq, table
