@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 
 from gcpipe.bench import BenchContext, Figure, measure
@@ -75,6 +76,7 @@ def _trips(ctx: BenchContext, rows: int) -> str:
 
 
 def _ours(ctx: BenchContext, path: str, *extra: str):
+    shutil.rmtree(ctx.workdir / "csv_ingest_out", ignore_errors=True)  # each run writes a folder of its own
     command = [sys.executable, "-m", "pipelines.csv_ingest", "--input", path, "--schema", "taxi_trips",
                "--partition_date", "2019-03-01", "--output", str(ctx.workdir / "csv_ingest_out"), *extra]  # fmt: skip
     return measure(command)
