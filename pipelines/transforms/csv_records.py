@@ -33,6 +33,7 @@ class Records:
     quoted: bool  # the block holds quote characters (pyarrow must then allow newlines in values)
     consumed: int  # bytes of ``data`` the records cover; the rest is an unfinished record
     newlines: int  # newlines in the consumed bytes (the next block's first line is lines[0] + this)
+    unterminated: bool = False  # the last record ends inside a quoted field (only at the end of a file)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -94,6 +95,7 @@ def split_records(data: bytes, first_line: int = 1, final: bool = True) -> Recor
         quoted=quoted,
         consumed=consumed,
         newlines=int(np.searchsorted(newlines, consumed)),
+        unterminated=bool(final and toggles is not None and len(toggles) % 2 and len(starts)),
     )
 
 

@@ -128,6 +128,8 @@ class BlockValidator:
         for i in np.flatnonzero((records.fields[skip:] != expected) & ~blank[skip:]) + skip:
             reasons[int(i)] = f"{records.fields[i]} fields, expected {expected}"
         reasons.update(_undecodable(records, skip))
+        if records.unterminated and n > skip:
+            reasons[n - 1] = "unterminated quoted field"  # it ran to the end of the file
         keep = np.ones(n, dtype=bool)
         keep[:skip] = False
         keep[list(reasons)] = False
@@ -182,7 +184,8 @@ class BlockValidator:
             return typed, flagged
         except (pa.ArrowException, ValueError):
             # A block pyarrow reads differently from the splitter: every row goes to the row validator.
-            return self.arrow_schema.empty_table(), np.ones(count, dtype=bool)
+            nulls = [pa.nulls(count, f.type) for f in self.arrow_schema]
+            return pa.Table.from_arrays(nulls, schema=self.arrow_schema), np.ones(count, dtype=bool)
 
     def _parse(self, data: bytes, quoted: bool) -> pa.Table:
         names = list(self.layout.columns)
@@ -200,7 +203,9 @@ class BlockValidator:
     # -- the row path --------------------------------------------------------------------------
 
     def _check_row(self, text: str) -> tuple[dict | None, str | None]:
-        cells = next(csv.reader(io.StringIO(text, newline="")), [])
+        cells, problem = record_cells(text)
+        if problem:
+            return None, problem
         if len(cells) != len(self.layout.columns):
             return None, f"{len(cells)} fields, expected {len(self.layout.columns)}"
         return self.row_validator.validate(dict(zip(self.layout.columns, cells, strict=True)))
@@ -217,6 +222,21 @@ class BlockValidator:
         for i, value in zip(kept[outside].tolist(), day.filter(outside).to_pylist(), strict=True):
             reasons[i] = f"{self.partition_field} on {value} is outside the partition {self.partition_date}"
         return table.filter(pa.array(~outside)), kept[~outside]
+
+
+def record_cells(text: str) -> tuple[list[str], str | None]:
+    """The cells of one record as Python's csv module reads them, or why the text is not one record."""
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as err:
+        if "unexpected end of data" in str(err):
+            return [], "unterminated quoted field"
+        rows = list(
+            csv.reader(io.StringIO(text, newline=""))
+        )  # a stray quote: read leniently, as pyarrow does
+    if len(rows) > 1:
+        return [], "a carriage return outside quotes splits the record"
+    return (rows[0] if rows else []), None
 
 
 def _undecodable(records: Records, skip: int) -> dict[int, str]:

@@ -141,8 +141,10 @@ class PiiPolicy:
         """A rejected record with its PII cells protected; None when the cells cannot be told apart."""
         if not text:
             return text
-        cells = next(csv.reader(io.StringIO(text, newline="")), [])
-        if len(cells) != len(columns):
+        from pipelines.transforms.csv_validation import record_cells
+
+        cells, problem = record_cells(text)
+        if problem or len(cells) != len(columns):
             return None
         cells = [
             self.value(c, v) or "" if c in self.methods else v for c, v in zip(columns, cells, strict=True)

@@ -194,3 +194,29 @@ def test_tlc_timestamp_forms_are_typed_without_the_row_path():
     assert values.to_pylist() == [datetime(2019, 3, 1, 13, 5, 9, tzinfo=UTC)] * 3 + [
         datetime(2019, 3, 1, 0, 5, 9, tzinfo=UTC)
     ]
+
+
+def test_a_block_pyarrow_reads_differently_falls_back_to_the_row_check_for_every_row():
+    spec = _spec(("id", "INTEGER", "REQUIRED"), ("name", "STRING", "NULLABLE"))
+    # a bare CR: pyarrow ends a row there, the splitter does not; the whole block goes row by row
+    result = _validate(spec, b"id,name\n1,alice\n2,bo\rb\n3,carol\n")
+    assert result.table.to_pylist() == [{"id": 1, "name": "alice"}, {"id": 3, "name": "carol"}]
+    assert result.rejected == [(3, "2,bo\rb", "a carriage return outside quotes splits the record")]
+
+
+def test_an_unterminated_quote_at_the_end_is_dead_lettered_not_loaded():
+    spec = _spec(("id", "INTEGER", "REQUIRED"), ("name", "STRING", "NULLABLE"))
+    result = _validate(spec, b'id,name\n1,alice\n2,"bob\n3,carol\n')
+    assert result.table.to_pylist() == [{"id": 1, "name": "alice"}]
+    assert result.rejected == [(3, '2,"bob\n3,carol\n', "unterminated quoted field")]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from('1a,"\r\n \xff'), max_size=60))
+def test_any_garbage_is_accounted_for_row_by_row_and_never_crashes(body):
+    spec = _spec(("id", "INTEGER", "REQUIRED"), ("name", "STRING", "NULLABLE"))
+    data = b"id,name\n" + body.encode("latin-1")
+    result = _validate(spec, data)
+    assert result.table.num_rows + len(result.rejected) == result.records == len(split_records(data)) - 1
+    assert all(reason for _, _, reason in result.rejected)
+    assert all(isinstance(row["id"], int) for row in result.table.to_pylist())
