@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from gcpipe.config import Config
 from gcpipe.errors import GcpipeError
 from gcpipe.schemas import Schema
+from pipelines.transforms.csv_validation import record_cells
 
 METHODS = ("hash", "mask", "redact")
 KEY_ENV = "GCPIPE_PII_KEY"
@@ -141,8 +142,6 @@ class PiiPolicy:
         """A rejected record with its PII cells protected; None when the cells cannot be told apart."""
         if not text:
             return text
-        from pipelines.transforms.csv_validation import record_cells
-
         cells, problem = record_cells(text)
         if problem or len(cells) != len(columns):
             return None
