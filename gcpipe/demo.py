@@ -86,7 +86,11 @@ def _csv_ingest(ctx: DemoContext) -> str:
         "--output", str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
     ])  # fmt: skip
     ctx.facts["ingest"] = result
-    return f"{result.summary()}; dead letters in {table}_dead_letter"
+    name = table.split(".", 1)[1]
+    return (
+        f"{result.rows_read:,} trips read = {result.rows_loaded:,} loaded into {name} + "
+        f"{result.rows_dead_lettered:,} dead-lettered with their reason into {name}_dead_letter"
+    )
 
 
 STAGES: list[Stage] = [
