@@ -138,16 +138,16 @@ class BlockValidator:
         typed, flagged = self._vectorised(records, keep, len(rows))
         table = typed.filter(pa.array(~flagged)) if flagged.any() else typed
         kept = rows[~flagged]
-        rescued, rescued_rows = [], []
+        rescued: dict[int, dict] = {}
         for i in rows[flagged].tolist():
             row, reason = self._check_row(records.text(i))
             if reason is None:
-                rescued.append(row)
-                rescued_rows.append(i)
+                rescued[i] = row
             else:
                 reasons[i] = reason
         if rescued:
-            table = pa.concat_tables([table, pa.Table.from_pylist(rescued, schema=self.arrow_schema)])
+            extra, rescued_rows = self._arrow_rows(rescued, reasons)
+            table = pa.concat_tables([table, extra])
             kept = np.concatenate([kept, rescued_rows]).astype(np.int64)
         table, kept = self._inside_partition(table, kept, reasons)
         rejected = [
@@ -209,6 +209,22 @@ class BlockValidator:
         if len(cells) != len(self.layout.columns):
             return None, f"{len(cells)} fields, expected {len(self.layout.columns)}"
         return self.row_validator.validate(dict(zip(self.layout.columns, cells, strict=True)))
+
+    def _arrow_rows(self, rows: dict[int, dict], reasons: dict[int, str]) -> tuple[pa.Table, list[int]]:
+        """Rows the row validator accepted, as Arrow; one whose value Arrow cannot hold (a NUMERIC with
+        more than 9 decimals) is rejected with Arrow's reason."""
+        try:
+            return pa.Table.from_pylist(list(rows.values()), schema=self.arrow_schema), list(rows)
+        except (pa.ArrowException, OverflowError):
+            pass
+        tables, fitted = [], []
+        for i, row in rows.items():
+            try:
+                tables.append(pa.Table.from_pylist([row], schema=self.arrow_schema))
+                fitted.append(i)
+            except (pa.ArrowException, OverflowError) as err:
+                reasons[i] = f"a value does not fit the table's types: {err}"
+        return pa.concat_tables([self.arrow_schema.empty_table(), *tables]), fitted
 
     def _inside_partition(self, table: pa.Table, kept: np.ndarray, reasons: dict[int, str]):
         if not self.partition_field or not table.num_rows:

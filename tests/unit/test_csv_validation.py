@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import UTC, date, datetime
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
@@ -220,3 +221,12 @@ def test_any_garbage_is_accounted_for_row_by_row_and_never_crashes(body):
     assert result.table.num_rows + len(result.rejected) == result.records == len(split_records(data)) - 1
     assert all(reason for _, _, reason in result.rejected)
     assert all(isinstance(row["id"], int) for row in result.table.to_pylist())
+
+
+def test_a_value_the_row_validator_takes_but_arrow_cannot_hold_is_a_dead_letter():
+    spec = _spec(("id", "INTEGER", "REQUIRED"), ("amount", "NUMERIC", "NULLABLE"))
+    result = _validate(spec, b"id,amount\n1,2.5\n2,1.1234567891\n")
+    assert result.table.to_pylist() == [{"id": 1, "amount": Decimal("2.500000000")}]
+    assert [(line, reason.split(":")[0]) for line, _, reason in result.rejected] == [
+        (3, "a value does not fit the table's types")
+    ]
