@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -73,9 +73,8 @@ class LoadAndReplace(beam.DoFn):
         )
         self.loaded.inc(rows)
         sources = ", ".join(sql_string(source) for source in self.sources)
-        where = f"source IN ({sources})"
-        if self.partition_date:
-            where += f" AND partition_date = {sql_string(self.partition_date.isoformat())}"
+        day = sql_string(self.partition_date.isoformat()) if self.partition_date else None
+        where = f"source IN ({sources}) AND partition_date " + (f"= {day}" if day else "IS NULL")
         self._replace(client, self.dead_letter, self.dead_spec, dead_files, lambda _: where)
         yield rows
 
@@ -87,6 +86,9 @@ class LoadAndReplace(beam.DoFn):
         staging = f"{target}__staging_{uuid.uuid4().hex[:12]}" if files else None
         try:
             if staging:
+                table = bigquery.Table(staging, schema=spec.schema.to_bigquery())
+                table.expires = datetime.now(UTC) + timedelta(days=1)  # gone even if this worker dies
+                client.create_table(table)
                 config = bigquery.LoadJobConfig(
                     source_format=bigquery.SourceFormat.PARQUET,
                     schema=spec.schema.to_bigquery(),
