@@ -59,6 +59,15 @@ def _expected_rows(path):
     return rows
 
 
+def test_a_clean_file_loads_every_row_and_no_dead_letter(tmp_path):
+    manifest = write_trips_csv(tmp_path / "clean.csv", 2000, seed=8)
+    with _pipeline() as p:
+        result = p | beam.Create([manifest.path]) | ValidateCsv(SPEC)
+        rows = result.valid | "Rows" >> beam.FlatMap(lambda item: item[2].to_pylist())
+        assert_that(rows, equal_to(_expected_rows(manifest.path)), label="every row")
+        assert_that(result.dead_letter, equal_to([]), label="no dead letter")
+
+
 def test_generated_trips_every_malformed_kind_is_dead_lettered_with_its_reason(tmp_path):
     manifest = write_trips_csv(tmp_path / "trips.csv", 5000, seed=5, malformed=0.02)
     assert set(manifest.malformed) == set(MALFORMED_KINDS) and all(manifest.malformed.values())
