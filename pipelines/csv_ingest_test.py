@@ -61,10 +61,12 @@ def _expected_rows(path):
 
 def test_a_clean_file_loads_every_row_and_no_dead_letter(tmp_path):
     manifest = write_trips_csv(tmp_path / "clean.csv", 2000, seed=8)
+    expected = _expected_rows(manifest.path)
+    assert len(expected) == manifest.rows == manifest.valid
     with _pipeline() as p:
         result = p | beam.Create([manifest.path]) | ValidateCsv(SPEC)
         rows = result.valid | "Rows" >> beam.FlatMap(lambda item: item[2].to_pylist())
-        assert_that(rows, equal_to(_expected_rows(manifest.path)), label="every row")
+        assert_that(rows, equal_to(expected), label="every row")
         assert_that(result.dead_letter, equal_to([]), label="no dead letter")
 
 
