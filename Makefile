@@ -11,7 +11,7 @@ INFRA_VENV := $(CURDIR)/.venv-infra
 GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-system setup-infra test lint lint-infra format up down status demo clean bench \
+.PHONY: help setup setup-system setup-infra test lint lint-infra format up down status demo clean bench dashboard \
 	deploy-infra build-templates deploy-dags run-gcp
 
 help:  ## List the targets.
@@ -66,6 +66,9 @@ status:  ## Report the local stack.
 
 demo:  ## Run the whole platform end to end on the local target.
 	$(GCPIPE) demo
+
+dashboard: up  ## The live dashboard of the streaming rides on localhost (Ctrl-C stops it).
+	$(GCPIPE) dashboard
 
 clean: down  ## Stop the stack and delete its state (.gcpipe/).
 	rm -rf .gcpipe

@@ -22,8 +22,11 @@ COMMANDS = {
     "config": ("gcpipe.stack_cli:show_config", "Print the resolved configuration."),
     "datagen": ("gcpipe.datagen.cli:datagen", "Generate realistic, seeded data sets."),
     "demo": ("gcpipe.demo:demo", "Run the whole platform end to end on the local target."),
+    "rides": ("gcpipe.rides:rides", "Simulated taxi rides: publish them to Pub/Sub in real time."),
+    "dashboard": ("gcpipe.dashboard.app:dashboard", "Serve the live dashboard of the streaming rides."),
     "bench": ("gcpipe.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),
     "deploy": ("gcpipe.deploy:deploy", "Deploy to Google Cloud (infra, templates, DAGs) and run jobs there."),
+    "sql": ("gcpipe.sql_cli:sql", "Run BigQuery SQL files (local BigQuery ML included); write catalog DDL."),
 }
 
 

@@ -93,11 +93,76 @@ def _csv_ingest(ctx: DemoContext) -> str:
     )
 
 
+def _ecommerce_ml(ctx: DemoContext) -> str:
+    from gcpipe.clients import bigquery_client
+    from gcpipe.ecommerce_flow import STEPS, run_ecommerce_flow
+
+    client = bigquery_client(ctx.config)
+    flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client)
+    metrics = ctx.facts["purchase_model"] = flow.metrics
+    table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
+    table.add_row(*(str(v) for v in metrics.values()))
+    console.print(table)
+    dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
+    trained, predicted = (
+        client.get_table(f"{dataset}.{t}").num_rows for t in ("purchase_training", "purchase_predictions")
+    )
+    checks = sum(path.startswith("checks/") for path, _ in STEPS)
+    return (
+        f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
+        f"passed; purchase model trained on {trained:,} first visits, ROC AUC {metrics['roc_auc']} on later ones "
+        f"({metrics['model_quality']}); {predicted:,} predictions in {dataset}.purchase_predictions"
+    )
+
+
+def _streaming(ctx: DemoContext) -> str:
+    """About a minute of simulated rides through Pub/Sub and the streaming pipeline into BigQuery."""
+    from gcpipe import pubsub
+    from gcpipe.clients import bigquery_client
+    from gcpipe.dashboard import queries
+    from gcpipe.errors import GcpipeError
+    from gcpipe.rides import publish_rides, start_pipeline, wait_until_reading
+
+    config, topic = ctx.config, "demo-rides"
+    dataset = f"{config.project}.{config.dataset('taxi')}"
+    seconds, rate = max(10, round(60 * ctx.scale)), 100
+    log = config.state_dir / "logs" / "taxi_streaming.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    bq = bigquery_client(config)
+    before = queries.landed(bq, dataset)
+    process = start_pipeline(
+        topic, dataset, "--duration_seconds", str(seconds + 20), "--firing_seconds", "2", log=log
+    )
+    try:
+        wait_until_reading(
+            process, pubsub.path(config.project, "subscriptions", f"{topic}-taxi-streaming"), config
+        )
+        sent = publish_rides(
+            topic, rate, rate * seconds, duplicates=0.01, late=0.01, malformed=0.005, config=config
+        )
+        process.wait(timeout=seconds + 180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    if process.returncode:
+        raise GcpipeError(f"the streaming pipeline failed: see {log}.")
+    after = queries.landed(bq, dataset)
+    ctx.facts["rides"] = after
+    stored = after["events_stored"] - before["events_stored"]
+    dead = after["dead_letters"] - before["dead_letters"]
+    return (
+        f"{sent.sent:,} ride messages in {seconds} s -> {stored:,} events and {dead} dead letters in {dataset}, "
+        f"{after['windows']} one-minute windows; live view: `make dashboard`, http://127.0.0.1:{config.port('dashboard')}/"
+    )
+
+
 STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
     Stage("batch CSV ingestion (Beam)", _csv_ingest),
+    Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
+    Stage("streaming rides", _streaming),
 ]
 
 

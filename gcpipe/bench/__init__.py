@@ -29,6 +29,8 @@ from gcpipe.errors import GcpipeError
 BENCHMARKS: dict[str, str] = {
     "foundation": "gcpipe.bench.foundation:run",
     "csv_ingest": "gcpipe.bench.csv_ingest:run",
+    "taxi_streaming": "gcpipe.bench.taxi_streaming:run",
+    "bqml": "gcpipe.bench.bqml:run",
 }
 BENCHMARKS_MD = PROJECT_ROOT / "BENCHMARKS.md"
 BENCHMARKS_JSON = PROJECT_ROOT / "BENCHMARKS.json"

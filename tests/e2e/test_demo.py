@@ -17,3 +17,9 @@ def test_demo_runs_every_stage(local_stack, bq, tmp_path):
     assert ingest.rows_read == 2000 == ingest.rows_loaded + ingest.rows_dead_lettered
     tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
     assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
+    assert ctx.facts["rides"]["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0
+    assert {"precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"} <= set(
+        ctx.facts["purchase_model"]
+    )
+    predictions = f"{local_stack.project}.{local_stack.dataset('ecommerce')}.purchase_predictions"
+    assert bq.get_table(predictions).num_rows > 0

@@ -1,0 +1,67 @@
+"""What the streaming pipeline wrote, read as the dashboard, the demo and the tests read it.
+
+Aggregate tables hold one row per pane; the latest pane of a ``window_key`` (highest ``emitted_at``, then
+``pane_index``) holds the window's whole count, since panes accumulate.
+"""
+
+from __future__ import annotations
+
+LATEST_PANE = (
+    "QUALIFY ROW_NUMBER() OVER (PARTITION BY window_key ORDER BY emitted_at DESC, pane_index DESC) = 1"
+)
+
+
+def _rows(client, sql: str) -> list[dict]:
+    return [dict(row.items()) for row in client.query(sql).result()]
+
+
+def per_minute(client, dataset: str, minutes: int | None = None) -> list[dict]:
+    """Latest pane of each 1-minute window (of the last ``minutes`` of event time), oldest first."""
+    recent = (
+        f"WHERE window_start >= TIMESTAMP_SUB((SELECT MAX(window_start) FROM `{dataset}.rides_per_minute`), "
+        f"INTERVAL {int(minutes)} MINUTE)"
+        if minutes
+        else ""
+    )
+    return _rows(
+        client,
+        f"SELECT * FROM `{dataset}.rides_per_minute` {recent} {LATEST_PANE} ORDER BY window_start",
+    )
+
+
+def by_area(client, dataset: str) -> list[dict]:
+    """Latest pane of each area in the 5-minute window that ends with the latest minute of data."""
+    table = f"`{dataset}.rides_by_area`"
+    return _rows(
+        client,
+        f"SELECT * FROM {table} WHERE window_end = "
+        f"TIMESTAMP_ADD((SELECT MAX(window_start) FROM {table}), INTERVAL 1 MINUTE) {LATEST_PANE} ORDER BY area",
+    )
+
+
+def dead_letters(client, dataset: str) -> list[dict]:
+    """Dead letters by reason (the reason's first clause), most first."""
+    return _rows(
+        client,
+        f"SELECT SPLIT(reason, ':')[OFFSET(0)] AS reason, COUNT(*) AS messages "
+        f"FROM `{dataset}.ride_dead_letter` GROUP BY 1 ORDER BY messages DESC, reason",
+    )
+
+
+def events_stored(client, dataset: str) -> int:
+    (row,) = _rows(client, f"SELECT COUNT(*) AS events FROM `{dataset}.ride_events`")
+    return row["events"]
+
+
+def landed(client, dataset: str) -> dict:
+    """Totals: events stored, dead letters, and what the latest panes of the 1-minute windows add up to."""
+    windows = per_minute(client, dataset)
+    return {
+        "events_stored": events_stored(client, dataset),
+        "dead_letters": sum(row["messages"] for row in dead_letters(client, dataset)),
+        "windows": len(windows),
+        "events_in_windows": sum(row["events"] for row in windows),
+        "pickups": sum(row["pickups"] for row in windows),
+        "dropoffs": sum(row["dropoffs"] for row in windows),
+        "revenue": round(sum(row["revenue"] for row in windows), 2),
+    }

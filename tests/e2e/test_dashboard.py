@@ -1,0 +1,140 @@
+"""The live dashboard in headless Chromium: "no data yet", then the pipeline's data, then it updates.
+
+The pipeline runs for real (its own process, on the emulators); the page's numbers and chart data are
+read from the browser's DOM and compared with what BigQuery holds. Screenshots are kept as artifacts
+(the test's tmp dir, copied to .gcpipe/artifacts/).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+
+from gcpipe import pubsub
+from gcpipe.clients import ensure_table
+from gcpipe.dashboard import queries
+from gcpipe.dashboard.app import create_app
+from gcpipe.rides import publish_rides
+from gcpipe.schemas import table_spec
+from pipelines.taxi_streaming import TABLES
+from tests.rides_pipeline import finish, start_pipeline, wait_until_reading
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
+    assert not missing, f"{missing} not installed: run `make setup-system` (Debian chromium, chromium-driver)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1500",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def dashboard(bq):
+    """A fresh dataset with the pipeline's (empty) tables, and the dashboard serving it on a free port."""
+    from werkzeug.serving import make_server
+
+    dataset = f"{bq.project}.dash_{uuid.uuid4().hex[:8]}"
+    for name in TABLES:
+        ensure_table(bq, table_spec(name), f"{dataset}.{name}")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = make_server("127.0.0.1", port, create_app(bq, dataset, refresh_seconds=1).server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield dataset, f"http://127.0.0.1:{port}/"
+    server.shutdown()
+    bq.delete_dataset(dataset, delete_contents=True, not_found_ok=True)
+
+
+def wait_for(condition, timeout: float = 60, what: str = "the page"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def text(driver, element_id: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, element_id).text
+
+
+def number(driver, element_id: str) -> int:
+    value = text(driver, element_id).replace(",", "").replace("$", "")
+    return int(value) if value.isdigit() else -1
+
+
+def chart(driver, graph_id: str) -> list[list]:
+    """The y values of each trace the browser plotted in one dcc.Graph."""
+    script = f"const g = document.querySelector('#{graph_id} .js-plotly-plot'); return g ? g.data.map(t => t.y) : null;"
+    return driver.execute_script(script)
+
+
+def screenshot(driver, tmp_path, name: str, local_stack) -> None:
+    path = tmp_path / f"{name}.png"
+    driver.save_screenshot(str(path))
+    artifacts = local_stack.state_dir / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, artifacts / path.name)
+
+
+def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
+    local_stack, bq, browser, dashboard, tmp_path
+):
+    dataset, url = dashboard
+    browser.get(url)
+    wait_for(lambda: "No data yet" in text(browser, "status"), what='"No data yet"')
+    screenshot(browser, tmp_path, "dashboard-empty", local_stack)
+
+    topic = f"dash-{uuid.uuid4().hex[:8]}"
+    process = start_pipeline(topic, dataset, 40, tmp_path / "pipeline.log")
+    try:
+        wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
+        publish_rides(topic, rate=200, count=400, malformed=0.02, seed=21)
+        first = wait_for(
+            lambda: number(browser, "events") > 0 and number(browser, "events"), what="first rides"
+        )
+        publish_rides(topic, rate=200, count=400, malformed=0.02, seed=22)
+        wait_for(lambda: number(browser, "events") > first, what="the page to update")
+        finish(process, tmp_path / "pipeline.log")
+    finally:
+        process.kill()
+
+    # Once the pipeline has drained, the page shows exactly what BigQuery holds.
+    landed = queries.landed(bq, dataset)
+    minutes = queries.per_minute(bq, dataset, 30)
+    areas = queries.by_area(bq, dataset)
+    assert landed["events_stored"] == 800 - landed["dead_letters"] and landed["dead_letters"] > 0
+    wait_for(lambda: number(browser, "events") == landed["events_stored"], what="the final count")
+    wait_for(lambda: chart(browser, "rides-per-minute") == [[r["pickups"] for r in minutes],
+                                                             [r["dropoffs"] for r in minutes]],
+             what="the rides chart")  # fmt: skip
+    assert number(browser, "dead-letters") == landed["dead_letters"]
+    assert number(browser, "pickups") == sum(r["pickups"] for r in minutes)
+    plotted = chart(browser, "pickups-map")
+    assert sorted(plotted[-1]) == sorted(r["center_latitude"] for r in areas) and areas
+    screenshot(browser, tmp_path, "dashboard", local_stack)

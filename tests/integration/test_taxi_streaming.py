@@ -1,0 +1,178 @@
+"""The streaming pipeline over the real emulators: what lands in BigQuery equals what was published.
+
+The expected aggregates are computed here, from the publisher's manifest (every message it sent), with
+code of their own; the pipeline's are read back from BigQuery (latest pane of each window).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from google.api_core.exceptions import NotFound
+
+from gcpipe import pubsub
+from gcpipe.dashboard import queries
+from gcpipe.rides import publish_rides
+from pipelines.transforms import geohash
+from tests.rides_pipeline import finish, start_pipeline, wait_until_reading
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+REASON_OF_KIND = {
+    "not_json": "not JSON",
+    "missing_field": "ride_id: REQUIRED but empty",
+    "bad_type": "passenger_count: 'two' is not a valid INTEGER",
+    "bad_value": "violates rule meter_reading >= 0",
+    "bad_status": "ride_status: 'parked' is not one of pickup, enroute, dropoff",
+}
+
+
+@pytest.fixture
+def topic(local_stack):
+    return f"rides-{uuid.uuid4().hex[:8]}"
+
+
+def stored_count(bq, dataset: str) -> int:
+    try:
+        return next(iter(bq.query(f"SELECT COUNT(*) AS n FROM `{dataset}.ride_events`").result()))["n"]
+    except NotFound:  # the pipeline has not made its tables yet
+        return 0
+
+
+def read_manifests(*paths) -> list[dict]:
+    return [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
+
+
+def expected_minutes(events: list[dict]) -> dict[float, tuple]:
+    """Per 1-minute window of event time: events, pickups, dropoffs, passengers, revenue, rides."""
+    windows = defaultdict(list)
+    for event in events:
+        windows[datetime.fromisoformat(event["timestamp"]).timestamp() // 60 * 60].append(event)
+    return {
+        start: (
+            len(group),
+            sum(e["ride_status"] == "pickup" for e in group),
+            sum(e["ride_status"] == "dropoff" for e in group),
+            sum(e["passenger_count"] for e in group if e["ride_status"] == "pickup"),
+            round(sum(e["meter_reading"] for e in group if e["ride_status"] == "dropoff"), 2),
+            len({e["ride_id"] for e in group}),
+        )
+        for start, group in windows.items()
+    }
+
+
+def landed_minutes(bq, dataset: str) -> dict[float, tuple]:
+    return {
+        row["window_start"].timestamp(): (
+            row["events"], row["pickups"], row["dropoffs"], row["passengers"], round(row["revenue"], 2),
+            row["active_rides"],
+        )
+        for row in queries.per_minute(bq, dataset)
+    }  # fmt: skip
+
+
+def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
+    dataset = f"{bq.project}.rides_{uuid.uuid4().hex[:8]}"
+    process = start_pipeline(topic, dataset, 35, tmp_path / "pipeline.log")
+    try:
+        wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
+        main = publish_rides(
+            topic, rate=300, count=3000, duplicates=0.03, late=0.03, malformed=0.02, late_minutes=3, seed=7,
+            manifest=tmp_path / "main.jsonl",
+        )  # fmt: skip
+        too_late = publish_rides(topic, rate=100, count=40, late=1.0, late_minutes=60, seed=8,
+                                 manifest=tmp_path / "too_late.jsonl")  # fmt: skip
+        finish(process, tmp_path / "pipeline.log")
+    finally:
+        process.kill()
+
+    published = read_manifests(tmp_path / "main.jsonl")
+    late_ones = read_manifests(tmp_path / "too_late.jsonl")
+    events = {r["event_id"]: json.loads(r["data"]) for r in published if r["kind"] in ("valid", "late")}
+    too_late_events = {r["event_id"]: json.loads(r["data"]) for r in late_ones}
+    kinds = Counter(r["kind"] for r in published)
+    assert kinds["duplicate"] > 50 and kinds["late"] > 50 and sum(kinds[k] for k in REASON_OF_KIND) > 30
+
+    # Every event once in ride_events, every malformed message in the dead letters with its reason.
+    stored = [row["event_id"] for row in bq.query(f"SELECT event_id FROM `{dataset}.ride_events`").result()]
+    assert len(stored) == len(set(stored)) == len(events) + len(too_late_events)
+    assert set(stored) == set(events) | set(too_late_events)
+    reasons = Counter(
+        row["reason"] for row in bq.query(f"SELECT reason FROM `{dataset}.ride_dead_letter`").result()
+    )
+    expected_reasons = Counter()
+    for kind in REASON_OF_KIND:
+        expected_reasons[REASON_OF_KIND[kind]] += kinds[kind]
+    folded = Counter()
+    for reason, n in reasons.items():
+        folded["not JSON" if reason.startswith("not JSON") else reason] += n
+    assert folded == expected_reasons
+    # Nothing unaccounted for: sent = stored + dead-lettered + duplicates dropped.
+    assert main.sent + too_late.sent == len(stored) + sum(reasons.values()) + kinds["duplicate"]
+
+    # The 1-minute windows: on-time and late-within-lateness events counted, too-late ones never.
+    assert landed_minutes(bq, dataset) == expected_minutes(list(events.values()))
+
+    # The heat map's sliding windows: pickups per area, every window each pickup falls in.
+    expected_areas = Counter()
+    for event in events.values():
+        if event["ride_status"] == "pickup":
+            minute = datetime.fromisoformat(event["timestamp"]).timestamp() // 60 * 60
+            area = geohash.encode(event["latitude"], event["longitude"])
+            for start in range(int(minute) - 240, int(minute) + 60, 60):
+                expected_areas[start, area] += 1
+    rows = bq.query(f"SELECT * FROM `{dataset}.rides_by_area` {queries.LATEST_PANE}").result()
+    assert {(int(r["window_start"].timestamp()), r["area"]): r["pickups"] for r in rows} == expected_areas
+
+    # All acknowledged: the subscription has nothing left.
+    from gcpipe.clients import subscriber_client
+
+    subscription = pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming")
+    assert (
+        not subscriber_client().pull(subscription=subscription, max_messages=10, timeout=5).received_messages
+    )
+
+
+def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, tmp_path):
+    """SIGKILL mid-stream, start again: every event stored once, and the windows rebuilt from ride_events."""
+    from gcpipe.clients import publisher_client, subscriber_client
+
+    project = bq.project
+    dataset = f"{project}.restart_{uuid.uuid4().hex[:8]}"
+    topic_path = pubsub.ensure_topic(publisher_client(), pubsub.path(project, "topics", topic))
+    subscription = pubsub.path(project, "subscriptions", f"{topic}-sub")
+    # A short ack deadline, so what the killed pipeline had pulled comes back within the test.
+    subscriber_client().create_subscription(name=subscription, topic=topic_path, ack_deadline_seconds=10)
+
+    first = start_pipeline(subscription, dataset, 120, tmp_path / "first.log")
+    wait_until_reading(first, subscription)
+    publisher = threading.Thread(
+        target=publish_rides,
+        args=(topic, 200, 4000),
+        kwargs={"duplicates": 0.02, "seed": 11, "manifest": tmp_path / "m.jsonl"},
+    )
+    publisher.start()
+    deadline = time.monotonic() + 90
+    while stored_count(bq, dataset) < 300 and time.monotonic() < deadline:  # until it is well under way
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)  # mid-stream: whatever it pulled and had not stored is unacknowledged
+    first.wait()
+    assert 300 <= stored_count(bq, dataset) < 4000  # it was killed mid-stream
+    second = start_pipeline(subscription, dataset, 40, tmp_path / "second.log")
+    publisher.join()
+    finish(second, tmp_path / "second.log")
+
+    published = read_manifests(tmp_path / "m.jsonl")
+    events = {r["event_id"]: json.loads(r["data"]) for r in published if r["kind"] == "valid"}
+    stored = [row["event_id"] for row in bq.query(f"SELECT event_id FROM `{dataset}.ride_events`").result()]
+    assert set(stored) == set(events)  # nothing lost
+    assert len(stored) == len(set(stored))  # nothing stored twice: the restart re-learnt the stored ids
+    assert landed_minutes(bq, dataset) == expected_minutes(list(events.values()))

@@ -1,0 +1,23 @@
+"""Run the streaming pipeline as its own process, as a user would, for the tests that need it live."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from gcpipe import rides
+
+
+def start_pipeline(source: str, dataset: str, duration: float, log: Path) -> subprocess.Popen:
+    options = ("--duration_seconds", str(duration), "--allowed_lateness", "600", "--firing_seconds", "2")
+    return rides.start_pipeline(source, dataset, *options, log=log)
+
+
+def wait_until_reading(process: subprocess.Popen, subscription: str) -> None:
+    rides.wait_until_reading(process, subscription, timeout=90)
+
+
+def finish(process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Wait for the bounded run to drain and end; its log tells why if it failed."""
+    process.wait(timeout=timeout)
+    assert process.returncode == 0, log.read_text()[-3000:]
