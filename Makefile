@@ -22,7 +22,7 @@ $(CURDIR)/.tools/bin/uv:
 
 setup: $(UV)  ## Create the project and emulator environments from the lock files (idempotent).
 	@start=$$(date +%s); \
-	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet && \
+	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet --compile-bytecode && \
 	UV_PROJECT_ENVIRONMENT=$(EMULATOR_VENV) $(UV) sync --frozen --project infra/local/emulators \
 		--python $(PYTHON) --quiet && \
 	$(EMULATOR_VENV)/bin/python infra/local/install_duckdb_spatial.py && \

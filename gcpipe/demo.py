@@ -77,6 +77,23 @@ def _datagen(ctx: DemoContext) -> str:
     )
 
 
+def _csv_ingest(ctx: DemoContext) -> str:
+    from pipelines import csv_ingest
+
+    trips, day = ctx.facts["trips"], ctx.facts["trips_date"]
+    table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.taxi_trips"
+    result = csv_ingest.run([
+        "--input", trips.path, "--schema", "taxi_trips", "--table", table, "--partition_date", day.isoformat(),
+        "--output", str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
+    ])  # fmt: skip
+    ctx.facts["ingest"] = result
+    name = table.split(".", 1)[1]
+    return (
+        f"{result.rows_read:,} trips read = {result.rows_loaded:,} loaded into {name} + "
+        f"{result.rows_dead_lettered:,} dead-lettered with their reason into {name}_dead_letter"
+    )
+
+
 def _spark_kdd(ctx: DemoContext) -> str:
     from gcpipe.spark.jobs import JOBS, job_args, run_local
 
@@ -176,6 +193,7 @@ STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
+    Stage("batch CSV ingestion (Beam)", _csv_ingest),
     Stage("Spark: KDD Cup 99 analysis", _spark_kdd),
     Stage("Spark: ALS recommendations", _spark_als),
     Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),

@@ -28,6 +28,7 @@ from gcpipe.errors import GcpipeError
 # name -> "module:function"; each capability registers its benchmark here.
 BENCHMARKS: dict[str, str] = {
     "foundation": "gcpipe.bench.foundation:run",
+    "csv_ingest": "gcpipe.bench.csv_ingest:run",
     "taxi_streaming": "gcpipe.bench.taxi_streaming:run",
     "spark_kdd": "gcpipe.bench.spark_kdd:run",
     "bqml": "gcpipe.bench.bqml:run",

@@ -13,6 +13,8 @@ def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     assert all(summary for _, _, summary in results)
     assert ctx.facts["trips"].rows == 2000
     assert (tmp_path / "landing" / "taxi_trips" / "2019-03-01" / "trips.csv").exists()
+    ingest = ctx.facts["ingest"]
+    assert ingest.rows_read == 2000 == ingest.rows_loaded + ingest.rows_dead_lettered
     tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
     assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
     assert ctx.facts["rides"]["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0

@@ -103,7 +103,10 @@ def test_worker_requirements_pin_the_versions_of_the_lock():
 @pytest.mark.parametrize(
     ("template", "options"),
     [
-        ("csv_ingest", ["input", "schema", "table", "dead_letter", "partition_date", "pii"]),
+        (
+            "csv_ingest",
+            ["input", "schema", "table", "dead_letter", "partition_date", "pii", "pii_key", "output"],
+        ),
         ("taxi_streaming", ["input_subscription", "input_topic", "output_dataset", "allowed_lateness"]),
     ],
 )

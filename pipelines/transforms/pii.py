@@ -1,0 +1,160 @@
+"""PII governance before data lands, like the Cloud DLP de-identification step: hash, mask or redact columns.
+
+``--pii email,phone:mask,home_lat:redact`` names the columns and how each is treated:
+
+* ``hash`` (the default): HMAC-SHA256 with a secret key, hex; the same value always gives the same
+  hash, so joins and counts still work, but without the key nobody can test a guess (DLP's crypto hash);
+* ``mask``: every character but the last four replaced by ``#`` (DLP's character mask);
+* ``redact``: NULL (any NULLABLE column).
+
+The key never sits in code, in pipeline options (Dataflow shows those in its console) or in the pickled
+pipeline: each worker reads it when it first needs it, from ``$GCPIPE_PII_KEY`` if set, else from the
+key source, a file (the local target generates one under the state folder) or a Secret Manager version
+(``secret:projects/P/secrets/S/versions/latest``).
+Values are transformed per distinct value (dictionary encoding), so a low-cardinality column costs
+almost nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gcpipe.config import Config
+from gcpipe.errors import GcpipeError
+from gcpipe.schemas import Schema
+from pipelines.transforms.csv_validation import record_cells
+
+METHODS = ("hash", "mask", "redact")
+KEY_ENV = "GCPIPE_PII_KEY"
+
+
+class PiiError(GcpipeError):
+    """A --pii setting that cannot be applied, or a key that cannot be read."""
+
+
+def default_key_source(config: Config) -> str:
+    """Where the key lives for a target: a file under the state folder locally, Secret Manager on gcp."""
+    if config.is_local:
+        return str(config.state_dir / "secrets" / "pii.key")
+    return f"secret:projects/{config.project}/secrets/gcpipe-pii-key/versions/latest"
+
+
+def load_key(source: str) -> bytes:
+    """The HMAC key: $GCPIPE_PII_KEY, else the secret or file ``source`` (a missing local file is created)."""
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV].encode()
+    if source.startswith("secret:"):
+        from google.cloud import secretmanager
+
+        try:
+            response = secretmanager.SecretManagerServiceClient().access_secret_version(name=source[7:])
+        except Exception as err:  # the client's errors are many; the user needs one sentence
+            raise PiiError(f"cannot read the PII key from Secret Manager ({source[7:]}): {err}.") from None
+        return response.payload.data
+    path = Path(source)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+@dataclass(frozen=True)
+class PiiPolicy:
+    """Columns and their method, and where the key lives; the key itself is read where it is used."""
+
+    methods: dict[str, str]
+    key_source: str | None = None
+
+    @cached_property
+    def key(self) -> bytes:
+        key = load_key(self.key_source) if self.key_source else os.environ.get(KEY_ENV, "").encode()
+        if not key:
+            raise PiiError("--pii hashes columns but no key was found: set GCPIPE_PII_KEY or --pii_key.")
+        return key
+
+    def __getstate__(self) -> dict:
+        return {name: value for name, value in self.__dict__.items() if name != "key"}  # never pickled
+
+    @classmethod
+    def parse(cls, spec: str | None, schema: Schema, key_source: str | None) -> PiiPolicy:
+        methods = {}
+        for item in filter(None, (part.strip() for part in (spec or "").split(","))):
+            column, _, method = item.partition(":")
+            method = method or "hash"
+            field = schema.field(column)
+            if method not in METHODS:
+                raise PiiError(f"--pii {item}: the method must be one of {', '.join(METHODS)}.")
+            if method in ("hash", "mask") and field.type != "STRING":
+                raise PiiError(
+                    f"--pii {item}: {column} is {field.type}; only STRING columns can be {method}ed."
+                )
+            if method == "redact" and field.required:
+                raise PiiError(f"--pii {item}: {column} is REQUIRED, so it cannot be redacted to NULL.")
+            methods[column] = method
+        policy = cls(methods, key_source)
+        if "hash" in methods.values():
+            policy.key  # noqa: B018 (read it now: a missing key fails here, not on a worker)
+        return policy
+
+    def __bool__(self) -> bool:
+        return bool(self.methods)
+
+    def value(self, column: str, text: str | None) -> str | None:
+        """One cell's protected form."""
+        if text is None or text == "":
+            return text
+        method = self.methods[column]
+        if method == "hash":
+            return hmac.new(self.key, text.encode(), hashlib.sha256).hexdigest()
+        if method == "mask":
+            return "#" * max(len(text) - 4, 0) + text[-4:] if len(text) > 4 else "#" * len(text)
+        return None
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        """The table with every PII column protected (per distinct value)."""
+        for column, method in self.methods.items():
+            index = table.schema.get_field_index(column)
+            if method == "redact":
+                values = pa.nulls(table.num_rows, table.schema.field(index).type)
+            else:
+                encoded = pc.dictionary_encode(table[column]).combine_chunks()
+                protected = pa.array(
+                    [self.value(column, v) for v in encoded.dictionary.to_pylist()], pa.string()
+                )
+                values = pc.take(protected, encoded.indices)
+            table = table.set_column(index, table.schema.field(index), values)
+        return table
+
+    def raw(self, text: str, columns: tuple[str, ...]) -> str | None:
+        """A rejected record with its PII cells protected; None when the cells cannot be told apart."""
+        if not text:
+            return text
+        cells, problem = record_cells(text)
+        if problem or len(cells) != len(columns):
+            return None
+        cells = [
+            self.value(c, v) or "" if c in self.methods else v for c, v in zip(columns, cells, strict=True)
+        ]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(cells)
+        return out.getvalue()
+
+    def reason(self, reason: str) -> str:
+        """A rejection reason without the value of a PII column (reasons quote the bad value)."""
+        column = reason.split(":", 1)[0]
+        if column in self.methods and ":" in reason:
+            return re.sub(r"'.*' is", "the value is", reason, count=1, flags=re.DOTALL)
+        return reason
