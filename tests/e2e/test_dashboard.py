@@ -68,9 +68,15 @@ def dashboard(bq):
 
 
 def wait_for(condition, timeout: float = 60, what: str = "the page"):
+    """Poll ``condition`` until it is truthy; an element not rendered yet counts as "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None
         if value:
             return value
         time.sleep(0.5)
