@@ -162,19 +162,12 @@ def load_bigquery(table: pa.Table, table_id: str, schema: Schema) -> str:
     """
     from google.cloud import bigquery
 
+    from gcpipe.bq_load import load_arrow
+
     parts = table_id.split(".")
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"{table_id!r} is not a BigQuery table id (PROJECT.DATASET.TABLE).")
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    buffer.seek(0)
-    config = bigquery.LoadJobConfig(
-        source_format=bigquery.SourceFormat.PARQUET,
-        schema=schema.to_bigquery(),
-        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-    )
-    client = bigquery.Client(project=parts[0])
-    client.load_table_from_file(buffer, table_id, job_config=config).result()
+    load_arrow(bigquery.Client(project=parts[0]), table, schema, table_id)
     return table_id
 
 

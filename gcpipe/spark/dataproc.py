@@ -25,8 +25,8 @@ from gcpipe.spark.jobs import SparkJob
 DATAPROC_DIR = PROJECT_ROOT / "infra" / "dataproc"
 PACKAGE = "gcpipe_spark.zip"
 # The gcpipe modules the jobs import (with all of spark_jobs/): standard library and pyarrow only.
-PACKAGE_MODULES = ("gcpipe/__init__.py", "gcpipe/config.py", "gcpipe/errors.py", "gcpipe/kdd.py",
-                   "gcpipe/schemas.py", "gcpipe/secrets.py")  # fmt: skip
+PACKAGE_MODULES = ("gcpipe/__init__.py", "gcpipe/bq_load.py", "gcpipe/config.py", "gcpipe/errors.py",
+                   "gcpipe/kdd.py", "gcpipe/schemas.py", "gcpipe/secrets.py")  # fmt: skip
 
 
 @cache
