@@ -53,5 +53,11 @@ def _secret_manager(name: str) -> str:
         raise SecretError(
             f"reading {name} needs the google-cloud-secret-manager package (pip install it on the cluster)."
         ) from None
-    response = secretmanager.SecretManagerServiceClient().access_secret_version(name=name)
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        response = secretmanager.SecretManagerServiceClient().access_secret_version(name=name)
+    except (GoogleAPIError, GoogleAuthError) as err:
+        raise SecretError(f"cannot read secret {name}: {err}") from None
     return response.payload.data.decode().strip()

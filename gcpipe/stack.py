@@ -342,7 +342,12 @@ def start_service(service: Service, config: Config) -> str:
             ) from None
     _children[process.pid] = process
     _pid_file(config, service.name).write_text(str(process.pid))
-    if not _wait_healthy(service, config, process.pid):
+    try:
+        ready = _wait_healthy(service, config, process.pid)
+    except BaseException:  # Ctrl-C while waiting: leave nothing half-started behind
+        stop_service(service, config)
+        raise
+    if not ready:
         stop_service(service, config)
         raise StackError(
             f"the {service.title} did not become healthy within {service.start_timeout:.0f} s; "
@@ -412,7 +417,7 @@ def up(config: Config, services: Iterable[str] | None = None, report=print) -> d
         for service in _selected(services):
             outcome[service.name] = start_service(service, config)
             report(f"{service.title:<24} {outcome[service.name]:<8} {service.url(config)}")
-    except StackError:
+    except BaseException:  # a failure or Ctrl-C: stop what this call started
         for name, state in outcome.items():
             if state == "started":
                 stop_service(SERVICES[name], config)
