@@ -140,15 +140,9 @@ def postgres_data(config: Config) -> Path:
 
 def postgres_password(config: Config) -> str:
     """The local server's password, made on first use and kept where config.jdbc_password_secret points."""
-    from gcpipe.secrets import read_secret
+    from gcpipe.secrets import ensure_local_secret, read_secret
 
-    kind, _, where = config.jdbc_password_secret.partition(":")
-    if kind == "file" and not Path(where).exists():
-        import secrets
-
-        Path(where).parent.mkdir(parents=True, exist_ok=True)
-        Path(where).touch(mode=0o600)
-        Path(where).write_text(secrets.token_urlsafe(24))
+    ensure_local_secret(config.jdbc_password_secret)
     return read_secret(config.jdbc_password_secret)
 
 

@@ -26,7 +26,7 @@ directly with the workers on that image::
         --sdk_location container
 
 There the PII key comes from Secret Manager (``--pii_key``; by default
-``secret:projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
+``projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
 Without ``--table`` the run stops at the validated Parquet files and dead letters under ``--output``.
 """
 
@@ -283,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pii", default="", help="Columns to protect: col[:hash|mask|redact],... (hash by default)."
     )
     parser.add_argument(
-        "--pii_key", help="Where the HMAC key lives: a file or secret:projects/P/secrets/S/versions/V."
+        "--pii_key",
+        help="Where the HMAC key lives: a file, or a secret reference (file:PATH, env:NAME, "
+        "projects/P/secrets/S/versions/V).",
     )
     parser.add_argument(
         "--output", help="Where validated Parquet files and dead letters go (default: in the lake)."
