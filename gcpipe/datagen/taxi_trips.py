@@ -178,6 +178,7 @@ def write_trips_csv(
     counts = write_lines(
         path, rows, rng, malformed, MALFORMED_KINDS,
         make_chunk=lambda n, _: _csv_lines(generate_trips(rng, n, start, days)),
-        spoil=_spoil, chunk_rows=CHUNK_ROWS, label="taxi trips", header=",".join(load_schema("taxi_trips").names).encode(),
+        spoil=_spoil, chunk_rows=CHUNK_ROWS, label="taxi trips",
+        header=",".join(load_schema("taxi_trips").names).encode(),
     )  # fmt: skip
     return TripsManifest(str(path), seed, rows, rows - sum(counts.values()), counts)
