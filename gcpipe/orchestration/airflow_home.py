@@ -6,6 +6,7 @@ environment before anything imports it (and every process started from here inhe
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -36,6 +37,10 @@ def airflow_env(config: Config, home: Path | None = None) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",  # loopback only: no login page
+        # The Google operators' connection, for a task that asks for it locally: the local project.
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"project": config.project}}
+        ),
         "GCPIPE_TARGET": "local",
         "GCPIPE_PORT_OFFSET": str(config.port_offset),
         **config.emulator_env(),
@@ -109,8 +114,8 @@ def run_dag(dag_id: str, day: date | None = None, conf: dict | None = None) -> D
 
 def outcome(run) -> DagOutcome:
     """What a finished DagRun did, task by task, in the order the tasks ran."""
-    instances = sorted(run.get_task_instances(), key=lambda ti: (ti.start_date or datetime.max.replace(tzinfo=UTC)))
-    tasks = [
-        TaskOutcome(ti.task_id, str(ti.state), ti.try_number, ti.duration) for ti in instances
-    ]
+    instances = sorted(
+        run.get_task_instances(), key=lambda ti: ti.start_date or datetime.max.replace(tzinfo=UTC)
+    )
+    tasks = [TaskOutcome(ti.task_id, str(ti.state), ti.try_number, ti.duration) for ti in instances]
     return DagOutcome(run.dag_id, run.run_id, str(run.state), tasks)

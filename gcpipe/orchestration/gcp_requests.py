@@ -81,7 +81,9 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
 # -- Dataflow ---------------------------------------------------------------------------------------
 
 
-def flex_template_launch(config: Config, template: str, args: list[str], job_name: str, update: bool = False) -> dict:
+def flex_template_launch(
+    config: Config, template: str, args: list[str], job_name: str, update: bool = False
+) -> dict:
     """The body of ``flexTemplates.launch`` for one of gcpipe's templates (DataflowStartFlexTemplateOperator).
 
     The template spec carries the service account, subnetwork, private IPs, staging and temp locations

@@ -72,7 +72,9 @@ def run_sql(path: str, params: dict) -> list[dict]:
         done = statement.message or (
             f"{statement.affected_rows} rows affected" if statement.affected_rows is not None else ""
         )
-        log.info("%s:%d %s %s (%.1f s)", path, statement.line, statement.statement_type, done, statement.seconds)
+        log.info(
+            "%s:%d %s %s (%.1f s)", path, statement.line, statement.statement_type, done, statement.seconds
+        )
     rows = json.loads(json.dumps(result.rows, default=str))
     for row in rows[:20]:
         log.info("%s", row)
