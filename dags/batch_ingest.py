@@ -19,7 +19,17 @@ from datetime import timedelta
 
 from airflow.sdk import TriggerRule
 from airflow.timetables.interval import CronDataIntervalTimetable
-from gcpipe_ops import RUN_DATE, beam_batch, check, gcpipe_dag, lake_uri, move_files, sql, table_id, wait_for_files
+from gcpipe_ops import (
+    RUN_DATE,
+    beam_batch,
+    check,
+    gcpipe_dag,
+    lake_uri,
+    move_files,
+    sql,
+    table_id,
+    wait_for_files,
+)
 
 LANDING = f"landing/taxi_trips/{RUN_DATE}"
 
@@ -55,7 +65,10 @@ with gcpipe_dag(
 
     succeeded = move_files("files_to_success", LANDING, f"processed/success/taxi_trips/{RUN_DATE}")
     failed = move_files(
-        "files_to_failure", LANDING, f"processed/failure/taxi_trips/{RUN_DATE}", trigger_rule=TriggerRule.ONE_FAILED
+        "files_to_failure",
+        LANDING,
+        f"processed/failure/taxi_trips/{RUN_DATE}",
+        trigger_rule=TriggerRule.ONE_FAILED,
     )
 
     arrived >> ingest

@@ -37,7 +37,10 @@ with gcpipe_dag(
         >> sql("build_features", "ml/purchase_features.sql")
         >> sql("train_model", "ml/purchase_model.sql", flow_params("ml/purchase_model.sql"))
         >> sql("evaluate_model", "ml/purchase_model_evaluate.sql", evaluation)
-        >> check("roc_auc_gate", "checks/purchase_model_roc_auc.sql",
-                 {**evaluation, "min_roc_auc": "{{ params.min_roc_auc }}"})  # fmt: skip
+        >> check(
+            "roc_auc_gate",
+            "checks/purchase_model_roc_auc.sql",
+            {**evaluation, "min_roc_auc": "{{ params.min_roc_auc }}"},
+        )
         >> sql("predict", "ml/purchase_predictions.sql", flow_params("ml/purchase_predictions.sql"))
     )

@@ -71,7 +71,7 @@ def run_date(dag_run, params) -> str:
 def run_name(prefix: str, dag_run, params) -> str:
     """A resource name unique to a run and the same on its retries (a cluster, a batch, a Dataflow job):
     ``prefix-YYYYMMDD-<8 hex of the run id>``, lowercase letters, digits and hyphens as GCP names need."""
-    digest = hashlib.sha1(dag_run.run_id.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(dag_run.run_id.encode()).hexdigest()[:8]
     return f"{prefix}-{run_date(dag_run, params).replace('-', '')}-{digest}"
 
 
@@ -79,7 +79,7 @@ RUN_DATE = "{{ run_date(dag_run, params) }}"
 
 
 def run_name_template(prefix: str) -> str:
-    return "{{ run_name('%s', dag_run, params) }}" % prefix
+    return "{{ run_name('" + prefix + "', dag_run, params) }}"
 
 
 def gcpipe_dag(dag_id: str, *, doc: str, schedule, tags: list[str], dagrun_timeout: timedelta,
@@ -138,7 +138,10 @@ def _python(task_id: str, step: str, arguments: dict, **kwargs):
     from airflow.providers.standard.operators.python import PythonOperator
 
     return PythonOperator(
-        task_id=task_id, python_callable=_local_step, op_kwargs={"step": step, "arguments": arguments}, **kwargs
+        task_id=task_id,
+        python_callable=_local_step,
+        op_kwargs={"step": step, "arguments": arguments},
+        **kwargs,
     )
 
 
@@ -252,7 +255,9 @@ def spark_job(job: str, args: list[str] = (), *, serverless: bool | None = None,
         create = EmptyOperator(task_id="create_cluster", doc_md=f"No-op ({no_cluster}).")
         delete = EmptyOperator(task_id="delete_cluster", doc_md=f"No-op ({no_cluster}).")
     if config.is_local:
-        submit = _python(job, "spark_submit", {"job": job, "args": list(args)}, execution_timeout=execution_timeout)
+        submit = _python(
+            job, "spark_submit", {"job": job, "args": list(args)}, execution_timeout=execution_timeout
+        )
     else:
         from airflow.providers.google.cloud.operators import dataproc
 
@@ -273,7 +278,9 @@ def spark_job(job: str, args: list[str] = (), *, serverless: bool | None = None,
                 task_id=job, job=gcp_requests.dataproc_job(job, config, list(args), name),
                 execution_timeout=execution_timeout, **where,
             )  # fmt: skip
-            delete = dataproc.DataprocDeleteClusterOperator(task_id="delete_cluster", cluster_name=name, **where)
+            delete = dataproc.DataprocDeleteClusterOperator(
+                task_id="delete_cluster", cluster_name=name, **where
+            )
     create >> submit >> delete
     delete.as_teardown(setups=create)
     # as_teardown's rule runs it only after a successful setup; a creation that failed half-way can
@@ -310,11 +317,15 @@ def _start_or_update(job_name: str, project_id: str | None = None, location: str
     else:
         from airflow.providers.google.cloud.hooks.dataflow import DataflowHook
 
-        running = DataflowHook().is_job_dataflow_running(name=job_name, project_id=project_id, location=location)
+        running = DataflowHook().is_job_dataflow_running(
+            name=job_name, project_id=project_id, location=location
+        )
     return "update_streaming_job" if running else "start_streaming_job"
 
 
-def streaming_job(template: str, options: dict[str, str], *, job_name: str, local_seconds: str = "0") -> tuple:
+def streaming_job(
+    template: str, options: dict[str, str], *, job_name: str, local_seconds: str = "0"
+) -> tuple:
     """SETUP find the streaming job ``job_name``; BODY start it, or update it in place with the current
     code and ``options`` (one of the two runs, the other is skipped). Returns (find, start, update).
 
