@@ -100,7 +100,7 @@ class DagOutcome:
 
     @property
     def failed(self) -> list[str]:
-        return [t.task_id for t in self.tasks if t.state in ("failed", "upstream_failed")]
+        return [t.task_id for t in self.tasks if t.state == "failed"]
 
 
 def run_dag(dag_id: str, day: date | None = None, conf: dict | None = None) -> DagOutcome:

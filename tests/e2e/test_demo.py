@@ -27,3 +27,4 @@ def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     )
     predictions = f"{local_stack.project}.{local_stack.dataset('ecommerce')}.purchase_predictions"
     assert bq.get_table(predictions).num_rows > 0
+    assert ctx.facts["dag_run"]["moved"].exists()  # batch_ingest ran, its checks passed, the file moved
