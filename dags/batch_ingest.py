@@ -2,7 +2,7 @@
 
 * **SETUP** `wait_for_files`: the day's files in the lake under `landing/taxi_trips/<date>/` (a GCS sensor
   on gcp, the lake folder locally); `create_zones_table` and `seed_zones`: the zones the transform joins.
-* **BODY** `ingest_csv`: the CSV ingestion pipeline (Beam: the csv_ingest flex template on Dataflow, the
+* **BODY** `ingest_csv`: the CSV ingestion pipeline (Beam: on Dataflow with the csv_ingest image, on the
   DirectRunner locally) validates every row, replaces the day's partition of `taxi.taxi_trips` and
   dead-letters what it rejects; `build_trips_by_zone_hour` rebuilds the zone summary; the data-quality
   checks fail the run, naming the check, if the day is empty, too many rows were rejected, or the

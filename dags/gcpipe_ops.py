@@ -7,8 +7,9 @@ the operator that runs each one, so a DAG's graph is the same on both:
 step                   local (the local stack)                      gcp
 =====================  ===========================================  =================================================
 ``wait_for_files``     PythonSensor on the lake folder              GCSObjectsWithPrefixExistenceSensor
-``beam_batch``         BeamRunPythonPipelineOperator, DirectRunner  DataflowStartFlexTemplateOperator (the template
-                                                                    ``make build-templates`` built: DataflowRunner)
+``beam_batch``         BeamRunPythonPipelineOperator, DirectRunner  BeamRunPythonPipelineOperator, DataflowRunner with
+                                                                    a DataflowConfiguration (the image
+                                                                    ``make build-templates`` built)
 ``sql`` / ``check``    gcpipe's SQL runner on the BigQuery          BigQueryInsertJobOperator (a check: a job that
                        emulator (checks fail naming the check)      fails naming the check)
 ``spark_job``          no-op cluster tasks, spark-submit on         Dataproc create cluster / submit job / delete
@@ -171,38 +172,40 @@ def wait_for_files(task_id: str, folder: str, *, timeout: timedelta = timedelta(
     )
 
 
-def beam_batch(task_id: str, template: str, options: dict[str, str], *,
+def beam_batch(task_id: str, pipeline: str, options: dict[str, str], *,
                execution_timeout: timedelta = timedelta(hours=2)):  # fmt: skip
-    """Run one of gcpipe's batch pipelines (a flex template of gcpipe.deploy.TEMPLATES) with ``options``."""
+    """Run one of gcpipe's batch Beam pipelines (a module of gcpipe.deploy.TEMPLATES) with ``options``:
+    BeamRunPythonPipelineOperator, on the DirectRunner locally, on the DataflowRunner on gcp."""
+    from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
+
     from gcpipe.deploy import TEMPLATES
 
     config = _config()
-    if config.is_local:
-        from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
+    where: dict = {"runner": "DirectRunner", "pipeline_options": dict(options)}
+    if not config.is_local:
+        from airflow.providers.google.cloud.operators.dataflow import DataflowConfiguration
 
-        return BeamRunPythonPipelineOperator(
-            task_id=task_id,
-            runner="DirectRunner",
-            py_file=TEMPLATES[template],
-            py_options=["-m"],
-            py_interpreter=sys.executable,
-            pipeline_options=dict(options),
-            execution_timeout=execution_timeout,
-        )
-    from airflow.providers.google.cloud.operators.dataflow import DataflowStartFlexTemplateOperator
+        from gcpipe.orchestration.gcp_requests import dataflow_pipeline_options, service_account
 
-    from gcpipe.orchestration.gcp_requests import flex_template_launch
-
-    args = [f"--{name}={value}" for name, value in options.items()]
-    job_name = run_name_template(f"gcpipe-{template.replace('_', '-')}")
-    return DataflowStartFlexTemplateOperator(
+        where = {
+            "runner": "DataflowRunner",
+            "pipeline_options": dataflow_pipeline_options(config, pipeline, options),
+            "dataflow_config": DataflowConfiguration(
+                job_name=run_name_template(f"gcpipe-{pipeline.replace('_', '-')}"),
+                append_job_name=False,  # the name is the run's already: a retry finds its job by it
+                project_id=config.project,
+                location=config.region,
+                service_account=service_account(config, "dataflow"),
+                wait_until_finished=True,
+            ),
+        }
+    return BeamRunPythonPipelineOperator(
         task_id=task_id,
-        body=flex_template_launch(config, template, args, job_name),
-        project_id=config.project,
-        location=config.region,
-        wait_until_finished=True,
-        append_job_name=False,  # the name is the run's already: a retry finds its job by it
+        py_file=TEMPLATES[pipeline],
+        py_options=["-m"],
+        py_interpreter=sys.executable,
         execution_timeout=execution_timeout,
+        **where,
     )
 
 

@@ -3,8 +3,9 @@
 * Dataproc: the job cluster of ``infra/dataproc/cluster.yaml``, the PySpark job, or the Serverless batch of
   ``serverless.yaml`` (:mod:`gcpipe.spark.dataproc`, as ``gcpipe spark submit --target gcp`` sends them),
   turned into the Dataproc API's field names, which the Google operators take;
-* Dataflow: the flex-template launch of a template ``make build-templates`` built, its parameters
-  checked against the template's ``metadata.json`` (:func:`gcpipe.deploy.template_parameters`);
+* Dataflow: a batch pipeline's options on the DataflowRunner with the image ``make build-templates``
+  built, and the flex-template launch of the streaming template, their options checked against the
+  template's ``metadata.json`` (:func:`gcpipe.deploy.template_parameters`);
 * BigQuery: a query job for a SQL file, its ``{{ names }}`` filled from the configuration and its values
   as named query parameters (:mod:`gcpipe.sql_script`, :mod:`gcpipe.sql_params`); a data-quality check
   becomes a job that fails, naming the check and its count, when the check finds offending rows.
@@ -79,6 +80,46 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
 
 
 # -- Dataflow ---------------------------------------------------------------------------------------
+
+
+def service_account(config: Config, workload: str) -> str:
+    """The service account a workload (``dataflow``, ``dataproc``) runs as, of the deployment's names."""
+    from gcpipe.deploy import Deployment
+
+    return Deployment(config).service_account(workload)
+
+
+def deployed_image(config: Config, template: str) -> str:
+    """The image ``make build-templates`` built for ``template``: as ``deploy dags`` recorded it in the
+    bundle's gcpipe.toml (``[gcp.deploy] images``), else the current commit's."""
+    import tomllib
+
+    from gcpipe.deploy import Deployment, _git_tag, config_file
+
+    path = config_file()
+    recorded = tomllib.loads(path.read_text()).get("gcp", {}).get("deploy", {}) if path.exists() else {}
+    return recorded.get("images", {}).get(template) or Deployment(config, tag=_git_tag()).image(template)
+
+
+def dataflow_pipeline_options(config: Config, template: str, options: dict[str, str]) -> dict:
+    """``pipeline_options`` of BeamRunPythonPipelineOperator on the DataflowRunner: the pipeline's options
+    (checked against its template's ``metadata.json``), and how the job runs, as ``make build-templates``
+    set its template up: the workers run the pipeline's image (every package inside, nothing installed at
+    start), stage in the staging bucket, on the private subnetwork without public IPs. The project, region,
+    job name and service account come from the operator's DataflowConfiguration."""
+    from gcpipe.deploy import Deployment, template_parameters
+
+    deployment = Deployment(config)
+    args = tuple(f"--{name}={value}" for name, value in options.items())
+    return {
+        **template_parameters(deployment, template, args),
+        "temp_location": f"{deployment.staging}/temp",
+        "staging_location": f"{deployment.staging}/staging",
+        "subnetwork": deployment.subnetwork,
+        "no_use_public_ips": True,
+        "sdk_container_image": deployed_image(config, template),
+        "sdk_location": "container",
+    }
 
 
 def flex_template_launch(

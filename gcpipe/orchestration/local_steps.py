@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
-import signal
-import time
 from pathlib import Path
 
 from gcpipe.config import PROJECT_ROOT, Config, load_config
@@ -107,13 +104,13 @@ def _pid_file(config: Config, job: str) -> Path:
 
 def streaming_pid(job: str) -> int | None:
     """The pid of the local streaming job ``job`` if it runs (it leads its process group)."""
-    from gcpipe.stack import _group_members  # the stack's own check: zombies do not count
+    from gcpipe.stack import group_alive  # the stack's own check: zombies do not count
 
     try:
         pid = int(_pid_file(_config(), job).read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _group_members(pid) else None
+    return pid if group_alive(pid) else None
 
 
 def start_streaming(job: str, options: dict[str, str], seconds: str = "0") -> int:
@@ -146,22 +143,13 @@ def start_streaming(job: str, options: dict[str, str], seconds: str = "0") -> in
 
 def stop_streaming(job: str, timeout: float = 30) -> bool:
     """Stop the local streaming job (its whole process group); True if one ran."""
-    from gcpipe.stack import _group_members
+    from gcpipe.stack import stop_group
 
     pid = streaming_pid(job)
     _pid_file(_config(), job).unlink(missing_ok=True)
     if pid is None:
         return False
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while _group_members(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if not _group_members(pid):
-            break
+    stop_group(pid, timeout)
     log.info("stopped the streaming job %s (pid %d)", job, pid)
     return True
 

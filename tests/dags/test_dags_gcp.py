@@ -131,19 +131,30 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
     assert sensor.mode == "reschedule"
 
     ingest = rendered(dag, "ingest_csv")
-    launch = ingest.body["launchParameter"]
-    assert re.fullmatch(r"gcpipe-csv-ingest-20190408-[0-9a-f]{8}", launch["jobName"])
-    assert launch["containerSpecGcsPath"].startswith("gs://") and launch["containerSpecGcsPath"].endswith(
-        "/csv_ingest.json"
-    )
-    assert launch["parameters"] == {
+    assert (ingest.task_type, ingest.runner, ingest.py_file, ingest.py_options) == (
+        "BeamRunPythonPipelineOperator", "DataflowRunner", "pipelines.csv_ingest", ["-m"],
+    )  # fmt: skip
+    options = dict(ingest.pipeline_options)
+    image = options.pop("sdk_container_image")
+    assert image.startswith(f"{REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:")
+    assert options == {
         "input": f"gs://{LAKE}/landing/taxi_trips/2019-04-08/*.csv*",
         "schema": "taxi_trips",
         "table": f"{PROJECT}.taxi.taxi_trips",
         "partition_date": "2019-04-08",
         "output": f"gs://{LAKE}/ingest/taxi_trips/2019-04-08",
+        "temp_location": "gs://acme-data-prod-staging/temp",
+        "staging_location": "gs://acme-data-prod-staging/staging",
+        "subnetwork": f"regions/{REGION}/subnetworks/gcpipe",
+        "no_use_public_ips": True,
+        "sdk_location": "container",
     }
-    assert (ingest.project_id, ingest.location, ingest.wait_until_finished) == (PROJECT, REGION, True)
+    dataflow = ingest.dataflow_config
+    assert re.fullmatch(r"gcpipe-csv-ingest-20190408-[0-9a-f]{8}", dataflow.job_name)
+    assert (dataflow.project_id, dataflow.location, dataflow.append_job_name, dataflow.wait_until_finished) == (
+        PROJECT, REGION, False, True,
+    )  # fmt: skip
+    assert dataflow.service_account == f"gcpipe-dataflow@{PROJECT}.iam.gserviceaccount.com"
 
     check = rendered(dag, "check_day_loaded").configuration["query"]
     assert f"`{PROJECT}.taxi.taxi_trips`" in check["query"]

@@ -263,16 +263,17 @@ def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does
     ignored = (bundle / ".airflowignore").read_text().split()
     assert {"gcpipe/", "sql/", "infra/", "gcpipe_ops.py"} <= set(ignored)
     probe = (
-        "import spark_kdd, batch_ingest; print('PARSED', sorted(t.task_type for t in spark_kdd.dag.tasks), "
-        "batch_ingest.dag.get_task('ingest_csv').task_type)"
+        "import spark_kdd, batch_ingest; ingest = batch_ingest.dag.get_task('ingest_csv'); "
+        "print('PARSED', sorted(t.task_type for t in spark_kdd.dag.tasks), ingest.task_type, "
+        "ingest.pipeline_options['sdk_container_image'])"
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(bundle), "AIRFLOW_HOME": str(tmp_path / "airflow")}
     done = subprocess.run([sys.executable, "-c", probe], cwd=bundle, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == (
         "PARSED ['DataprocCreateClusterOperator', 'DataprocDeleteClusterOperator', 'DataprocSubmitJobOperator'] "
-        "DataflowStartFlexTemplateOperator"
-    )
+        f"BeamRunPythonPipelineOperator {REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG}"
+    )  # the image deploy dags recorded in the bundle's gcpipe.toml
 
 
 # -- run-gcp -------------------------------------------------------------------------------------------
