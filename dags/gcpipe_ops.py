@@ -148,9 +148,12 @@ def _python(task_id: str, step: str, arguments: dict, **kwargs):
 
 def wait_for_files(task_id: str, folder: str, *, timeout: timedelta = timedelta(hours=6),
                    poke_interval: timedelta = timedelta(minutes=5)):  # fmt: skip
-    """Wait until the lake folder holds a file (mode reschedule: no worker slot held while waiting)."""
+    """Wait until the lake folder holds a file (mode reschedule: no worker slot held while waiting).
+
+    Locally the files are there or not (``gcpipe datagen``, a copy): poke every 10 s, give up after
+    2 minutes, so ``gcpipe dags test`` for a day without files fails soon, naming the folder it watched.
+    """
     config = _config()
-    waiting = {"mode": "reschedule", "timeout": timeout.total_seconds(), "retries": 0}
     if config.is_local:
         from airflow.providers.standard.sensors.python import PythonSensor
 
@@ -158,9 +161,12 @@ def wait_for_files(task_id: str, folder: str, *, timeout: timedelta = timedelta(
             task_id=task_id,
             python_callable=_local_step,
             op_kwargs={"step": "files_arrived", "arguments": {"folder": folder}},
-            poke_interval=min(poke_interval, timedelta(seconds=30)).total_seconds(),
-            **waiting,
+            mode="reschedule",
+            poke_interval=10,
+            timeout=min(timeout, timedelta(minutes=2)).total_seconds(),
+            retries=0,
         )
+    waiting = {"mode": "reschedule", "timeout": timeout.total_seconds(), "retries": 0}
     from airflow.providers.google.cloud.sensors.gcs import GCSObjectsWithPrefixExistenceSensor
 
     return GCSObjectsWithPrefixExistenceSensor(

@@ -81,6 +81,20 @@ def run_sql(path: str, params: dict) -> list[dict]:
 # -- Spark ----------------------------------------------------------------------------------------------
 
 
+def _ensure_tables(config: Config, schemas: set[str]) -> None:
+    """Create the catalog's tables of these schemas, as Terraform does on gcp: the emulator would make a
+    missing table from a load job's rows, with every column NULLABLE."""
+    from gcpipe import stack
+    from gcpipe.clients import bigquery_client, ensure_table
+    from gcpipe.schemas import load_tables
+
+    stack.up(config, ["metadata", "bigquery"], report=lambda *_: None)
+    client = bigquery_client(config)
+    for spec in load_tables().values():
+        if spec.schema.name in schemas:
+            ensure_table(client, spec, spec.table_id(config))
+
+
 def spark_submit(job: str, args: list[str]) -> dict:
     """Run a Spark job on local Spark (``gcpipe spark submit JOB``) with ``args`` over its defaults;
     return its JSON summary."""
@@ -89,6 +103,7 @@ def spark_submit(job: str, args: list[str]) -> dict:
     config = _config()
     spark_job = get_job(job)
     arguments = job_args(spark_job, config, args)
+    _ensure_tables(config, set(spark_job.schemas))
     log.info("spark-submit %s %s", job, " ".join(arguments))
     summary = json.loads(run_local(spark_job, config, arguments).stdout)
     log.info("%s", json.dumps(summary, default=str)[:2000])

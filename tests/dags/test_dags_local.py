@@ -176,18 +176,25 @@ def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, 
     from gcpipe.orchestration.local_steps import stop_streaming
     from gcpipe.rides import publish_rides
 
-    job, started = "gcpipe-taxi-streaming", datetime.now(UTC)
+    job, started, done = "gcpipe-taxi-streaming", datetime.now(UTC), threading.Event()
     stop_streaming(job)  # a job an earlier run left: this run must start it
-    rides = threading.Thread(target=publish_rides, args=(load_names()["rides_topic"], 20, 900), daemon=True)
-    rides.start()  # 45 s of rides: the job reads them once it has started
+
+    def publish() -> None:  # rides until the run ends: the job reads them once it has started
+        while not done.is_set():
+            publish_rides(load_names()["rides_topic"], 20, 40)
+
+    rides = threading.Thread(target=publish, daemon=True)
+    rides.start()
     try:
         result = run(
-            dags, "taxi_streaming_ops", None, {"local_seconds": 60},
-            check_freshness={"retry_delay": timedelta(seconds=5), "max_retry_delay": timedelta(seconds=10)},
+            dags, "taxi_streaming_ops", None, {"local_seconds": 120},
+            check_freshness={"retries": 8, "retry_delay": timedelta(seconds=5),
+                             "max_retry_delay": timedelta(seconds=10)},
         )  # fmt: skip
     finally:
+        done.set()
         stop_streaming(job)
-        rides.join(timeout=60)
+        rides.join(timeout=30)
     assert result.state == "success", result
     assert states(result) == {
         "find_streaming_job": "success",
