@@ -404,8 +404,10 @@ def templates_plan(d: Deployment) -> list[Step]:
 
 def dag_files() -> list[Path]:
     """The DAG files and their operator factory (dags/*.py): they sit at the root of Composer's dags/
-    folder, which Airflow puts on sys.path, so ``from gcpipe_ops import ...`` works there as it does here."""
-    return sorted(DAGS_DIR.glob("*.py"))
+    folder, which Airflow puts on sys.path, so ``from gcpipe_ops import ...`` works there as it does here.
+    The modules dags/.airflowignore names (the factory) come first: no DAG lands before what it imports."""
+    ignored = (DAGS_DIR / ".airflowignore").read_text().split()
+    return sorted(DAGS_DIR.glob("*.py"), key=lambda path: (path.name not in ignored, path.name))
 
 
 def bundle_entries() -> list[str]:
