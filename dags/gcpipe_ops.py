@@ -317,8 +317,11 @@ def move_files(task_id: str, source: str, destination: str, *, trigger_rule: str
     )
 
 
-def _start_or_update(job_name: str, project_id: str | None = None, location: str | None = None) -> str:
-    """The branch to take: update the streaming job if one of that name runs, else start it."""
+def _start_or_update(job_name: str, then: str, project_id: str | None = None, location: str | None = None,
+                     params: dict | None = None) -> list[str]:  # fmt: skip
+    """The branches to take: start the streaming job if none of that name runs; update it in place if
+    one runs and the run asks for it (param ``update``: a new version was deployed); else neither. The
+    task ``then`` (the freshness check) always runs."""
     if project_id is None:
         from gcpipe.orchestration.local_steps import streaming_pid
 
@@ -329,14 +332,17 @@ def _start_or_update(job_name: str, project_id: str | None = None, location: str
         running = DataflowHook().is_job_dataflow_running(
             name=job_name, project_id=project_id, location=location
         )
-    return "update_streaming_job" if running else "start_streaming_job"
+    if not running:
+        return ["start_streaming_job", then]
+    return ["update_streaming_job", then] if (params or {}).get("update") else [then]
 
 
 def streaming_job(
-    template: str, options: dict[str, str], *, job_name: str, local_seconds: str = "0"
+    template: str, options: dict[str, str], *, job_name: str, then: str, local_seconds: str = "0"
 ) -> tuple:
-    """SETUP find the streaming job ``job_name``; BODY start it, or update it in place with the current
-    code and ``options`` (one of the two runs, the other is skipped). Returns (find, start, update).
+    """SETUP find the streaming job ``job_name``; BODY start it if it does not run, or (param ``update``)
+    update it in place with the current code and ``options``; the task ``then`` follows either way.
+    Returns (find, start, update); wire ``then`` downstream of all three.
 
     Locally the job is the pipeline in a process of its own (``local_seconds``: drain and stop after that
     long, 0 never); an update restarts it, and the pipeline's replay makes a restart lose nothing.
@@ -348,7 +354,7 @@ def streaming_job(
     find = BranchPythonOperator(
         task_id="find_streaming_job",
         python_callable=_start_or_update,
-        op_kwargs={"job_name": job_name, **where},
+        op_kwargs={"job_name": job_name, "then": then, **where},
     )
     if config.is_local:
         arguments = {"job": job_name, "options": dict(options), "seconds": local_seconds}

@@ -211,9 +211,16 @@ def test_taxi_streaming_ops_starts_or_updates_the_flex_template_job_in_place(dag
     with mock.patch("airflow.providers.google.cloud.hooks.dataflow.DataflowHook") as hook_class:
         find = dag.get_task("find_streaming_job")
         hook_class.return_value.is_job_dataflow_running.return_value = True
-        assert find.python_callable(**find.op_kwargs) == "update_streaming_job"
+        assert find.python_callable(**find.op_kwargs, params={"update": False}) == ["check_freshness"]
+        assert find.python_callable(**find.op_kwargs, params={"update": True}) == [
+            "update_streaming_job",
+            "check_freshness",
+        ]  # only when asked: a Dataflow update replaces a healthy job
         hook_class.return_value.is_job_dataflow_running.assert_called_with(
             name="gcpipe-taxi-streaming", project_id=PROJECT, location=REGION
         )
         hook_class.return_value.is_job_dataflow_running.return_value = False
-        assert find.python_callable(**find.op_kwargs) == "start_streaming_job"
+        assert find.python_callable(**find.op_kwargs, params={"update": True}) == [
+            "start_streaming_job",
+            "check_freshness",
+        ]

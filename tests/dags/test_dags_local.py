@@ -191,6 +191,7 @@ def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, 
             check_freshness={"retries": 8, "retry_delay": timedelta(seconds=5),
                              "max_retry_delay": timedelta(seconds=10)},
         )  # fmt: skip
+        again = run(dags, "taxi_streaming_ops", None, {"local_seconds": 120})  # the next scheduled run
     finally:
         done.set()
         stop_streaming(job)
@@ -199,6 +200,12 @@ def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, 
     assert states(result) == {
         "find_streaming_job": "success",
         "start_streaming_job": "success",
+        "update_streaming_job": "skipped",
+        "check_freshness": "success",
+    }
+    assert states(again) == {  # the job runs and no update was asked for: it is left alone, still fresh
+        "find_streaming_job": "success",
+        "start_streaming_job": "skipped",
         "update_streaming_job": "skipped",
         "check_freshness": "success",
     }
