@@ -115,6 +115,21 @@ def query_parameter(name: str, value: Any):
     return bigquery.ScalarQueryParameter(name, bigquery_type(value, name), value)
 
 
+def string_literal(text: str) -> str:
+    """``text`` as a BigQuery string literal: backslash, quote, line feed and carriage return escaped.
+
+    Only for SQL that cannot carry parameters (a script in the emulator, which drops them; a model
+    rewritten as SQL); every other value travels as a query parameter. Other characters stay as they are:
+    BigQuery and the emulator both read them raw, while the emulator ignores ``\\x``/``\\u`` escapes.
+    """
+    if "\x00" in text:
+        raise ParameterError(f"the text {text[:40]!r} holds a NUL character, which SQL text cannot carry.")
+    return "'" + text.translate(_ESCAPES) + "'"
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r"})
+
+
 def job_config(used: set[str], values: dict[str, Any], **settings):
     """A QueryJobConfig carrying the parameters a statement uses; a missing one is an error."""
     from google.cloud import bigquery
