@@ -14,16 +14,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from gcpipe.schemas import TableSpec
+from gcpipe.schemas import Schema
 
 
-def _load(client, stream, table_id: str, source_format: str, append: bool) -> int:
+def _load(
+    client, stream, table_id: str, source_format: str, append: bool, schema: Schema | None = None
+) -> int:
     from google.cloud import bigquery
 
     disposition = (
         bigquery.WriteDisposition.WRITE_APPEND if append else bigquery.WriteDisposition.WRITE_TRUNCATE
     )
     config = bigquery.LoadJobConfig(source_format=source_format, write_disposition=disposition)
+    if schema is not None:
+        config.schema = schema.to_bigquery()
     client.load_table_from_file(stream, table_id, job_config=config).result()
     return client.get_table(table_id).num_rows
 
@@ -36,9 +40,13 @@ def load_json_lines(client, path: str | Path, table_id: str, append: bool = Fals
         return _load(client, stream, table_id, "NEWLINE_DELIMITED_JSON", append)
 
 
-def load_arrow(client, table: pa.Table, spec: TableSpec, table_id: str, append: bool = False) -> int:
-    """Load an Arrow table (cast to the catalog schema's Arrow form) through a Parquet load job."""
+def load_arrow(client, table: pa.Table, schema: Schema, table_id: str, append: bool = False) -> int:
+    """Load an Arrow table (cast to the schema's Arrow form) through a Parquet load job.
+
+    The job carries the schema, so BigQuery creates a missing table with it (the emulator needs the
+    table to exist: create it from the catalog first, `gcpipe.clients.ensure_table`).
+    """
     buffer = io.BytesIO()
-    pq.write_table(table.select(spec.schema.names).cast(spec.schema.to_arrow()), buffer)
+    pq.write_table(table.select(schema.names).cast(schema.to_arrow()), buffer)
     buffer.seek(0)
-    return _load(client, buffer, table_id, "PARQUET", append)
+    return _load(client, buffer, table_id, "PARQUET", append, schema)

@@ -39,7 +39,6 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 TEMPLATES = {"csv_ingest": "pipelines.csv_ingest", "taxi_streaming": "pipelines.taxi_streaming"}
 STREAMING_TEMPLATES = {"taxi_streaming"}
 # Spark jobs run through `gcpipe spark submit JOB --target gcp` (spark_jobs/, infra/dataproc/).
-SPARK_JOBS = ("kdd_analysis", "als_recommend")
 # What the Composer bucket's dags/ folder holds besides the DAGs: it is the project root there.
 SUPPORT_CODE = ("gcpipe", "pipelines", "spark_jobs", "sql")
 _BUNDLE_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*_test.py", "test_*.py", ".pytest_cache")
@@ -449,15 +448,17 @@ def dags_plan(d: Deployment) -> list[Step]:
 
 
 def run_plan(d: Deployment, job: str, args: tuple[str, ...], job_name: str | None = None) -> list[Step]:
-    """One flex-template job, with its options checked against the template's metadata.json."""
-    if job in SPARK_JOBS:
-        return [
-            Step(
-                f"submit the Spark job {job} through gcpipe spark submit",
-                ("gcpipe", "spark", "submit", job, "--target", "gcp", *args),
-                call=lambda: spark_submit(job, args, dry_run=False),
-            )
-        ]
+    """One flex-template job, with its options checked against the template's metadata.json; or one Spark
+    job, planned as `gcpipe spark submit JOB --target gcp` plans it."""
+    from gcpipe.spark.jobs import JOBS
+
+    if job in JOBS:
+        from gcpipe.spark.dataproc import submit_plan
+        from gcpipe.spark.jobs import job_args
+
+        return submit_plan(JOBS[job], d.config, job_args(JOBS[job], d.config, [], list(args)))
+    if job not in TEMPLATES:
+        raise DeployError(f"unknown job {job!r}; known: {', '.join([*TEMPLATES, *JOBS])}.")
     parameters = template_parameters(d, job, args)
     name = job_name or f"gcpipe-{job.replace('_', '-')}-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     return [
@@ -513,21 +514,6 @@ def _gcloud_dict(values: dict[str, str]) -> str:
         separator = next(c for c in "~|#@" if not any(c in v for v in values.values()))
         return f"^{separator}^" + separator.join(f"{k}={v}" for k, v in values.items())
     return ",".join(f"{k}={v}" for k, v in values.items())
-
-
-def spark_submit(job: str, args: tuple[str, ...], dry_run: bool) -> None:
-    """Hand a Spark job to ``gcpipe spark submit JOB --target gcp``, which owns Dataproc submission."""
-    from gcpipe import cli
-
-    if "spark" not in cli.COMMANDS:
-        raise DeployError(
-            "Spark jobs run through `gcpipe spark submit`, which this checkout does not have yet."
-        )
-    cli.cli.main(
-        args=["spark", "submit", job, "--target", "gcp", *(["--dry-run"] if dry_run else []), *args],
-        prog_name="gcpipe",
-        standalone_mode=False,
-    )
 
 
 # -- files gcpipe writes -------------------------------------------------------------------------------
@@ -657,16 +643,13 @@ def dags(environment: str, tag: str | None, dry_run: bool) -> None:
 
 
 @deploy.command(context_settings={"ignore_unknown_options": True})
-@click.argument("job", type=click.Choice([*TEMPLATES, *SPARK_JOBS]))
+@click.argument("job")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.option("--job-name", help="Dataflow job name; default gcpipe-<job>-<UTC time>.")
 @environment_option
 @dry_run_option
 def run(job: str, args: tuple[str, ...], job_name: str | None, environment: str, dry_run: bool) -> None:
     """Run one pipeline as a flex-template job, or one Spark job, on GCP: JOB [--option=value ...]."""
-    if job in SPARK_JOBS and dry_run:
-        spark_submit(job, args, dry_run=True)
-        return
     _go(run_plan(Deployment.from_config(environment, tag="-"), job, args, job_name), dry_run)
 
 

@@ -220,18 +220,31 @@ def schema_names() -> list[str]:
 
 _RULE = re.compile(
     r"^\s*(?P<left>[A-Za-z_]\w*)\s+(?:(?P<op>>=|<=|!=|=|>|<)\s*(?P<right>\S+)"
-    r"|BETWEEN\s+(?P<low>\S+)\s+AND\s+(?P<high>\S+))\s*$",
+    r"|BETWEEN\s+(?P<low>\S+)\s+AND\s+(?P<high>\S+)"
+    r"|IN\s*\((?P<values>[^)]*)\))\s*$",
     re.IGNORECASE,
 )
 _OPS = {
     ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
     "<": lambda a, b: a < b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    "IN": lambda a, b: a in b,
 }  # fmt: skip
+
+
+def _literal(rule: str, text: str) -> Any:
+    """A rule's literal operand: a 'string' or a number."""
+    if re.fullmatch(r"'[^']*'", text):
+        return text[1:-1]
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise SchemaError(f"rule {rule!r}: {text!r} is not a number, 'string' or column.") from None
 
 
 @dataclass(frozen=True)
 class Rule:
-    """A row rule: ``column op operand`` where operand is a number, a 'string' or another column.
+    """A row rule: ``column op operand`` where operand is a number, a 'string' or another column;
+    ``column BETWEEN a AND b``; or ``column IN (literal, ...)``.
 
     The text is also valid SQL, so data-quality checks reuse it verbatim. A NULL operand passes,
     as a SQL CHECK does; REQUIRED is what rejects NULLs.
@@ -245,9 +258,14 @@ class Rule:
     def parse(cls, text: str, schema: Schema) -> Rule:
         match = _RULE.match(text)
         if not match:
-            raise SchemaError(f"rule {text!r} is not `column op value` or `column BETWEEN a AND b`.")
+            raise SchemaError(
+                f"rule {text!r} is not `column op value`, `column BETWEEN a AND b` or `column IN (a, b)`."
+            )
         column = match["left"]
         schema.field(column)
+        if match["values"] is not None:
+            values = tuple(_literal(text, item.strip()) for item in match["values"].split(","))
+            return cls(text.strip(), column, (("IN", values, False),))
         if match["op"]:
             pairs = [(match["op"], match["right"])]
         else:
@@ -257,15 +275,8 @@ class Rule:
             if re.fullmatch(r"[A-Za-z_]\w*", operand):
                 schema.field(operand)
                 comparisons.append((op, operand, True))
-            elif re.fullmatch(r"'[^']*'", operand):
-                comparisons.append((op, operand[1:-1], False))
             else:
-                try:
-                    comparisons.append((op, float(operand) if "." in operand else int(operand), False))
-                except ValueError:
-                    raise SchemaError(
-                        f"rule {text!r}: {operand!r} is not a number, 'string' or column."
-                    ) from None
+                comparisons.append((op, _literal(text, operand), False))
         return cls(text.strip(), column, tuple(comparisons))
 
     def holds(self, row: dict) -> bool:
@@ -278,6 +289,7 @@ class Rule:
 
     def arrow_mask(self, table):
         """Boolean array, True where the rule fails (NULLs pass), for a pyarrow table of typed columns."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         names = {
@@ -290,8 +302,11 @@ class Rule:
         }
         failed = None
         for op, operand, is_column in self.comparisons:
-            other = table[operand] if is_column else operand
-            ok = getattr(pc, names[op])(table[self.column], other)
+            if op == "IN":
+                ok = pc.is_in(table[self.column], value_set=pa.array(operand))
+            else:
+                other = table[operand] if is_column else operand
+                ok = getattr(pc, names[op])(table[self.column], other)
             bad = pc.invert(pc.fill_null(ok, True))
             failed = bad if failed is None else pc.or_(failed, bad)
         return failed

@@ -26,6 +26,18 @@ class SecretError(GcpipeError):
     """A secret that cannot be read, worded for the user (the message never holds the secret)."""
 
 
+def ensure_local_secret(reference: str) -> None:
+    """Make a ``file:`` secret that does not exist yet: random, readable by its owner only (local target)."""
+    kind, _, where = reference.partition(":")
+    if kind == "file" and where and not Path(where).exists():
+        import secrets
+
+        path = Path(where)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+
+
 def read_secret(reference: str) -> str:
     """The secret ``reference`` points at, without surrounding whitespace."""
     kind, _, where = reference.partition(":")
@@ -53,5 +65,11 @@ def _secret_manager(name: str) -> str:
         raise SecretError(
             f"reading {name} needs the google-cloud-secret-manager package (pip install it on the cluster)."
         ) from None
-    response = secretmanager.SecretManagerServiceClient().access_secret_version(name=name)
+    from google.api_core.exceptions import GoogleAPIError
+    from google.auth.exceptions import GoogleAuthError
+
+    try:
+        response = secretmanager.SecretManagerServiceClient().access_secret_version(name=name)
+    except (GoogleAPIError, GoogleAuthError) as err:
+        raise SecretError(f"cannot read secret {name}: {err}") from None
     return response.payload.data.decode().strip()

@@ -140,15 +140,9 @@ def postgres_data(config: Config) -> Path:
 
 def postgres_password(config: Config) -> str:
     """The local server's password, made on first use and kept where config.jdbc_password_secret points."""
-    from gcpipe.secrets import read_secret
+    from gcpipe.secrets import ensure_local_secret, read_secret
 
-    kind, _, where = config.jdbc_password_secret.partition(":")
-    if kind == "file" and not Path(where).exists():
-        import secrets
-
-        Path(where).parent.mkdir(parents=True, exist_ok=True)
-        Path(where).touch(mode=0o600)
-        Path(where).write_text(secrets.token_urlsafe(24))
+    ensure_local_secret(config.jdbc_password_secret)
     return read_secret(config.jdbc_password_secret)
 
 
@@ -342,7 +336,12 @@ def start_service(service: Service, config: Config) -> str:
             ) from None
     _children[process.pid] = process
     _pid_file(config, service.name).write_text(str(process.pid))
-    if not _wait_healthy(service, config, process.pid):
+    try:
+        ready = _wait_healthy(service, config, process.pid)
+    except BaseException:  # Ctrl-C while waiting: leave nothing half-started behind
+        stop_service(service, config)
+        raise
+    if not ready:
         stop_service(service, config)
         raise StackError(
             f"the {service.title} did not become healthy within {service.start_timeout:.0f} s; "
@@ -412,7 +411,7 @@ def up(config: Config, services: Iterable[str] | None = None, report=print) -> d
         for service in _selected(services):
             outcome[service.name] = start_service(service, config)
             report(f"{service.title:<24} {outcome[service.name]:<8} {service.url(config)}")
-    except StackError:
+    except BaseException:  # a failure or Ctrl-C: stop what this call started
         for name, state in outcome.items():
             if state == "started":
                 stop_service(SERVICES[name], config)

@@ -26,7 +26,7 @@ directly with the workers on that image::
         --sdk_location container
 
 There the PII key comes from Secret Manager (``--pii_key``; by default
-``secret:projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
+``projects/<project>/secrets/gcpipe-pii-key/versions/latest``).
 Without ``--table`` the run stops at the validated Parquet files and dead letters under ``--output``.
 """
 
@@ -221,11 +221,11 @@ def parse_table_id(text: str, default_project: str) -> str:
     return validate_table_id(".".join(parts))
 
 
-def fetch_schema(schema: str, folder: str) -> str:
-    """A schema name or local path as it is; a ``gs://`` schema file copied into ``folder`` first."""
+def fetch_schema(schema: str) -> str:
+    """A schema name or local path as it is; a ``gs://`` schema file copied into a temporary folder first."""
     if "://" not in schema:
         return schema
-    local = os.path.join(folder, os.path.basename(schema))
+    local = os.path.join(tempfile.mkdtemp(prefix="csv_ingest_schema_"), os.path.basename(schema))
     try:
         with FileSystems.open(schema) as source, open(local, "wb") as out:
             out.write(source.read())
@@ -281,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pii", default="", help="Columns to protect: col[:hash|mask|redact],... (hash by default)."
     )
     parser.add_argument(
-        "--pii_key", help="Where the HMAC key lives: a file or secret:projects/P/secrets/S/versions/V."
+        "--pii_key",
+        help="Where the HMAC key lives: a file, or a secret reference (file:PATH, env:NAME, "
+        "projects/P/secrets/S/versions/V).",
     )
     parser.add_argument(
         "--output", help="Where validated Parquet files and dead letters go (default: in the lake)."
@@ -302,7 +304,7 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
     except ValueError:
         raise IngestError(f"--partition_date {args.partition_date}: write it as YYYY-MM-DD.") from None
     table = parse_table_id(args.table, config.project) if args.table else None
-    schema = fetch_schema(args.schema, tempfile.mkdtemp(prefix="csv_ingest_schema_"))
+    schema = fetch_schema(args.schema)
     spec = table_layout(schema, table.split(".")[-1] if table else load_schema(schema).name)
     if partition_date and not spec.partition:
         raise IngestError(

@@ -170,7 +170,9 @@ def build(
         )
         batches = p | "Read" >> read | "AsBatches" >> beam.Map(_as_batch)
 
-    rides = batches | "Clean" >> beam.ParDo(CleanRideMessages(ride.dedup_seconds))
+    # Beam's reader de-duplicates by id_label itself; a second, per-process memory would drop retried bundles.
+    dedup_seconds = ride.dedup_seconds if ride.io == "batched" else 0
+    rides = batches | "Clean" >> beam.ParDo(CleanRideMessages(dedup_seconds))
     per_minute, by_area = rides | "Aggregate" >> RideAggregates(
         ride.allowed_lateness, ride.firing_seconds, ride.area_firing_seconds
     )

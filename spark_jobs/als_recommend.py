@@ -37,6 +37,7 @@ from spark_jobs.common import (
     job_schema,
     load_bigquery,
     log,
+    row_checks,
     setup_logging,
     spark_session,
     user_errors,
@@ -105,14 +106,12 @@ def _nullable(struct):
 
 
 def valid_ratings(ratings):
-    """(ratings fit for training, {reason: count}) under the schema's REQUIRED and the catalog's rule."""
+    """(ratings fit for training, {reason: count}) under the schema's REQUIRED and the catalog's rules."""
     from pyspark.sql import functions as F
 
-    reason = (
-        F.when(F.col("user_id").isNull() | F.col("acco_id").isNull() | F.col("rating").isNull(),
-               F.lit("missing or non-numeric user_id, acco_id or rating"))
-        .when(~F.col("rating").between(1, 5), F.lit("violates rule rating BETWEEN 1 AND 5"))
-    )  # fmt: skip
+    reason = None
+    for text, failed in row_checks("ratings", job_schema("ratings")):  # the first check failed names it
+        reason = F.when(failed, F.lit(text)) if reason is None else reason.when(failed, F.lit(text))
     checked = ratings.withColumn("_reason", reason).cache()
     rejected = {row["_reason"]: row["count"] for row in checked.groupBy("_reason").count().collect()}
     return checked.filter(F.col("_reason").isNull()).drop("_reason"), {

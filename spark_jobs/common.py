@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from gcpipe.schemas import SCHEMA_DIR, Schema, load_schema
+from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
 
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
 JDBC_DRIVER = "org.postgresql.Driver"
@@ -88,17 +88,39 @@ def user_errors(job: str):
         raise SystemExit(f"{job}: {path} does not exist: nothing to read.") from None
 
 
-def job_schema(name: str) -> Schema:
-    """A table schema from sql/schemas, or on Dataproc the copy shipped with the job (``--files``)."""
-    candidates = [SCHEMA_DIR / f"{name}.json", Path.cwd() / f"{name}.json"]
+def _shipped(path: Path) -> Path:
+    """``path`` in the checkout, or on Dataproc the copy shipped with the job (``--files``)."""
+    candidates = [path, Path.cwd() / path.name]
     try:
         from pyspark import SparkFiles
 
-        candidates.append(Path(SparkFiles.get(f"{name}.json")))
+        candidates.append(Path(SparkFiles.get(path.name)))
     except Exception:  # noqa: S110 (no active SparkContext: the first two places are all there is)
         pass
-    found = next((path for path in candidates if path.exists()), candidates[0])
-    return load_schema(found)
+    return next((candidate for candidate in candidates if candidate.exists()), path)
+
+
+def job_schema(name: str) -> Schema:
+    """A table schema from sql/schemas (or the copy shipped with the job)."""
+    return load_schema(_shipped(SCHEMA_DIR / f"{name}.json"))
+
+
+def row_checks(table: str, schema: Schema) -> list[tuple[str, object]]:
+    """(reason, failing condition) per REQUIRED column and per catalog rule of ``table``, as Spark columns.
+
+    The checks ``RowValidator`` makes, for a frame already cast to the schema (so a value that was not a
+    number is NULL by now). A rule's text is SQL, and NULL passes it, as in ``Rule.holds``.
+    """
+    from pyspark.sql import functions as F
+
+    catalog = json.loads(_shipped(TABLES_FILE).read_text())
+    rules = [Rule.parse(text, schema) for text in catalog.get(table, {}).get("rules", ())]
+    checks = [
+        (f"{f.name}: missing or not a valid {f.type}", F.col(f.name).isNull())
+        for f in schema.fields
+        if f.required
+    ]
+    return checks + [(f"violates rule {rule.text}", ~F.expr(rule.text)) for rule in rules]
 
 
 def conform(df, schema: Schema):
@@ -162,19 +184,12 @@ def load_bigquery(table: pa.Table, table_id: str, schema: Schema) -> str:
     """
     from google.cloud import bigquery
 
+    from gcpipe.bq_load import load_arrow
+
     parts = table_id.split(".")
     if len(parts) != 3 or not all(parts):
         raise ValueError(f"{table_id!r} is not a BigQuery table id (PROJECT.DATASET.TABLE).")
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    buffer.seek(0)
-    config = bigquery.LoadJobConfig(
-        source_format=bigquery.SourceFormat.PARQUET,
-        schema=schema.to_bigquery(),
-        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-    )
-    client = bigquery.Client(project=parts[0])
-    client.load_table_from_file(buffer, table_id, job_config=config).result()
+    load_arrow(bigquery.Client(project=parts[0]), table, schema, table_id)
     return table_id
 
 

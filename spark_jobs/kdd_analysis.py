@@ -32,7 +32,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, NORMAL_LABEL, UNKNOWN_CATEGORY
+from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, UNKNOWN_CATEGORY
 from spark_jobs import kdd_report
 from spark_jobs.common import (
     arrow_table,
@@ -149,7 +149,7 @@ def roll_up(rows: list[dict]) -> dict:
         fine = pd.DataFrame(columns=["protocol_type", "service", "label", "connections", *SUMMED])
     fine = fine.astype({"connections": "int64", **dict.fromkeys(SUMMED, "int64")})
     fine["attack_category"] = fine["label"].str.rstrip(".").map(ATTACK_CATEGORY).fillna(UNKNOWN_CATEGORY)
-    fine["state"] = np.where(fine["label"] == NORMAL_LABEL, "no attack", "attack")
+    fine["state"] = np.where(fine["attack_category"] == "normal", "no attack", "attack")
     total = fine["connections"].sum()
 
     def counts(by: list[str]) -> pd.DataFrame:

@@ -129,11 +129,11 @@ class LocalBigQueryML:
         try:
             self.client.delete_model(str(ref))
         except NotFound:
+            self.store.delete(ref)
             if not if_exists:
                 raise MlSqlError(f"Not found: Model {ref}.") from None
             return f"model {ref} did not exist"
-        finally:
-            self.store.delete(ref)
+        self.store.delete(ref)  # only once the emulator let go of it: a failed drop keeps the model whole
         return f"model {ref} dropped"
 
     def rewrite(self, text: str, params: dict[str, Any], dry_run: bool = False) -> str:

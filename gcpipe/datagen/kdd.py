@@ -11,8 +11,6 @@ label's profile in the real file, so aggregates by protocol, label and attack ca
 
 from __future__ import annotations
 
-import functools
-import gzip
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from gcpipe.datagen.lines import write_lines
 from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS
 from gcpipe.schemas import load_schema
-from gcpipe.ui import progress
 
 CHUNK_ROWS = 200_000
 
@@ -173,31 +171,20 @@ def _spoil(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
 
 def write_kdd(path: str | Path, rows: int, seed: int = 42, malformed: float = 0.0) -> KddManifest:
     """Write ``rows`` connection lines (gzip if the name ends in .gz); return the ground truth."""
-    if not 0 <= malformed <= 1:
-        raise ValueError("malformed must be a fraction between 0 and 1")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    spoiled = np.sort(rng.choice(rows, size=round(rows * malformed), replace=False))
-    kinds = dict.fromkeys(MALFORMED_KINDS, 0)
     labels: dict[str, int] = {}
-    opener = functools.partial(gzip.open, compresslevel=5) if path.suffix == ".gz" else open
-    with opener(path, "wb") as out, progress(f"KDD connections -> {path.name}", rows) as advance:
-        for offset in range(0, rows, CHUNK_ROWS):
-            n = min(CHUNK_ROWS, rows - offset)
-            table = generate_connections(rng, n)
-            buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-            lines = buffer.getvalue().splitlines()
-            here = spoiled[(spoiled >= offset) & (spoiled < offset + n)] - offset
-            for i in here.tolist():
-                kind = MALFORMED_KINDS[sum(kinds.values()) % len(MALFORMED_KINDS)]
-                lines[i] = _spoil(lines[i], kind, rng)
-                kinds[kind] += 1
-            valid = np.ones(n, dtype=bool)
-            valid[here] = False
-            for item in pc.value_counts(table["label"].filter(pa.array(valid))).to_pylist():
-                labels[item["values"]] = labels.get(item["values"], 0) + item["counts"]
-            out.write(b"\n".join(lines) + b"\n")
-            advance(n)
-    return KddManifest(str(path), seed, rows, rows - len(spoiled), labels, kinds)
+
+    def make_chunk(n: int, spoiled: np.ndarray) -> list[bytes]:
+        table = generate_connections(rng, n)
+        valid = np.ones(n, dtype=bool)
+        valid[spoiled] = False
+        for item in pc.value_counts(table["label"].filter(pa.array(valid))).to_pylist():
+            labels[item["values"]] = labels.get(item["values"], 0) + item["counts"]
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+        return buffer.getvalue().splitlines()
+
+    kinds = write_lines(
+        path, rows, rng, malformed, MALFORMED_KINDS, make_chunk, _spoil, CHUNK_ROWS, "KDD connections"
+    )
+    return KddManifest(str(path), seed, rows, rows - sum(kinds.values()), labels, kinds)

@@ -23,8 +23,6 @@ malformed kind.
 
 from __future__ import annotations
 
-import functools
-import gzip
 import io
 from dataclasses import dataclass, field
 from datetime import date
@@ -35,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from gcpipe.datagen.lines import write_lines
 from gcpipe.schemas import load_schema
-from gcpipe.ui import progress
 
 MALFORMED_KINDS = (
     "wrong_column_count",
@@ -176,28 +174,11 @@ def write_trips_csv(
     days: int = 1,
 ) -> TripsManifest:
     """Write ``rows`` data lines (gzip if the name ends in .gz) and return the ground truth."""
-    if not 0 <= malformed <= 1:
-        raise ValueError("malformed must be a fraction between 0 and 1")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    spoiled = np.sort(rng.choice(rows, size=round(rows * malformed), replace=False))
-    kinds = np.resize(np.arange(len(MALFORMED_KINDS)), len(spoiled))
-    rng.shuffle(kinds)
-    counts = dict.fromkeys(MALFORMED_KINDS, 0)
-    header = ",".join(load_schema("taxi_trips").names).encode()
-    opener = functools.partial(gzip.open, compresslevel=5) if path.suffix == ".gz" else open
-    with opener(path, "wb") as out, progress(f"taxi trips -> {path.name}", rows) as advance:
-        out.write(header + b"\n")
-        cursor = 0
-        for offset in range(0, rows, CHUNK_ROWS):
-            n = min(CHUNK_ROWS, rows - offset)
-            lines = _csv_lines(generate_trips(rng, n, start, days))
-            while cursor < len(spoiled) and spoiled[cursor] < offset + n:
-                kind = MALFORMED_KINDS[kinds[cursor]]
-                lines[spoiled[cursor] - offset] = _spoil(lines[spoiled[cursor] - offset], kind, rng)
-                counts[kind] += 1
-                cursor += 1
-            out.write(b"\n".join(lines) + b"\n")
-            advance(n)
-    return TripsManifest(str(path), seed, rows, rows - len(spoiled), counts)
+    counts = write_lines(
+        path, rows, rng, malformed, MALFORMED_KINDS,
+        make_chunk=lambda n, _: _csv_lines(generate_trips(rng, n, start, days)),
+        spoil=_spoil, chunk_rows=CHUNK_ROWS, label="taxi trips",
+        header=",".join(load_schema("taxi_trips").names).encode(),
+    )  # fmt: skip
+    return TripsManifest(str(path), seed, rows, rows - sum(counts.values()), counts)

@@ -19,14 +19,14 @@ import yaml
 
 from gcpipe.config import PROJECT_ROOT, Config
 from gcpipe.deploy import Deployment, Step, _gcloud_dict, _show
-from gcpipe.schemas import SCHEMA_DIR
+from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE
 from gcpipe.spark.jobs import SparkJob
 
 DATAPROC_DIR = PROJECT_ROOT / "infra" / "dataproc"
 PACKAGE = "gcpipe_spark.zip"
 # The gcpipe modules the jobs import (with all of spark_jobs/): standard library and pyarrow only.
-PACKAGE_MODULES = ("gcpipe/__init__.py", "gcpipe/config.py", "gcpipe/errors.py", "gcpipe/kdd.py",
-                   "gcpipe/schemas.py", "gcpipe/secrets.py")  # fmt: skip
+PACKAGE_MODULES = ("gcpipe/__init__.py", "gcpipe/bq_load.py", "gcpipe/config.py", "gcpipe/errors.py",
+                   "gcpipe/kdd.py", "gcpipe/schemas.py", "gcpipe/secrets.py")  # fmt: skip
 
 
 @cache
@@ -59,10 +59,14 @@ def build_package(path: Path) -> Path:
     return path
 
 
+def shipped_files(job: SparkJob) -> list[Path]:
+    """Files the job reads beside it (``--files``): its schemas, and the catalog with the tables' rules."""
+    return [*(SCHEMA_DIR / f"{name}.json" for name in job.schemas), TABLES_FILE]
+
+
 def staged_files(job: SparkJob, config: Config) -> list[Path]:
-    """What the job needs beside it on the cluster: main file, package, schema files, jars."""
-    schemas = [SCHEMA_DIR / f"{name}.json" for name in job.schemas]
-    return [job.main_file, package_path(config), *schemas, *map(Path, job.jars)]
+    """What the job needs beside it on the cluster: main file, package, schema files and catalog, jars."""
+    return [job.main_file, package_path(config), *shipped_files(job), *map(Path, job.jars)]
 
 
 def staging_folder(config: Config) -> str:
@@ -79,7 +83,7 @@ def pyspark_job(job: SparkJob, config: Config, args: list[str]) -> dict:
         "mainPythonFileUri": staged(config, job.main_file),
         "args": list(args),
         "pythonFileUris": [staged(config, PACKAGE)],
-        "fileUris": [staged(config, SCHEMA_DIR / f"{name}.json") for name in job.schemas],
+        "fileUris": [staged(config, path) for path in shipped_files(job)],
     }
     if job.jars:
         request["jarFileUris"] = [staged(config, jar) for jar in job.jars]

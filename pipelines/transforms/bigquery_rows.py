@@ -91,7 +91,11 @@ class _Writer:
         dead: dict[str, list[dict]] = defaultdict(list)
         for (table, dead_table, parquet_schema), group in by_table.items():
             rows = [row for job in group for row in job.rows]
-            ids = [i for job in group for i in job.row_ids] if all(job.row_ids for job in group) else None
+            ids = (
+                [i for job in group for i in job.row_ids]
+                if all(job.row_ids is not None for job in group)
+                else None
+            )
             if parquet_schema and rows and self.load(table, rows, parquet_schema):
                 continue
             if parquet_schema:  # the load was refused: insert the rows, which names the bad ones

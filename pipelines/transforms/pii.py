@@ -23,10 +23,8 @@ import hmac
 import io
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +32,7 @@ import pyarrow.compute as pc
 from gcpipe.config import Config
 from gcpipe.errors import GcpipeError
 from gcpipe.schemas import Schema
+from gcpipe.secrets import SecretError, ensure_local_secret, read_secret
 from pipelines.transforms.csv_validation import record_cells
 
 METHODS = ("hash", "mask", "redact")
@@ -47,28 +46,21 @@ class PiiError(GcpipeError):
 def default_key_source(config: Config) -> str:
     """Where the key lives for a target: a file under the state folder locally, Secret Manager on gcp."""
     if config.is_local:
-        return str(config.state_dir / "secrets" / "pii.key")
-    return f"secret:projects/{config.project}/secrets/gcpipe-pii-key/versions/latest"
+        return f"file:{config.state_dir / 'secrets' / 'pii.key'}"
+    return f"projects/{config.project}/secrets/gcpipe-pii-key/versions/latest"
 
 
 def load_key(source: str) -> bytes:
-    """The HMAC key: $GCPIPE_PII_KEY, else the secret or file ``source`` (a missing local file is created)."""
+    """The HMAC key: $GCPIPE_PII_KEY, else the secret ``source`` points at (gcpipe.secrets references; a
+    plain path is a file). A local key file that does not exist yet is made, for its owner only."""
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV].encode()
-    if source.startswith("secret:"):
-        from google.cloud import secretmanager
-
-        try:
-            response = secretmanager.SecretManagerServiceClient().access_secret_version(name=source[7:])
-        except Exception as err:  # the client's errors are many; the user needs one sentence
-            raise PiiError(f"cannot read the PII key from Secret Manager ({source[7:]}): {err}.") from None
-        return response.payload.data
-    path = Path(source)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    reference = source if source.startswith(("file:", "env:", "projects/")) else f"file:{source}"
+    ensure_local_secret(reference)
+    try:
+        return read_secret(reference).encode()
+    except SecretError as err:
+        raise PiiError(f"cannot read the PII key: {err}") from None
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,7 @@ class Warehouse:
         self.sessions = [json.loads(line) for line in _lines(tmp / "sessions.jsonl.gz")]
         assert load_json_lines(bq, tmp / "sessions.jsonl.gz", self.table("ga_sessions")) == len(self.sessions)
         self.trips = generate_trips(np.random.default_rng(3), 3000, date(2019, 3, 1))
-        assert load_arrow(bq, self.trips, table_spec("taxi_trips"), self.table("taxi_trips")) == 3000
+        assert load_arrow(bq, self.trips, table_spec("taxi_trips").schema, self.table("taxi_trips")) == 3000
         write_ride_events(tmp / "rides.jsonl", 4000, datetime(2019, 3, 1, 8, tzinfo=UTC), rate=20)
         self.rides = [json.loads(line) for line in (tmp / "rides.jsonl").read_text().splitlines()]
         assert load_json_lines(bq, tmp / "rides.jsonl", self.table("ride_events")) == 4000

@@ -24,7 +24,9 @@ QUIET = {"report": lambda *_: None}
 def side_config(tmp_path):
     """A second stack beside the session's: its own state folder, and ports 1000 above."""
     base = load_config(target="local")
-    return base.replace(state_dir=tmp_path / "state", port_offset=base.port_offset + 1000)
+    config = base.replace(state_dir=tmp_path / "state", port_offset=base.port_offset + 1000)
+    yield config
+    stack.down(config, **QUIET)  # whatever a failed test left running
 
 
 def _processes_mentioning(text: str) -> list[int]:

@@ -31,7 +31,7 @@ REASON_OF_KIND = {
     "missing_field": "ride_id: REQUIRED but empty",
     "bad_type": "passenger_count: 'two' is not a valid INTEGER",
     "bad_value": "violates rule meter_reading >= 0",
-    "bad_status": "ride_status: 'parked' is not one of pickup, enroute, dropoff",
+    "bad_status": "violates rule ride_status IN ('pickup', 'enroute', 'dropoff')",
 }
 
 

@@ -83,7 +83,7 @@ def test_ratings_that_break_the_schema_or_rules_are_counted_and_left_out(spark, 
     assert metrics["ratings"] == manifest.ratings
     assert metrics["rejected_ratings"] == {
         "violates rule rating BETWEEN 1 AND 5": 1,
-        "missing or non-numeric user_id, acco_id or rating": 2,
+        "acco_id: missing or not a valid INTEGER": 2,
     }
 
 

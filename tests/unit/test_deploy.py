@@ -27,6 +27,7 @@ from gcpipe.deploy import (
     dags_plan,
     infra_plan,
     make_bundle,
+    render,
     run_plan,
     templates_plan,
     toml_dumps,
@@ -290,6 +291,23 @@ def test_run_streaming_defaults_to_the_terraform_subscription(cloud):
 def test_run_rejects_options_the_template_does_not_declare(cloud, args, message):
     with pytest.raises(DeployError, match=message):
         run_plan(deployment(), "csv_ingest", args)
+
+
+def test_run_a_spark_job_is_the_plan_spark_submit_makes(cloud):
+    from gcpipe.spark.dataproc import submit_plan
+    from gcpipe.spark.jobs import JOBS, job_args
+
+    d = deployment()
+    args = ("--input", "gs://lake/kdd/part-1.gz")
+    expected = submit_plan(
+        JOBS["kdd_analysis"], d.config, job_args(JOBS["kdd_analysis"], d.config, [], list(args))
+    )
+    planned = render(run_plan(d, "kdd_analysis", args))
+    assert planned == render(expected) and "- gs://lake/kdd/part-1.gz" in planned
+    with pytest.raises(
+        DeployError, match="unknown job 'nope'; known: csv_ingest, taxi_streaming, kdd_analysis"
+    ):
+        run_plan(d, "nope", ())
 
 
 def test_make_run_gcp_names_the_missing_job():

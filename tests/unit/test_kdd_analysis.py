@@ -187,3 +187,17 @@ def test_a_missing_input_is_one_sentence(spark, tmp_path):
         SystemExit, match=r"^kdd_analysis: file:.*nowhere\.gz does not exist: nothing to read\.$"
     ):
         kdd_analysis.main(["--input", str(tmp_path / "nowhere.gz"), "--output", str(tmp_path / "out")])
+
+
+def test_labels_without_the_trailing_dot_get_the_same_category_and_state():
+    """NSL-KDD writes `normal`, the 1999 files `normal.`: both are "no attack", both category normal."""
+    base = {"malformed": None, "protocol_type": "tcp", **dict.fromkeys(kdd_analysis.SUMMED, 0)}
+    rows_ = [
+        {**base, "service": "http", "label": "normal", "connections": 5},
+        {**base, "service": "http", "label": "normal.", "connections": 2},
+        {**base, "service": "private", "label": "neptune", "connections": 3},
+    ]
+    frames = kdd_analysis.roll_up(rows_)
+    stats = frames["attack_stats"].set_index("state")["connections"].to_dict()
+    assert stats == {"no attack": 7, "attack": 3}
+    assert frames["top_attacked_services"]["service"].tolist() == ["private"]

@@ -50,7 +50,8 @@ def test_malformed_kinds_are_each_rejected_for_their_own_reason():
         reasons[kind] = parse_message(RideMessage(data, attributes, "m", 0))[1].split(":")[0]
     assert reasons == {
         "not_json": "not JSON", "missing_field": "ride_id", "bad_type": "passenger_count",
-        "bad_value": "violates rule meter_reading >= 0", "bad_status": "ride_status",
+        "bad_value": "violates rule meter_reading >= 0",
+        "bad_status": "violates rule ride_status IN ('pickup', 'enroute', 'dropoff')",
     }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import sys
 import types
 
@@ -59,3 +60,15 @@ def test_the_configured_references_point_at_the_state_folder_locally_and_secret_
     reference = "projects/acme-data-prod/secrets/gcpipe-cloudsql-password/versions/latest"
     assert gcp.jdbc_password_secret == reference
     assert gcp.jdbc_url == ""
+
+
+def test_a_missing_local_secret_is_made_once_for_its_owner_only(tmp_path):
+    from gcpipe.secrets import ensure_local_secret
+
+    reference = f"file:{tmp_path / 'secrets' / 'made'}"
+    ensure_local_secret(reference)
+    first = read_secret(reference)
+    ensure_local_secret(reference)
+    assert read_secret(reference) == first and len(first) >= 32
+    assert stat.S_IMODE((tmp_path / "secrets" / "made").stat().st_mode) == 0o600
+    ensure_local_secret("env:ANYTHING")  # only file: secrets are made

@@ -65,7 +65,7 @@ def test_the_workflow_template_creates_a_job_cluster_runs_the_job_on_gcs_and_is_
         "args": ["--input", "gs://acme-lake/landing/kdd/kddcup.data.gz", "--output", "gs://acme-lake/kdd/analysis",
                  "--bq_table", f"{PROJECT}.kdd.attack_stats"],
         "pythonFileUris": [f"{STAGED}/gcpipe_spark.zip"],
-        "fileUris": [f"{STAGED}/{name}.json" for name in job.schemas],
+        "fileUris": [*(f"{STAGED}/{name}.json" for name in job.schemas), f"{STAGED}/tables.json"],
         "properties": {"spark.checkpoint.dir": "gs://acme-staging/dataproc/checkpoints"},
     }  # fmt: skip
 
