@@ -138,9 +138,14 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+def is_identifier(name: str) -> bool:
+    """True if ``name`` is a plain BigQuery identifier (letters, digits, _; not starting with a digit)."""
+    return isinstance(name, str) and _IDENTIFIER.fullmatch(name) is not None
+
+
 def validate_identifier(name: str, what: str = "identifier") -> str:
     """Return ``name`` if it is a plain BigQuery identifier (letters, digits, _), else raise ConfigError."""
-    if not _IDENTIFIER.fullmatch(name or ""):
+    if not is_identifier(name):
         raise ConfigError(f"{what} {name!r} is not a valid identifier (letters, digits and _ only).")
     return name
 

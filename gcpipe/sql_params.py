@@ -15,6 +15,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gcpipe.config import is_identifier
 from gcpipe.errors import GcpipeError
 
 TYPES = (
@@ -29,7 +30,6 @@ TYPES = (
     "TIMESTAMP",
     "TIME",
 )
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -44,7 +44,7 @@ def parse_param(text: str) -> tuple[str, Any]:
     head, sep, raw = text.partition("=")
     name, _, type_ = head.partition(":")
     name, type_ = name.strip(), type_.strip().upper()
-    if not sep or not _NAME.match(name):
+    if not sep or not is_identifier(name):
         raise ParameterError(f"--param {text!r} is not name=value (or name:TYPE=value).")
     if type_ and type_ not in TYPES:
         raise ParameterError(f"--param {name}: type {type_} is unknown; use one of {', '.join(TYPES)}.")

@@ -47,6 +47,7 @@ def _entry_points():
     from pipelines import taxi_streaming
     from pipelines.csv_ingest import parse_table_id
     from pipelines.transforms.bigquery_load import replace_script
+    from spark_jobs.common import load_bigquery
 
     spec = table_spec("taxi_trips")
     return {
@@ -63,6 +64,7 @@ def _entry_points():
         "ML.PREDICT model": lambda name: find_ml_calls(
             f"SELECT * FROM ML.PREDICT(MODEL `gcpipe-local.{name}.m`, TABLE taxi.t)", "gcpipe-local", {}
         ),
+        "spark job BigQuery load": lambda name: load_bigquery(None, f"gcpipe-local.{name}.t", None),
     }
 
 
@@ -73,6 +75,21 @@ def test_a_hostile_name_is_one_clear_error_before_any_sql(entry, name):
         _entry_points()[entry](name)
     message = str(err.value)
     assert message.endswith(".") and "\n" not in message and "Traceback" not in message, message
+
+
+@pytest.mark.parametrize("name", HOSTILE, ids=repr)
+def test_the_spark_jobs_refuse_a_hostile_bigquery_name_before_any_work(name, capsys):
+    """A usage error (exit status 2) with the reason, before the JVM starts."""
+    from spark_jobs import als_recommend, kdd_analysis
+
+    for parse, argv in (
+        (kdd_analysis.parse_args, ["--input", "in", "--output", "out", "--bq_table", f"gcpipe-local.{name}.t"]),
+        (als_recommend.parse_args, ["--source", f"bq://gcpipe-local.{name}", "--sink", "out"]),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            parse(argv)
+        assert exit_.value.code == 2
+        assert re.search(r"is not a (table|dataset) id", capsys.readouterr().err)
 
 
 def test_a_hostile_project_or_dataset_in_the_configuration_is_refused(monkeypatch, tmp_path):
