@@ -63,13 +63,24 @@ def test_a_hostile_file_name_is_loaded_and_replaced_on_a_rerun(bq, local_stack, 
     folder.mkdir()
     made = write_trips_csv(folder / "trips.csv", 500, seed=5, malformed=0.02, start=date(2019, 3, 1))
     table = f"{local_stack.project}.{dataset}.taxi_trips"
-    argv = ["--input", made.path, "--schema", "taxi_trips", "--table", table, "--partition_date", "2019-03-01"]
+    argv = [
+        "--input",
+        made.path,
+        "--schema",
+        "taxi_trips",
+        "--table",
+        table,
+        "--partition_date",
+        "2019-03-01",
+    ]
     for _ in range(2):
         result = csv_ingest.run(argv)
         assert (result.rows_loaded, result.rows_dead_lettered) == (made.valid, made.rows - made.valid)
     sources = {
         row["source"]: row["n"]
-        for row in bq.query(f"SELECT source, COUNT(*) AS n FROM `{table}_dead_letter` GROUP BY source").result()
+        for row in bq.query(
+            f"SELECT source, COUNT(*) AS n FROM `{table}_dead_letter` GROUP BY source"
+        ).result()
     }
     assert sources == {made.path: made.rows - made.valid}  # replaced, not appended, on the re-run
     (row,) = bq.query(f"SELECT COUNT(*) AS n FROM `{table}`").result()

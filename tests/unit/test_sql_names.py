@@ -83,7 +83,10 @@ def test_the_spark_jobs_refuse_a_hostile_bigquery_name_before_any_work(name, cap
     from spark_jobs import als_recommend, kdd_analysis
 
     for parse, argv in (
-        (kdd_analysis.parse_args, ["--input", "in", "--output", "out", "--bq_table", f"gcpipe-local.{name}.t"]),
+        (
+            kdd_analysis.parse_args,
+            ["--input", "in", "--output", "out", "--bq_table", f"gcpipe-local.{name}.t"],
+        ),
         (als_recommend.parse_args, ["--source", f"bq://gcpipe-local.{name}", "--sink", "out"]),
     ):
         with pytest.raises(SystemExit) as exit_:
