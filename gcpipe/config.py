@@ -152,22 +152,21 @@ def validate_identifier(name: str, what: str = "identifier") -> str:
 
 def validate_dataset_id(dataset_id: str, what: str = "dataset") -> str:
     """Return ``[project.]dataset`` if it is a project id and a plain identifier, else raise ConfigError."""
-    if not isinstance(dataset_id, str) or not _DATASET_ID.fullmatch(dataset_id):
-        raise ConfigError(
-            f"{what} {dataset_id!r} is not a dataset id: write project.dataset (a project id, then letters, "
-            "digits and _)."
-        )
-    return dataset_id
+    return _validate_id(_DATASET_ID, dataset_id, what, "project.dataset")
 
 
 def validate_table_id(table_id: str, what: str = "table") -> str:
     """Return ``[project.]dataset.table`` if every part is a plain name, else raise ConfigError."""
-    if not isinstance(table_id, str) or not _TABLE_ID.fullmatch(table_id):
+    return _validate_id(_TABLE_ID, table_id, what, "project.dataset.table")
+
+
+def _validate_id(pattern: re.Pattern, text: str, what: str, form: str) -> str:
+    if not isinstance(text, str) or not pattern.fullmatch(text):
+        kind = form.rsplit(".", 1)[1]
         raise ConfigError(
-            f"{what} {table_id!r} is not a table id: write project.dataset.table (a project id, then letters, "
-            "digits and _)."
+            f"{what} {text!r} is not a {kind} id: write {form} (a project id, then letters, digits and _)."
         )
-    return table_id
+    return text
 
 
 def _read_file(path: Path | None) -> dict:

@@ -20,6 +20,7 @@ from gcpipe.config import PROJECT_ROOT
 from gcpipe.datagen.taxi_trips import write_trips_csv
 from gcpipe.rides import stop_pipeline
 from pipelines import csv_ingest
+from tests.integration.test_csv_ingest import day_args
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -35,16 +36,7 @@ def _staging_tables(bq, dataset: str) -> list[str]:
 def test_a_run_killed_while_loading_then_run_again_leaves_each_row_once(bq, local_stack, dataset, tmp_path):
     made = write_trips_csv(tmp_path / "trips.csv", 60_000, seed=9, malformed=0.01, start=date(2019, 3, 1))
     table = f"{local_stack.project}.{dataset}.taxi_trips"
-    argv = [
-        "--input",
-        made.path,
-        "--schema",
-        "taxi_trips",
-        "--table",
-        table,
-        "--partition_date",
-        "2019-03-01",
-    ]
+    argv = day_args(made.path, table)
     log = (tmp_path / "killed.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.csv_ingest", *argv],

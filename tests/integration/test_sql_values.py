@@ -15,6 +15,7 @@ from gcpipe.datagen.taxi_trips import write_trips_csv
 from gcpipe.sql_params import ParameterError, string_literal
 from gcpipe.sql_runner import run_sql
 from pipelines import csv_ingest
+from tests.integration.test_csv_ingest import day_args
 
 pytestmark = pytest.mark.stack
 
@@ -63,16 +64,7 @@ def test_a_hostile_file_name_is_loaded_and_replaced_on_a_rerun(bq, local_stack, 
     folder.mkdir()
     made = write_trips_csv(folder / "trips.csv", 500, seed=5, malformed=0.02, start=date(2019, 3, 1))
     table = f"{local_stack.project}.{dataset}.taxi_trips"
-    argv = [
-        "--input",
-        made.path,
-        "--schema",
-        "taxi_trips",
-        "--table",
-        table,
-        "--partition_date",
-        "2019-03-01",
-    ]
+    argv = day_args(made.path, table)
     for _ in range(2):
         result = csv_ingest.run(argv)
         assert (result.rows_loaded, result.rows_dead_lettered) == (made.valid, made.rows - made.valid)
