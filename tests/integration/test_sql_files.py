@@ -394,9 +394,9 @@ def test_checks_pass_on_clean_data_and_name_what_breaks(wh):
         (fullVisitorId, visitId, visitNumber, visitStartTime, date, channelGrouping, device)
         VALUES ('x', 1, 1, 1, DATE '2017-07-31', 'Carrier Pigeon', STRUCT('b', 'o', FALSE, 'fridge'))""").result()
     trips = wh.table("taxi_trips")
-    wh.bq.query(
-        f"DELETE FROM `{trips}` WHERE total_amount = (SELECT MAX(total_amount) FROM `{trips}`)"
-    ).result()
+    (dearest,) = wh.bq.query(f"SELECT MAX(total_amount) AS amount FROM `{trips}`").result()
+    wh.bq.query(f"DELETE FROM `{trips}` WHERE total_amount = {dearest.amount!r}").result()
+    missing_cents = round(dearest.amount * 100)
     expected = {
         "ga_sessions_unique_visits": "check ga_sessions.unique_visit failed: 1 offending row",
         "ga_sessions_not_null": "check ga_sessions.totals_pageviews_not_null failed: 1 offending row",
@@ -405,12 +405,13 @@ def test_checks_pass_on_clean_data_and_name_what_breaks(wh):
         "visitor_sessions_row_counts": "check visitor_sessions.sessions_conserved failed: 2 offending rows; "
         "check visitor_sessions.visitors_conserved failed: 1 offending row",
         "ga_sessions_freshness": "check ga_sessions.freshness failed: 10 offending rows",
-        "trips_by_zone_hour_row_counts": "check trips_by_zone_hour.trips_conserved failed: 1 offending row",
+        "trips_by_zone_hour_row_counts": "check trips_by_zone_hour.trips_conserved failed: 1 offending row; "
+        f"check trips_by_zone_hour.revenue_conserved failed: {missing_cents:,} offending rows",
     }
     late = {**CHECKS, "checks/ga_sessions_freshness.sql": {"as_of": date(2017, 8, 15), "max_age_days": 5}}
     for name, message in expected.items():
         path = f"checks/{name}.sql"
-        with pytest.raises(CheckFailed, match=rf"^{re.escape(str(SQL / path))}:\d+: {re.escape(message)}"):
+        with pytest.raises(CheckFailed, match=rf"^{re.escape(str(SQL / path))}:\d+: {re.escape(message)}\.$"):
             wh.run(path, **late[path])
 
 
