@@ -56,6 +56,7 @@ def test_the_pipeline_rides_out_a_pubsub_restart_and_stores_every_message_once(b
         deadline = time.monotonic() + 60
         while len(_stored(bq, dataset)) < before.valid and time.monotonic() < deadline:
             time.sleep(0.5)
+        assert len(_stored(bq, dataset)) == before.valid  # all of it stored before the outage begins
         try:
             stack.stop_service(service, local_stack)
             time.sleep(6)  # the outage: pulls fail with UNAVAILABLE
