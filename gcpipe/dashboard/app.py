@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 from dash import Dash, Input, Output, dcc, html
 
-from gcpipe.config import Config, load_config
+from gcpipe.config import Config, load_config, validate_dataset_id
 from gcpipe.dashboard import figures, queries
 
 MINUTES_SHOWN = 30
@@ -135,6 +135,7 @@ def serve(config: Config, dataset: str | None = None, port: int | None = None, r
     dataset = dataset or f"{config.project}.{config.dataset('taxi')}"
     if "." not in dataset:
         dataset = f"{config.project}.{dataset}"
+    validate_dataset_id(dataset, "--dataset")  # before the page's first query, not inside it
     port = port or config.port("dashboard")
     click.echo(f"dashboard: http://127.0.0.1:{port}/  (reading {dataset}; Ctrl-C stops it)")
     create_app(bigquery_client(config), dataset, refresh).run(host="127.0.0.1", port=port, debug=False)
