@@ -8,6 +8,7 @@ through gcpipe's clients. The page inlines plotly.js and its CSS, so it opens of
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,8 +37,13 @@ KEY_TABLES = [
     ("taxi", "ride_dead_letter"),
 ]
 DEAD_LETTER_TABLES = {"taxi_trips_dead_letter": "CSV ingestion", "ride_dead_letter": "streaming rides"}
-STREAM_MINUTES = 10  # the rides chart: the last minutes of event time, which hold this run's windows
+# The rides chart: the last minutes of event time, which hold this run's windows (a minute of rides, and
+# late ones stamped 3 minutes back) and, unless a run ended minutes ago, no other run's.
+STREAM_MINUTES = 5
 TOP_REASONS = 3
+TABLES_TITLE = "Key tables in BigQuery (rows now: every run so far)"
+DEAD_LETTERS_TITLE = "Dead letters (BigQuery tables: every run so far; Spark jobs: this run)"
+METRICS_TITLE = "Models and accounting (this run)"
 PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
 
 
@@ -55,18 +61,24 @@ class DemoReport:
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def _rows(client, sql: str) -> list[dict]:
+def _unless_missing(read: Callable[[], list]) -> list:
     try:
-        return [dict(row.items()) for row in client.query(sql).result()]
-    except NotFound:  # the stage that writes it did not run
+        return read()
+    except NotFound:  # the stage that writes the table did not run
         return []
+
+
+def _rows(client, sql: str) -> list[dict]:
+    return _unless_missing(lambda: [dict(row.items()) for row in client.query(sql).result()])
 
 
 def _dead_letters(ctx, client) -> dict[str, list[dict]]:
     """By kind of reason: the BigQuery dead-letter tables, and what the Spark jobs set aside."""
     dataset = f"{ctx.config.project}.{ctx.config.dataset('taxi')}"
     found = {
-        f"{where} (taxi.{table})": queries.dead_letters(client, dataset, table)
+        f"{where} (taxi.{table})": _unless_missing(
+            lambda table=table: queries.dead_letters(client, dataset, table)
+        )
         for table, where in DEAD_LETTER_TABLES.items()
     }
     if kdd := ctx.facts.get("kdd_analysis"):
@@ -135,8 +147,8 @@ def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=No
             f"SELECT zone, borough, SUM(trips) AS trips, ROUND(SUM(revenue), 2) AS revenue FROM {zones} "
             "GROUP BY zone, borough ORDER BY trips DESC, zone",
         ),
-        rides_per_minute=queries.per_minute(
-            client, f"{config.project}.{config.dataset('taxi')}", STREAM_MINUTES
+        rides_per_minute=_unless_missing(
+            lambda: queries.per_minute(client, f"{config.project}.{config.dataset('taxi')}", STREAM_MINUTES)
         ),
     )
 
@@ -160,13 +172,13 @@ def summary_tables(report: DemoReport) -> list[Table]:
     stages = Table("stage", "seconds", "what it produced", title="gcpipe demo")
     for name, seconds, summary in report.stages:
         stages.add_row(name, f"{seconds:.1f}", summary)
-    tables = Table("table", "rows", title="key tables (BigQuery)")
+    tables = Table("table", "rows", title=TABLES_TITLE)
     for name, rows in report.row_counts.items():
         tables.add_row(name, format_value(rows))
-    dead = Table("where", "records", f"top {TOP_REASONS} reasons", title="dead letters")
+    dead = Table("where", "records", f"top {TOP_REASONS} reasons", title=DEAD_LETTERS_TITLE)
     for where, reasons in report.dead_letters.items():
         dead.add_row(where, f"{sum(r['messages'] for r in reasons):,}", _top_reasons(reasons))
-    metrics = Table("what", "figures", title="models and accounting")
+    metrics = Table("what", "figures", title=METRICS_TITLE)
     for what, values in report.metrics.items():
         metrics.add_row(what, ", ".join(f"{k} {format_value(v)}" for k, v in values.items()))
     if report.kdd_categories:
@@ -222,9 +234,12 @@ def charts(report: DemoReport) -> list:
         )
     )  # fmt: skip
     for where, reasons in report.dead_letters.items():
-        found.append(
-            bars([r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}")
-        )
+        if reasons:
+            found.append(
+                bars(
+                    [r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}"
+                )
+            )
     return found
 
 
@@ -237,12 +252,12 @@ def render_html(report: DemoReport) -> str:
     sections = [
         ("Stages", _html_table(["stage", "seconds", "what it produced"],
                                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages])),
-        ("Key tables (BigQuery)", _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
-        ("Dead letters", _html_table(
+        (TABLES_TITLE, _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
+        (DEAD_LETTERS_TITLE, _html_table(
             ["where", "reason", "records"],
             [[where, r["reason"], r["messages"]] for where, reasons in report.dead_letters.items() for r in reasons],
         )),
-        ("Models and accounting", _html_table(
+        (METRICS_TITLE, _html_table(
             ["what", "figure", "value"],
             [[what, k, v] for what, values in report.metrics.items() for k, v in values.items()],
         )),
