@@ -19,7 +19,7 @@ from rich.table import Table
 
 from gcpipe import stack
 from gcpipe.config import Config, load_config
-from gcpipe.ui import console
+from gcpipe.ui import console, progress
 
 
 @dataclass
@@ -151,7 +151,8 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     from gcpipe.ecommerce_flow import STEPS, run_ecommerce_flow
 
     client = bigquery_client(ctx.config)
-    flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client)
+    with progress("e-commerce SQL files", len(STEPS)) as advance:
+        flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client, lambda *_: advance())
     metrics = ctx.facts["purchase_model"] = flow.metrics
     table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
     table.add_row(*(str(v) for v in metrics.values()))
@@ -193,6 +194,7 @@ def _streaming(ctx: DemoContext) -> str:
         sent = publish_rides(
             topic, rate, rate * seconds, duplicates=0.01, late=0.01, malformed=0.005, config=config
         )
+        console.print("all sent; the pipeline stores the last rides and fires its final panes (about 20 s)")
         process.wait(timeout=seconds + 180)
     finally:
         if process.poll() is None:
