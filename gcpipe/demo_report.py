@@ -74,9 +74,10 @@ def _rows(client, sql: str) -> list[dict]:
 
 def _dead_letters(ctx, client) -> dict[str, list[dict]]:
     """By kind of reason: the BigQuery dead-letter tables, and what the Spark jobs set aside."""
-    dataset = f"{ctx.config.project}.{ctx.config.dataset('taxi')}"
+    taxi = ctx.config.dataset("taxi")
+    dataset = f"{ctx.config.project}.{taxi}"
     found = {
-        f"{where} (taxi.{table})": _unless_missing(
+        f"{where} ({taxi}.{table})": _unless_missing(
             lambda table=table: queries.dead_letters(client, dataset, table)
         )
         for table, where in DEAD_LETTER_TABLES.items()

@@ -63,11 +63,11 @@ def test_the_report_shows_the_warehouses_rows_and_dead_letters(local_stack, bq, 
         f"{dataset}.{name}": written.get(f"{dataset}.{name}") for _, name in demo_report.KEY_TABLES
     }  # the tables no stage wrote: None, shown as "-"
     assert report.dead_letters == {
-        "CSV ingestion (taxi.taxi_trips_dead_letter)": [
+        f"CSV ingestion ({dataset}.taxi_trips_dead_letter)": [
             {"reason": "fare_amount: … is not a valid FLOAT", "messages": 2},
             {"reason": "blank line", "messages": 1},
         ],
-        "streaming rides (taxi.ride_dead_letter)": [
+        f"streaming rides ({dataset}.ride_dead_letter)": [
             {"reason": "not JSON", "messages": 2},
             {"reason": "passenger_count: … is not a valid INTEGER", "messages": 1},
         ],
