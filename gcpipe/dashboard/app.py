@@ -92,15 +92,8 @@ def render(client, dataset: str) -> tuple:
         status = (
             f"{dataset}: {len(minutes)} minute(s) of rides, latest window {latest:%H:%M} UTC; updated {now}."
         )
-    reason_figure = (
-        figures.empty("No dead letters")
-        if not reasons
-        else figures.go.Figure(
-            figures.go.Bar(
-                x=[r["messages"] for r in reasons], y=[r["reason"] for r in reasons], orientation="h"
-            ),
-            layout={**figures.LAYOUT, "title": "Dead letters by reason"},
-        )
+    reason_figure = figures.bars(
+        [r["reason"] for r in reasons], [r["messages"] for r in reasons], "Dead letters by reason"
     )
     return (
         status,

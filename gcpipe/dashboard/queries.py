@@ -6,11 +6,15 @@ Aggregate tables hold one row per pane; the latest pane of a ``window_key`` (hig
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 from gcpipe.config import validate_dataset_id
 
 LATEST_PANE = (
     "QUALIFY ROW_NUMBER() OVER (PARTITION BY window_key ORDER BY emitted_at DESC, pane_index DESC) = 1"
 )
+QUOTED = re.compile(r"'[^']*'")
 
 
 def _rows(client, sql: str) -> list[dict]:
@@ -44,13 +48,22 @@ def by_area(client, dataset: str) -> list[dict]:
     )
 
 
-def dead_letters(client, dataset: str) -> list[dict]:
-    """Dead letters by reason (the reason's first clause), most first."""
-    return _rows(
-        client,
-        f"SELECT SPLIT(reason, ':')[OFFSET(0)] AS reason, COUNT(*) AS messages "
-        f"FROM {_table(dataset, 'ride_dead_letter')} GROUP BY 1 ORDER BY messages DESC, reason",
-    )
+def reason_kind(reason: str) -> str:
+    """A reason without its particulars: ``not JSON: <parser message>`` -> ``not JSON``, and
+    ``fare_amount: 'abc' is not a valid FLOAT`` -> ``fare_amount: … is not a valid FLOAT``."""
+    head, _, _ = reason.partition(": ")
+    return head if " " in head else QUOTED.sub("…", reason)
+
+
+def dead_letters(client, dataset: str, table: str = "ride_dead_letter") -> list[dict]:
+    """Dead letters of ``table`` by kind of reason (``reason_kind``), most first."""
+    kinds = Counter()
+    for row in _rows(client, f"SELECT reason, COUNT(*) AS messages FROM {_table(dataset, table)} GROUP BY 1"):
+        kinds[reason_kind(row["reason"] or "no reason")] += row["messages"]
+    return [
+        {"reason": reason, "messages": n}
+        for reason, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
 
 
 def events_stored(client, dataset: str) -> int:

@@ -181,6 +181,7 @@ def test_no_sql_text_quotes_an_unchecked_name():
     checked_elsewhere = {
         "gcpipe/bqml/local.py": "scratch tables of the configured project and a model's validated dataset",
         "gcpipe/bqml/sql.py": "names from model_ref, which validates them",
+        "gcpipe/demo_report.py": "the configured project and datasets, which load_config validates",
         "gcpipe/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
         "pipelines/transforms/pubsub_batches.py": "the replay table, from taxi_streaming._resolve's check",
     }
