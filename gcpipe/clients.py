@@ -7,7 +7,7 @@ On gcp they use Application Default Credentials.
 
 from __future__ import annotations
 
-from gcpipe.config import Config, load_config
+from gcpipe.config import Config, load_config, validate_table_id
 from gcpipe.schemas import SchemaError, TableSpec
 from gcpipe.stack import apply_env
 
@@ -62,7 +62,7 @@ def ensure_table(client, spec: TableSpec, table_id: str) -> None:
     A table that exists with other columns than the schema (an older schema, say) is one clear error,
     not a load that fails later on a missing column.
     """
-    ensure_dataset(client, table_id.split(".")[-2])
+    ensure_dataset(client, validate_table_id(table_id).split(".")[-2])
     client.query(spec.ddl(table_id)).result()
     existing = {f.name: (f.field_type, f.mode) for f in client.get_table(table_id).schema}
     wanted = {f.name: (f.field_type, f.mode) for f in spec.schema.to_bigquery()}

@@ -35,9 +35,13 @@ DEFAULT_PORTS = {
 
 DEFAULT_DATASETS = {"taxi": "taxi", "ecommerce": "ecommerce", "kdd": "kdd", "rentals": "rentals"}
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
-_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+# Matched whole (fullmatch: `$` alone would let a trailing newline through). Names that pass reach SQL text.
+_NAME, _PROJECT = r"[A-Za-z_][A-Za-z0-9_]{0,1023}", r"[a-z][a-z0-9-]{4,28}[a-z0-9]"
+_IDENTIFIER = re.compile(_NAME)
+_PROJECT_ID = re.compile(_PROJECT)
+_DATASET_ID = re.compile(rf"(?:{_PROJECT}\.)?{_NAME}")  # [project.]dataset
+_TABLE_ID = re.compile(rf"(?:{_PROJECT}\.)?{_NAME}\.{_NAME}")  # [project.]dataset.table
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
 
 
 class ConfigError(GcpipeError):
@@ -124,7 +128,7 @@ class Config:
             raise ConfigError(
                 f"the gcp target needs {', '.join(missing)}: set them in the environment or in gcpipe.toml."
             )
-        if not _PROJECT_ID.match(self.project):
+        if not _PROJECT_ID.fullmatch(self.project):
             raise ConfigError(
                 f"{self.project!r} is not a valid GCP project id (6-30 lowercase letters, digits, -)."
             )
@@ -134,11 +138,35 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
+def is_identifier(name: str) -> bool:
+    """True if ``name`` is a plain BigQuery identifier (letters, digits, _; not starting with a digit)."""
+    return isinstance(name, str) and _IDENTIFIER.fullmatch(name) is not None
+
+
 def validate_identifier(name: str, what: str = "identifier") -> str:
     """Return ``name`` if it is a plain BigQuery identifier (letters, digits, _), else raise ConfigError."""
-    if not _IDENTIFIER.match(name or ""):
+    if not is_identifier(name):
         raise ConfigError(f"{what} {name!r} is not a valid identifier (letters, digits and _ only).")
     return name
+
+
+def validate_dataset_id(dataset_id: str, what: str = "dataset") -> str:
+    """Return ``[project.]dataset`` if it is a project id and a plain identifier, else raise ConfigError."""
+    return _validate_id(_DATASET_ID, dataset_id, what, "project.dataset")
+
+
+def validate_table_id(table_id: str, what: str = "table") -> str:
+    """Return ``[project.]dataset.table`` if every part is a plain name, else raise ConfigError."""
+    return _validate_id(_TABLE_ID, table_id, what, "project.dataset.table")
+
+
+def _validate_id(pattern: re.Pattern, text: str, what: str, form: str) -> str:
+    if not isinstance(text, str) or not pattern.fullmatch(text):
+        kind = form.rsplit(".", 1)[1]
+        raise ConfigError(
+            f"{what} {text!r} is not a {kind} id: write {form} (a project id, then letters, digits and _)."
+        )
+    return text
 
 
 def _read_file(path: Path | None) -> dict:
@@ -169,11 +197,14 @@ def load_config(**overrides) -> Config:
 
     is_local = target == "local"
     project = pick("project", LOCAL_PROJECT if is_local else env.get("GOOGLE_CLOUD_PROJECT", ""))
+    # The project reaches SQL text and paths: never a stray character.
+    if project and not _PROJECT_ID.fullmatch(project):
+        raise ConfigError(f"{project!r} is not a valid GCP project id (6-30 lowercase letters, digits, -).")
     datasets = {**DEFAULT_DATASETS, **section.get("datasets", {}), **overrides.get("datasets", {})}
     for key, value in datasets.items():
         validate_identifier(value, f"dataset name for {key}")
     lake_bucket = pick("lake_bucket", "gcpipe-lake" if is_local else "")
-    if lake_bucket and not _BUCKET.match(lake_bucket):
+    if lake_bucket and not _BUCKET.fullmatch(lake_bucket):
         raise ConfigError(f"{lake_bucket!r} is not a valid bucket name.")
     try:
         port_offset = int(pick("port_offset", 0))

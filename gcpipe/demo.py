@@ -20,7 +20,7 @@ from rich.table import Table
 
 from gcpipe import stack
 from gcpipe.config import Config, load_config
-from gcpipe.ui import console
+from gcpipe.ui import console, progress
 
 
 @dataclass
@@ -95,6 +95,26 @@ def _csv_ingest(ctx: DemoContext) -> str:
     )
 
 
+def _trips_by_zone(ctx: DemoContext) -> str:
+    """The trips placed in their taxi zone (GIS) by hour of pickup, then checked: no trip lost or counted twice."""
+    from gcpipe.clients import bigquery_client
+    from gcpipe.ecommerce_flow import SQL_DIR
+    from gcpipe.sql_runner import run_sql_file
+
+    client = bigquery_client(ctx.config)
+    for path in TRIPS_BY_ZONE_STEPS:
+        run_sql_file(SQL_DIR / path, config=ctx.config, client=client)
+    return (
+        f"taxi_zones seeded, taxi_trips placed in their zone by hour (ST_COVERS) into "
+        f"{ctx.config.dataset('taxi')}.trips_by_zone_hour; trips and revenue conserved (checked)"
+    )
+
+
+TRIPS_BY_ZONE_STEPS = [
+    "seeds/taxi_zones.sql", "transforms/taxi_trips_by_zone_hour.sql", "checks/trips_by_zone_hour_row_counts.sql",
+]  # fmt: skip
+
+
 def _spark_kdd(ctx: DemoContext) -> str:
     from gcpipe.spark.jobs import JOBS, job_args, run_local
 
@@ -132,7 +152,8 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     from gcpipe.ecommerce_flow import STEPS, run_ecommerce_flow
 
     client = bigquery_client(ctx.config)
-    flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client)
+    with progress("e-commerce SQL files", len(STEPS)) as advance:
+        flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client, lambda *_: advance())
     metrics = ctx.facts["purchase_model"] = flow.metrics
     table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
     table.add_row(*(str(v) for v in metrics.values()))
@@ -174,6 +195,7 @@ def _streaming(ctx: DemoContext) -> str:
         sent = publish_rides(
             topic, rate, rate * seconds, duplicates=0.01, late=0.01, malformed=0.005, config=config
         )
+        console.print("all sent; the pipeline stores the last rides and fires its final panes (about 20 s)")
         process.wait(timeout=seconds + 180)
     finally:
         if process.poll() is None:
@@ -181,9 +203,9 @@ def _streaming(ctx: DemoContext) -> str:
     if process.returncode:
         raise GcpipeError(f"the streaming pipeline failed: see {log}.")
     after = queries.landed(bq, dataset)
-    ctx.facts["rides"] = after
-    stored = after["events_stored"] - before["events_stored"]
-    dead = after["dead_letters"] - before["dead_letters"]
+    added = {key: after[key] - before[key] for key in ("events_stored", "dead_letters")}
+    ctx.facts.update(rides=after, rides_added=added, rides_sent=sent)
+    stored, dead = added["events_stored"], added["dead_letters"]
     return (
         f"{sent.sent:,} ride messages in {seconds} s -> {stored:,} events and {dead} dead letters in {dataset}, "
         f"{after['windows']} one-minute windows; live view: `make dashboard`, http://127.0.0.1:{config.port('dashboard')}/"
@@ -230,6 +252,7 @@ STAGES: list[Stage] = [
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
     Stage("batch CSV ingestion (Beam)", _csv_ingest),
+    Stage("taxi trips by zone and hour (SQL, GIS)", _trips_by_zone),
     Stage("Spark: KDD Cup 99 analysis", _spark_kdd),
     Stage("Spark: ALS recommendations", _spark_als),
     Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
@@ -257,15 +280,18 @@ def run_demo(config: Config, scale: float = 1.0, lake: Path | None = None) -> tu
 )
 def demo(scale: float) -> None:
     """Run the whole platform end to end on the local target."""
+    from gcpipe import demo_report
+
     config = load_config(target="local")
     started = time.monotonic()
-    _, results = run_demo(config, scale)
-    table = Table("stage", "seconds", "what it produced", title="gcpipe demo")
-    for name, seconds, summary in results:
-        table.add_row(name, f"{seconds:.1f}", summary)
-    console.print(table)
+    ctx, results = run_demo(config, scale)
+    console.rule("[bold]report")
+    report = demo_report.collect(ctx, results, time.monotonic() - started)
+    demo_report.print_summary(report)
+    page = demo_report.write_html(report, config.state_dir / "demo" / "report.html")
     console.print(
-        f"[bold green]demo finished in {time.monotonic() - started:.0f} s.[/] The stack is still up "
+        f"[bold green]demo finished in {time.monotonic() - started:.0f} s.[/] Report: {page} (open it in a "
+        "browser; it works offline). The stack is still up "
         "(`make status`; `make down` stops it); the lake is under "
         f"{config.lake}; `source {stack.env_file(config)}` points bq/clients at the emulators."
     )

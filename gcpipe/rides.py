@@ -10,7 +10,10 @@ manifest (JSON lines, one a message) is the ground truth tests compute expected 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -179,6 +182,16 @@ def start_pipeline(source: str, dataset: str, *options: str, log: str | Path) ->
         return subprocess.Popen(
             command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True
         )
+
+
+def stop_pipeline(process: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGKILL the pipeline's whole process group (its own session: ``start_pipeline``), then reap it.
+
+    The group, not the process: nothing the pipeline started outlives it. Harmless once it has ended.
+    """
+    with contextlib.suppress(ProcessLookupError):  # the group is gone already
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=timeout)
 
 
 def wait_until_reading(process: subprocess.Popen, subscription: str, config: Config | None = None,

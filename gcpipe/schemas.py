@@ -39,6 +39,7 @@ TYPES = {
     "STRING", "BYTES", "INTEGER", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOLEAN",
     "TIMESTAMP", "DATE", "TIME", "DATETIME", "GEOGRAPHY", "JSON", "RECORD",
 }  # fmt: skip
+RAW_LIMIT = 65_536  # characters of a rejected record or message a dead letter keeps (its ``raw``)
 _SQL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 MODES = {"NULLABLE", "REQUIRED", "REPEATED"}
 
@@ -420,6 +421,7 @@ def _coerce(f: Field, value: Any) -> Any:
         if kind == "STRING":
             if not is_text:
                 raise ValueError
+            value.encode()  # a lone surrogate (JSON's "\ud800") is no UTF-8 text: BigQuery would refuse the row
             return value
         if kind == "INTEGER":
             if isinstance(value, bool) or not isinstance(value, int | str):

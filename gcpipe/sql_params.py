@@ -15,6 +15,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from gcpipe.config import is_identifier
 from gcpipe.errors import GcpipeError
 
 TYPES = (
@@ -29,7 +30,6 @@ TYPES = (
     "TIMESTAMP",
     "TIME",
 )
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -44,7 +44,7 @@ def parse_param(text: str) -> tuple[str, Any]:
     head, sep, raw = text.partition("=")
     name, _, type_ = head.partition(":")
     name, type_ = name.strip(), type_.strip().upper()
-    if not sep or not _NAME.match(name):
+    if not sep or not is_identifier(name):
         raise ParameterError(f"--param {text!r} is not name=value (or name:TYPE=value).")
     if type_ and type_ not in TYPES:
         raise ParameterError(f"--param {name}: type {type_} is unknown; use one of {', '.join(TYPES)}.")
@@ -113,6 +113,21 @@ def query_parameter(name: str, value: Any):
     if value is None:
         raise ParameterError(f"query parameter @{name} is None; a NULL needs a type: pass it typed in SQL.")
     return bigquery.ScalarQueryParameter(name, bigquery_type(value, name), value)
+
+
+def string_literal(text: str) -> str:
+    """``text`` as a BigQuery string literal: backslash, quote, line feed and carriage return escaped.
+
+    Only for SQL that cannot carry parameters (a script in the emulator, which drops them; a model
+    rewritten as SQL); every other value travels as a query parameter. Other characters stay as they are:
+    BigQuery and the emulator both read them raw, while the emulator ignores ``\\x``/``\\u`` escapes.
+    """
+    if "\x00" in text:
+        raise ParameterError(f"the text {text[:40]!r} holds a NUL character, which SQL text cannot carry.")
+    return "'" + text.translate(_ESCAPES) + "'"
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r"})
 
 
 def job_config(used: set[str], values: dict[str, Any], **settings):

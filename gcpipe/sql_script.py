@@ -21,7 +21,7 @@ from gcpipe.errors import GcpipeError
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 # Project ids, dataset names, regions and lake paths: no quotes, spaces, comments or statement breaks.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_./:-]+$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_./:-]+")  # matched whole: `$` would let a final newline in
 # First words of statements that only make sense inside one script (variables, blocks, transactions).
 _PROCEDURAL = {
     "DECLARE", "SET", "BEGIN", "END", "IF", "LOOP", "WHILE", "REPEAT", "FOR", "CALL", "EXECUTE",
@@ -106,7 +106,7 @@ def render(text: str, names: dict[str, str], source: str = "<sql>") -> str:
                 f"{source}:{line}: unknown name {{{{ {name} }}}}; known: {', '.join(sorted(names))}."
             )
         value = str(names[name])
-        if not _SAFE_NAME.match(value) or "--" in value or "/*" in value:
+        if not _SAFE_NAME.fullmatch(value) or "--" in value or "/*" in value:
             raise SqlError(f"{source}:{line}: the value of {{{{ {name} }}}} ({value!r}) is not a plain name.")
         return value
 

@@ -54,7 +54,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
-from gcpipe.config import load_config, validate_identifier
+from gcpipe.config import load_config, validate_table_id
 from gcpipe.errors import GcpipeError
 from gcpipe.schemas import TableSpec, load_schema, load_tables
 from gcpipe.stack import apply_env
@@ -218,9 +218,7 @@ def parse_table_id(text: str, default_project: str) -> str:
         parts = [default_project, *parts]
     if len(parts) != 3:
         raise IngestError(f"--table {text}: write project:dataset.table or project.dataset.table.")
-    validate_identifier(parts[1], "dataset name")
-    validate_identifier(parts[2], "table name")
-    return ".".join(parts)
+    return validate_table_id(".".join(parts))
 
 
 def fetch_schema(schema: str) -> str:

@@ -33,6 +33,7 @@ from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from gcpipe import pubsub
+from gcpipe.config import validate_dataset_id
 from gcpipe.errors import GcpipeError
 from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush, rejected_row
 from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
@@ -106,6 +107,7 @@ def _resolve(options: PipelineOptions) -> tuple[RideOptions, str, dict[str, str]
         project, dataset = dataset.replace(":", ".").split(".", 1)
     if not project:
         raise PipelineArgumentError("give --project (or set GOOGLE_CLOUD_PROJECT).")
+    validate_dataset_id(f"{project}.{dataset}", "--output_dataset")
     cloud.project = project
     standard = options.view_as(StandardOptions)
     standard.streaming = True

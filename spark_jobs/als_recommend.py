@@ -29,10 +29,12 @@ import json
 import time
 from datetime import UTC, datetime
 
+from gcpipe.config import ConfigError
 from gcpipe.secrets import read_secret
 from spark_jobs.common import (
     JDBC_DRIVER,
     arrow_table,
+    bigquery_id,
     conform,
     job_schema,
     load_bigquery,
@@ -65,6 +67,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if any(uri.startswith("jdbc:") for uri in [args.source, *args.sink]) and not args.jdbc_password_secret:
         parser.error("a jdbc: source or sink needs --jdbc_password_secret.")
+    for uri in [args.source, *args.sink]:
+        if kind_of(uri) == "bigquery":
+            try:
+                bigquery_id(uri.removeprefix("bq://"), 2)
+            except ConfigError as err:
+                parser.error(f"{uri}: {err}")
     return args
 
 
@@ -91,7 +99,7 @@ def read_table(spark, source: str, table: str, args: argparse.Namespace):
     else:  # small lab tables: through the client library, like every BigQuery access of the jobs
         from google.cloud import bigquery
 
-        project, dataset = source.removeprefix("bq://").split(".")
+        project, dataset = bigquery_id(source.removeprefix("bq://"), 2)
         table_id = f"{project}.{dataset}.{table}"
         rows = bigquery.Client(project=project).list_rows(table_id).to_arrow(create_bqstorage_client=False)
         frame = spark.createDataFrame(rows.to_pandas(), schema=_nullable(schema.to_spark()))
@@ -185,7 +193,7 @@ def write_sink(recommendations, sink: str, metrics: dict, args: argparse.Namespa
             sink, OUTPUT, "overwrite", jdbc_properties(args)
         )
         return f"{sink} table {OUTPUT}"
-    project, dataset = sink.removeprefix("bq://").split(".")
+    project, dataset = bigquery_id(sink.removeprefix("bq://"), 2)
     schema = job_schema(OUTPUT)
     return load_bigquery(
         arrow_table(recommendations.toPandas(), schema), f"{project}.{dataset}.{OUTPUT}", schema

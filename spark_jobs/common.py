@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from gcpipe.config import ConfigError, validate_dataset_id, validate_table_id
 from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
 
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
@@ -186,11 +187,20 @@ def load_bigquery(table: pa.Table, table_id: str, schema: Schema) -> str:
 
     from gcpipe.bq_load import load_arrow
 
-    parts = table_id.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise ValueError(f"{table_id!r} is not a BigQuery table id (PROJECT.DATASET.TABLE).")
-    load_arrow(bigquery.Client(project=parts[0]), table, schema, table_id)
+    project = bigquery_id(table_id, 3)[0]
+    load_arrow(bigquery.Client(project=project), table, schema, table_id)
     return table_id
+
+
+def bigquery_id(text: str, parts: int) -> list[str]:
+    """``PROJECT.DATASET`` (``parts=2``) or ``PROJECT.DATASET.TABLE`` split into its names, each checked by
+    gcpipe's one validator; else one clear error (ConfigError)."""
+    validate = validate_table_id if parts == 3 else validate_dataset_id
+    names = validate(text).split(".")
+    if len(names) != parts:
+        form = "PROJECT.DATASET.TABLE" if parts == 3 else "PROJECT.DATASET"
+        raise ConfigError(f"{text!r} needs its project: write {form}.")
+    return names
 
 
 def arrow_table(frame, schema: Schema) -> pa.Table:

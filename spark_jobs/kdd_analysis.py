@@ -32,10 +32,12 @@ import threading
 import time
 from datetime import UTC, datetime
 
+from gcpipe.config import ConfigError
 from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, UNKNOWN_CATEGORY
 from spark_jobs import kdd_report
 from spark_jobs.common import (
     arrow_table,
+    bigquery_id,
     conform,
     job_schema,
     load_bigquery,
@@ -67,7 +69,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, help="File, folder or glob of KDD lines (local or gs://).")
     parser.add_argument("--output", required=True, help="Folder URI for the results (local or gs://).")
     parser.add_argument("--bq_table", help="PROJECT.DATASET.TABLE: load the aggregates into BigQuery.")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.bq_table:
+        try:  # before the analysis, not after it
+            bigquery_id(args.bq_table, 3)
+        except ConfigError as err:
+            parser.error(f"--bq_table: {err}")
+    return args
 
 
 def parse_connections(lines, schema):
@@ -250,7 +258,7 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
     log.info("wrote %d files under %s", len(written), output)
     loaded = []
     if bq_table:
-        project, dataset, main_table = bq_table.split(".")
+        project, dataset, main_table = bigquery_id(bq_table, 3)
         for name, table in tables.items():
             table_id = f"{project}.{dataset}.{main_table if name == 'attack_stats' else name}"
             loaded.append(load_bigquery(table, table_id, schemas[name]))
@@ -273,8 +281,6 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
 def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     args = parse_args(argv)
-    if args.bq_table and len(args.bq_table.split(".")) != 3:
-        raise SystemExit(f"kdd_analysis: --bq_table {args.bq_table!r} is not PROJECT.DATASET.TABLE.")
     threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
     with user_errors("kdd_analysis"):
         summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from gcpipe import rides
@@ -11,6 +13,17 @@ from gcpipe import rides
 def start_pipeline(source: str, dataset: str, duration: float, log: Path) -> subprocess.Popen:
     options = ("--duration_seconds", str(duration), "--allowed_lateness", "600", "--firing_seconds", "2")
     return rides.start_pipeline(source, dataset, *options, log=log)
+
+
+@contextmanager
+def running_pipeline(source: str, dataset: str, duration: float, log: Path) -> Iterator[subprocess.Popen]:
+    """``start_pipeline``, and on the way out (a failed assertion too) kill its whole process group:
+    a failed test never leaves a pipeline behind to pull from the next test's subscriptions."""
+    process = start_pipeline(source, dataset, duration, log)
+    try:
+        yield process
+    finally:
+        rides.stop_pipeline(process)
 
 
 def wait_until_reading(process: subprocess.Popen, subscription: str) -> None:

@@ -22,7 +22,9 @@ from sqlglot.errors import ParseError
 from sqlglot.tokens import Token, TokenType
 
 from gcpipe.bqml.model import GlmModel, str_label
+from gcpipe.config import ConfigError, validate_table_id
 from gcpipe.errors import GcpipeError
+from gcpipe.sql_params import string_literal
 from gcpipe.sql_script import tokenize
 
 FUNCTIONS = ("PREDICT", "EVALUATE", "WEIGHTS", "FEATURE_INFO", "TRAINING_INFO")
@@ -109,12 +111,19 @@ def model_ref(tokens: list[Token], default_project: str) -> ModelRef:
     """``dataset.model`` or ``project.dataset.model`` (quoted whole or in parts) -> ModelRef."""
     path = "".join("." if t.token_type == TokenType.DOT else t.text for t in tokens)
     parts = [p for p in path.split(".") if p]
+    written = ".".join(parts)
     if len(parts) == 2:
-        parts.insert(0, default_project)
+        parts.insert(0, default_project)  # the configuration's, validated there
     if len(parts) != 3 or not all(parts):
         raise MlSqlError(
             f"model name {path!r} needs its dataset: write dataset.model or `project.dataset.model`."
         )
+    try:  # the parts become SQL text and the model's file path (.gcpipe/models/project/dataset/model.json)
+        validate_table_id(written)
+    except ConfigError:
+        raise MlSqlError(
+            f"{path!r} is not a plain name: a project id, then letters, digits and _ (dataset.model)."
+        ) from None
     return ModelRef(*parts)
 
 
@@ -316,7 +325,7 @@ def sql_literal(value: Any, type_: str) -> str:
         return str(int(value))
     if type_ == "BOOL":
         return "TRUE" if value else "FALSE"
-    return exp.Literal.string(str(value)).sql("bigquery")
+    return string_literal(str(value))
 
 
 def _split_types(text: str) -> list[str]:

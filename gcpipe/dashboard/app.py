@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import click
 from dash import Dash, Input, Output, dcc, html
 
-from gcpipe.config import Config, load_config
+from gcpipe.config import Config, load_config, validate_dataset_id
 from gcpipe.dashboard import figures, queries
 
 MINUTES_SHOWN = 30
@@ -92,15 +92,8 @@ def render(client, dataset: str) -> tuple:
         status = (
             f"{dataset}: {len(minutes)} minute(s) of rides, latest window {latest:%H:%M} UTC; updated {now}."
         )
-    reason_figure = (
-        figures.empty("No dead letters")
-        if not reasons
-        else figures.go.Figure(
-            figures.go.Bar(
-                x=[r["messages"] for r in reasons], y=[r["reason"] for r in reasons], orientation="h"
-            ),
-            layout={**figures.LAYOUT, "title": "Dead letters by reason"},
-        )
+    reason_figure = figures.bars(
+        [r["reason"] for r in reasons], [r["messages"] for r in reasons], "Dead letters by reason"
     )
     return (
         status,
@@ -135,6 +128,7 @@ def serve(config: Config, dataset: str | None = None, port: int | None = None, r
     dataset = dataset or f"{config.project}.{config.dataset('taxi')}"
     if "." not in dataset:
         dataset = f"{config.project}.{dataset}"
+    validate_dataset_id(dataset, "--dataset")  # before the page's first query, not inside it
     port = port or config.port("dashboard")
     click.echo(f"dashboard: http://127.0.0.1:{port}/  (reading {dataset}; Ctrl-C stops it)")
     create_app(bigquery_client(config), dataset, refresh).run(host="127.0.0.1", port=port, debug=False)

@@ -33,6 +33,17 @@ def empty(message: str) -> go.Figure:
     return figure
 
 
+def bars(labels: list, values: list, title: str, horizontal: bool = True) -> go.Figure:
+    """One bar per label; horizontal bars keep long labels (reasons, stage names) readable."""
+    if not labels:
+        return empty(f"{title}: none")
+    bar = go.Bar(x=values, y=labels, orientation="h") if horizontal else go.Bar(x=labels, y=values)
+    figure = go.Figure(bar, layout={**LAYOUT, "title": title})
+    if horizontal:
+        figure.update_yaxes(autorange="reversed")  # the first label on top
+    return figure
+
+
 def per_minute(rows: list[dict], columns: dict[str, str], title: str) -> go.Figure:
     """One trace per column (column -> legend name) over the windows' start times."""
     if not rows:

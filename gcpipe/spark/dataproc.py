@@ -20,7 +20,7 @@ import yaml
 from gcpipe.config import PROJECT_ROOT, Config
 from gcpipe.deploy import Deployment, Step, _gcloud_dict, _show
 from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE
-from gcpipe.spark.jobs import SparkJob
+from gcpipe.spark.jobs import MAX_ATTEMPTS, SparkJob
 
 DATAPROC_DIR = PROJECT_ROOT / "infra" / "dataproc"
 PACKAGE = "gcpipe_spark.zip"
@@ -135,7 +135,15 @@ def workflow_template(job: SparkJob, config: Config, args: list[str]) -> dict:
                 "labels": labels,
             }
         },
-        "jobs": [{"stepId": step_id(job), "pysparkJob": spark_job, "labels": dict(labels)}],
+        "jobs": [
+            {
+                "stepId": step_id(job),
+                "pysparkJob": spark_job,
+                "labels": dict(labels),
+                # Dataproc restarts a failed driver, as run_local runs a failed job again
+                "scheduling": {"maxFailuresPerHour": MAX_ATTEMPTS - 1},
+            }
+        ],
         "labels": dict(labels),
     }
 

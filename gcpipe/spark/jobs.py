@@ -12,10 +12,15 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from time import sleep
 
 from gcpipe.config import PROJECT_ROOT, Config
 from gcpipe.errors import GcpipeError
 from spark_jobs.common import JDBC_DRIVER_JAR
+
+MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
+RETRY_PAUSE = 5.0  # seconds between a failed local run and the next
+USAGE_ERROR = 2  # argparse's exit status: the arguments are wrong, and would be on every attempt
 
 
 class SparkJobError(GcpipeError):
@@ -144,13 +149,29 @@ def prepare_local(config: Config, args: list[str]) -> None:
             ensure_database(config, database)
 
 
-def run_local(job: SparkJob, config: Config, args: list[str]) -> subprocess.CompletedProcess:
-    """Run the job on local Spark with ``args``; its JSON summary comes back on stdout, its log on stderr."""
+def run_local(
+    job: SparkJob, config: Config, args: list[str], attempts: int = MAX_ATTEMPTS, pause: float = RETRY_PAUSE
+) -> subprocess.CompletedProcess:
+    """Run the job on local Spark with ``args``; its JSON summary comes back on stdout, its log on stderr.
+
+    A failed run is run again after ``pause`` seconds, up to ``attempts`` runs in all, as Dataproc restarts
+    a failed job (``maxFailuresPerHour``); a usage error (exit 2) would fail the same way, so it is not.
+    The jobs replace their outputs, so a second run never adds to what a failed one wrote.
+    """
     prepare_local(config, args)
     env = {**os.environ, **config.emulator_env(), "PYTHONPATH": str(PROJECT_ROOT)}
-    result = subprocess.run(
-        local_command(job, args), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True
-    )
+    for attempt in range(1, attempts + 1):
+        result = subprocess.run(
+            local_command(job, args), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        if result.returncode in (0, USAGE_ERROR) or attempt == attempts:
+            break
+        print(f"{job.name}: attempt {attempt} of {attempts} failed (exit {result.returncode}); "
+              f"running it again in {pause:.0f} s.", file=sys.stderr, flush=True)  # fmt: skip
+        sleep(pause)
     if result.returncode != 0:
-        raise SparkJobError(f"the Spark job {job.name} failed (exit {result.returncode}); its log is above.")
+        raise SparkJobError(
+            f"the Spark job {job.name} failed (exit {result.returncode}, attempt {attempt} of {attempts}); "
+            "its log is above."
+        )
     return result

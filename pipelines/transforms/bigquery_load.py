@@ -4,7 +4,9 @@ Load jobs are free on BigQuery and fast on the emulator. Files land in a staging
 multi-statement transaction then deletes what the load replaces and inserts the staged rows, so a
 failure leaves the table as it was and a re-run of the same input leaves the same table. (Partition
 decorators, ``table$20190301``, would do it in one load on BigQuery, but the emulator lacks them, and
-the same code runs on both.) ``gs://`` files load by URI; local files are uploaded.
+the same code runs on both.) ``gs://`` files load by URI; local files are uploaded. The transaction's
+values (the day, the source files) are escaped literals (``string_literal``), not query parameters: the
+emulator drops parameters inside a script; table names are checked (``validate_table_id``) first.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from datetime import UTC, date, datetime, timedelta
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from gcpipe.config import validate_table_id
 from gcpipe.schemas import TableSpec
-
-
-def sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+from gcpipe.sql_params import string_literal
 
 
 def replace_script(target: str, staging: str | None, spec: TableSpec, where: str) -> str:
     """The transaction that deletes ``where`` from ``target`` and inserts the staged rows."""
+    validate_table_id(target)
+    if staging:
+        validate_table_id(staging)
     columns = ", ".join(spec.schema.names)
     statements = [f"DELETE FROM `{target}` WHERE {where};"]
     if staging:
@@ -39,7 +42,7 @@ def partition_filter(spec: TableSpec, partition_date: date | None, staging: str 
         return "TRUE"
     day = field if spec.schema.field(field).type == "DATE" else f"DATE({field})"
     if partition_date:
-        return f"{day} = {sql_string(partition_date.isoformat())}"
+        return f"{day} = {string_literal(partition_date.isoformat())}"
     if not staging:
         return "FALSE"
     return f"{day} IN (SELECT DISTINCT {day} FROM `{staging}`)"
@@ -72,8 +75,8 @@ class LoadAndReplace(beam.DoFn):
             lambda staged: partition_filter(self.spec, self.partition_date, staged),
         )
         self.loaded.inc(rows)
-        sources = ", ".join(sql_string(source) for source in self.sources)
-        day = sql_string(self.partition_date.isoformat()) if self.partition_date else None
+        sources = ", ".join(string_literal(source) for source in self.sources)
+        day = string_literal(self.partition_date.isoformat()) if self.partition_date else None
         where = f"source IN ({sources}) AND partition_date " + (f"= {day}" if day else "IS NULL")
         self._replace(client, self.dead_letter, self.dead_spec, dead_files, lambda _: where)
         yield rows

@@ -29,10 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from gcpipe.errors import GcpipeError
-from gcpipe.schemas import Schema, TableSpec
+from gcpipe.schemas import RAW_LIMIT, Schema, TableSpec
 from pipelines.transforms.csv_records import Records
 
-RAW_LIMIT = 65_536  # characters of a rejected record kept in the dead letter
 _INTEGER = r"^-?\d{1,18}$"  # no overflow possible; other forms (+7, 1_000) go to the row validator
 _FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _NUMERIC = r"^[+-]?\d{1,29}(\.\d{1,9})?$"

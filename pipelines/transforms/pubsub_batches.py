@@ -15,6 +15,9 @@ The output watermark is the oldest publish time pulled (the wall clock when idle
 After ``stop_after`` seconds the reader stops pulling and its watermark jumps to the end of time, so
 every window fires its final pane and the pipeline ends, like a Dataflow drain.
 
+Pub/Sub out of reach (or the subscription missing) for up to ``outage_seconds`` is waited out: pulls are
+tried again every second; only a longer outage fails the pipeline.
+
 With ``replay``, the first evaluation emits the events of the last ``replay.seconds`` from ride_events,
 flagged ``replayed``: they rebuild the open windows and the de-duplication memory after a restart, and
 are not stored again.
@@ -23,6 +26,7 @@ are not stored again.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -42,6 +46,7 @@ from apache_beam.utils.timestamp import Timestamp
 from pipelines.transforms.ride_messages import EVENT_ID, MessageBatch, RideMessage
 
 PULL_LIMIT = 1000  # Pub/Sub's most messages in one pull
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,12 @@ class ReadMessageBatches(beam.PTransform):
         watermark_delay: float = 2.0,
         stop_after: float | None = None,
         replay: Replay | None = None,
+        outage_seconds: float = 120.0,
     ):
         super().__init__()
         self.subscription, self.batch_size, self.batch_seconds = subscription, batch_size, batch_seconds
         self.max_outstanding, self.watermark_delay = max_outstanding, watermark_delay
-        self.stop_after, self.replay = stop_after, replay
+        self.stop_after, self.replay, self.outage_seconds = stop_after, replay, outage_seconds
         self.tag = uuid.uuid4().hex
 
     def expand(self, pbegin):
@@ -97,11 +103,22 @@ def _count_outstanding(subscription: str, change: int) -> int:
 
 
 def acknowledge(subscription: str, ack_ids: list[str]) -> None:
-    """Acknowledge stored messages (in requests of at most 2,500 ids, Pub/Sub's limit)."""
+    """Acknowledge stored messages (in requests of at most 2,500 ids, Pub/Sub's limit).
+
+    The rows are stored already: an acknowledgement Pub/Sub does not take (it is unreachable past the
+    client's own retries, or forgot the ids) only means the messages come again, and the de-duplication
+    drops them. So it is logged, not fatal.
+    """
+    from google.api_core import exceptions
+
     client = _subscriber()
-    for i in range(0, len(ack_ids), 2500):
-        client.acknowledge(subscription=subscription, ack_ids=ack_ids[i : i + 2500])
-    _count_outstanding(subscription, -len(ack_ids))
+    try:
+        for i in range(0, len(ack_ids), 2500):
+            client.acknowledge(subscription=subscription, ack_ids=ack_ids[i : i + 2500])
+    except (exceptions.ServiceUnavailable, exceptions.NotFound, exceptions.InvalidArgument) as err:
+        _LOG.warning("%d stored messages not acknowledged (they will come again): %s", len(ack_ids), err)
+    finally:
+        _count_outstanding(subscription, -len(ack_ids))
 
 
 class _Reader:
@@ -169,6 +186,7 @@ class _Reader:
         from google.api_core import exceptions
 
         t = self.t
+        outage_since, reached = None, False
         try:
             while not self.stopped:
                 room = min(PULL_LIMIT, t.max_outstanding - _count_outstanding(t.subscription, 0))
@@ -181,6 +199,16 @@ class _Reader:
                     )
                 except exceptions.DeadlineExceeded:
                     continue
+                except (exceptions.ServiceUnavailable, exceptions.NotFound) as err:
+                    # Pub/Sub unreachable, or the subscription gone since (an emulator restarted): wait
+                    outage_since = outage_since or time.monotonic()
+                    never_there = isinstance(err, exceptions.NotFound) and not reached
+                    if never_there or time.monotonic() - outage_since > t.outage_seconds:
+                        raise
+                    _LOG.warning("pulling %s failed, trying again: %s", t.subscription, err)
+                    time.sleep(1)
+                    continue
+                outage_since, reached = None, True
                 received = [
                     (
                         RideMessage(bytes(item.message.data), dict(item.message.attributes), item.message.message_id,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 
-from gcpipe.schemas import table_spec, to_json_row
+from gcpipe.schemas import RAW_LIMIT, table_spec, to_json_row
 
 EVENT_ID = "event_id"  # the message attribute the publisher sets; one logical event, however often sent
 EVENT_TIME = "ts"  # event time in epoch milliseconds, as ReadFromPubSub(timestamp_attribute=...) reads it
@@ -91,6 +91,8 @@ def parse_message(message: RideMessage) -> tuple[dict | None, str | None]:
         payload = json.loads(message.data)
     except (UnicodeDecodeError, ValueError) as err:
         return None, f"not JSON: {err}"
+    except RecursionError:  # thousands of nested [ or {: Python's parser gives up
+        return None, "not JSON: nested too deeply"
     if not isinstance(payload, dict):
         return None, f"not a JSON object but {type(payload).__name__}"
     payload.update(event_id=message.event_id, message_id=message.message_id)
@@ -99,7 +101,7 @@ def parse_message(message: RideMessage) -> tuple[dict | None, str | None]:
 
 def dead_letter(message: RideMessage, reason: str, received_at: datetime | None = None) -> dict:
     return {
-        "raw": message.data.decode("utf-8", "backslashreplace"),
+        "raw": message.data[: RAW_LIMIT * 4].decode("utf-8", "backslashreplace")[:RAW_LIMIT],
         "reason": reason,
         "received_at": (received_at or datetime.now(UTC)).isoformat(),
         "message_id": message.message_id,

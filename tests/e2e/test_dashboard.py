@@ -22,7 +22,7 @@ from gcpipe.dashboard.app import create_app
 from gcpipe.rides import publish_rides
 from gcpipe.schemas import table_spec
 from pipelines.taxi_streaming import TABLES
-from tests.rides_pipeline import finish, start_pipeline, wait_until_reading
+from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -117,8 +117,7 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
     screenshot(browser, tmp_path, "dashboard-empty", local_stack)
 
     topic = f"dash-{uuid.uuid4().hex[:8]}"
-    process = start_pipeline(topic, dataset, 40, tmp_path / "pipeline.log")
-    try:
+    with running_pipeline(topic, dataset, 40, tmp_path / "pipeline.log") as process:
         wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
         publish_rides(topic, rate=200, count=400, malformed=0.02, seed=21)
         first = wait_for(
@@ -127,8 +126,6 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
         publish_rides(topic, rate=200, count=400, malformed=0.02, seed=22)
         wait_for(lambda: number(browser, "events") > first, what="the page to update")
         finish(process, tmp_path / "pipeline.log")
-    finally:
-        process.kill()
 
     # Once the pipeline has drained, the page shows exactly what BigQuery holds.
     landed = queries.landed(bq, dataset)

@@ -1,13 +1,39 @@
-"""The demo runs end to end on the local stack, small, and every stage reports what it made."""
+"""The demo runs end to end on the local stack, small; every stage reports what it made, and the final
+report (terminal summary and HTML page) shows what the warehouse holds."""
+
+from html.parser import HTMLParser
 
 import pytest
+from rich.console import Console
 
+from gcpipe import demo_report
 from gcpipe.demo import STAGES, run_demo
 
 pytestmark = pytest.mark.stack
 
 
-def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
+class _ExternalAssets(HTMLParser):
+    """Every script, stylesheet, image or frame the page would fetch from the network."""
+
+    def __init__(self):
+        super().__init__()
+        self.found = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if (
+                name in ("src", "href")
+                and tag in ("script", "link", "img", "iframe")
+                and "//" in (value or "")
+            ):
+                self.found.append((tag, value))
+
+
+def _count(bq, table_id: str) -> int:
+    return next(iter(bq.query(f"SELECT COUNT(*) AS n FROM `{table_id}`").result()))["n"]
+
+
+def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack, bq, postgres, tmp_path):
     ctx, results = run_demo(local_stack, scale=0.01, lake=tmp_path)
     assert [name for name, _, _ in results] == [stage.name for stage in STAGES]
     assert all(summary for _, _, summary in results)
@@ -16,8 +42,13 @@ def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     ingest = ctx.facts["ingest"]
     assert ingest.rows_read == 2000 == ingest.rows_loaded + ingest.rows_dead_lettered
     tables = {t.table_id for t in bq.list_tables(local_stack.dataset("taxi"))}
-    assert {"taxi_trips", "ride_events", "rides_per_minute"} <= tables
-    assert ctx.facts["rides"]["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0
+    assert {"taxi_trips", "trips_by_zone_hour", "ride_events", "rides_per_minute"} <= tables
+    # What this run's stream added (the tables keep earlier runs' rides): every valid or late event once,
+    # every malformed message dead-lettered, duplicates dropped.
+    sent, added = ctx.facts["rides_sent"], ctx.facts["rides_added"]
+    assert sent.sent == sent.valid + sent.late + sent.duplicates + sum(sent.malformed.values())
+    assert added == {"events_stored": sent.valid + sent.late, "dead_letters": sum(sent.malformed.values())}
+    assert added["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0
     kdd = ctx.facts["kdd_analysis"]
     assert (kdd["valid"], kdd["malformed"]) == (ctx.facts["kdd"].valid, ctx.facts["kdd"].malformed)
     assert (tmp_path / "kdd" / "analysis" / "report" / "attack_stats.png").exists()
@@ -28,3 +59,49 @@ def test_demo_runs_every_stage(local_stack, bq, postgres, tmp_path):
     predictions = f"{local_stack.project}.{local_stack.dataset('ecommerce')}.purchase_predictions"
     assert bq.get_table(predictions).num_rows > 0
     assert ctx.facts["dag_run"]["moved"].exists()  # batch_ingest ran, its checks passed, the file moved
+
+    report = demo_report.collect(ctx, results, seconds=sum(s for _, s, _ in results), client=bq)
+    terminal = Console(record=True, width=500)  # no wrapping
+    demo_report.print_summary(report, terminal)
+    summary = terminal.export_text()
+    lines = summary.splitlines()
+    page = demo_report.write_html(report, tmp_path / "report.html").read_text()
+
+    # The key tables' row counts are the emulator's, in the summary and on the page.
+    for key, name in demo_report.KEY_TABLES:
+        table = f"{local_stack.dataset(key)}.{name}"
+        rows = _count(bq, f"{local_stack.project}.{table}")
+        assert report.row_counts[table] == rows, table
+        assert f"<td>{table}</td><td>{rows:,}</td>" in page
+        assert [table, f"{rows:,}"] in [[c.strip() for c in line.split("│")][1:3] for line in lines], table
+    assert report.row_counts["taxi.taxi_trips"] >= ingest.rows_loaded > 0
+
+    # Dead letters: the CSV ingestion's table by reason, and the KDD job's malformed lines.
+    csv_where = "CSV ingestion (taxi.taxi_trips_dead_letter)"
+    csv_dead = report.dead_letters[csv_where]
+    assert sum(r["messages"] for r in csv_dead) == _count(
+        bq, f"{local_stack.project}.{local_stack.dataset('taxi')}.taxi_trips_dead_letter"
+    )
+    assert f"{csv_dead[0]['reason']} ({csv_dead[0]['messages']:,})" in summary
+    kdd_dead = report.dead_letters["Spark KDD (malformed lines, in the lake)"]
+    assert sum(r["messages"] for r in kdd_dead) == sum(kdd["malformed"].values())
+
+    # Model metrics as the stages measured them; the KDD categories add up to the valid connections.
+    purchase = report.metrics["purchase model (BigQuery ML, ML.EVALUATE on later visits)"]
+    assert purchase == ctx.facts["purchase_model"]
+    assert f"roc_auc {demo_report.format_value(purchase['roc_auc'])}" in summary
+    assert (
+        report.metrics["ALS recommendations (Spark ML, held-out ratings)"]["rmse"]
+        == (ctx.facts["als_recommend"]["rmse"])
+    )
+    assert sum(r["connections"] for r in report.kdd_categories) == kdd["valid"]
+    assert sum(r["trips"] for r in report.trips_by_hour) == report.row_counts["taxi.taxi_trips"]
+    assert report.rides_per_minute
+
+    # One page, nothing fetched: plotly.js inlined once, a chart per figure.
+    assets = _ExternalAssets()
+    assets.feed(page)
+    assert assets.found == []
+    assert page.count("<script") > len(demo_report.charts(report)) and "Plotly.newPlot" in page
+    for stage, _, _ in results:
+        assert stage in page and stage in summary

@@ -21,6 +21,11 @@ def _count(bq, table: str, where: str = "TRUE") -> int:
     return next(iter(bq.query(f"SELECT COUNT(*) FROM `{table}` WHERE {where}").result()))[0]
 
 
+def day_args(path: str, table: str, day: str = "2019-03-01") -> list[str]:
+    """csv_ingest's arguments for one day's taxi trips file into ``table``."""
+    return ["--input", path, "--schema", "taxi_trips", "--table", table, "--partition_date", day]
+
+
 def _ingest(*argv: str) -> csv_ingest.IngestResult:
     return csv_ingest.run(list(argv))
 

@@ -46,7 +46,8 @@ def test_ml_calls_are_found_outermost_first_and_strings_are_left_alone():
     text = (
         "SELECT * FROM ML.PREDICT(MODEL `shop.m`, (SELECT * FROM ML.PREDICT(MODEL shop.m2, TABLE shop.t)),"
         " STRUCT(0.6 AS threshold)) AS p\n"
-        "JOIN ML.WEIGHTS(MODEL `p2.shop.m3`, STRUCT(@std AS standardize)) ON TRUE WHERE s = 'ML.EVALUATE(MODEL x)'"
+        "JOIN ML.WEIGHTS(MODEL `shop-prod.shop.m3`, STRUCT(@std AS standardize)) ON TRUE"
+        " WHERE s = 'ML.EVALUATE(MODEL x)'"
     )
     predict, weights = find_ml_calls(text, "p", {"std": True})
     assert (predict.function, predict.model, predict.settings) == (
@@ -58,7 +59,7 @@ def test_ml_calls_are_found_outermost_first_and_strings_are_left_alone():
     assert text[predict.start : predict.end].endswith("STRUCT(0.6 AS threshold))")
     assert (weights.function, weights.model, weights.settings) == (
         "WEIGHTS",
-        ModelRef("p2", "shop", "m3"),
+        ModelRef("shop-prod", "shop", "m3"),
         {"standardize": True},
     )
     inner = find_ml_calls(predict.input_sql, "p", {})
