@@ -76,6 +76,12 @@ def ensure_table(client, spec: TableSpec, table_id: str) -> None:
         )
 
 
+def row_count(client, table_id: str) -> int:
+    """``COUNT(*)`` of a table: the emulator's table metadata (``num_rows``) lags behind DML, a query does not."""
+    (row,) = client.query(f"SELECT COUNT(*) AS n FROM `{validate_table_id(table_id)}`").result()
+    return row["n"]
+
+
 def bigquery_read_client(config: Config | None = None):
     """A BigQuery Storage Read API client: Arrow batches instead of JSON pages (how results are pulled fast).
 

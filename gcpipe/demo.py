@@ -148,7 +148,7 @@ def _spark_als(ctx: DemoContext) -> str:
 
 
 def _ecommerce_ml(ctx: DemoContext) -> str:
-    from gcpipe.clients import bigquery_client
+    from gcpipe.clients import bigquery_client, row_count
     from gcpipe.ecommerce_flow import STEPS, run_ecommerce_flow
 
     client = bigquery_client(ctx.config)
@@ -160,7 +160,7 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     console.print(table)
     dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
     trained, predicted = (
-        client.get_table(f"{dataset}.{t}").num_rows for t in ("purchase_training", "purchase_predictions")
+        row_count(client, f"{dataset}.{t}") for t in ("purchase_training", "purchase_predictions")
     )
     checks = sum(path.startswith("checks/") for path, _ in STEPS)
     return (
@@ -176,7 +176,7 @@ def _streaming(ctx: DemoContext) -> str:
     from gcpipe.clients import bigquery_client
     from gcpipe.dashboard import queries
     from gcpipe.errors import GcpipeError
-    from gcpipe.rides import publish_rides, start_pipeline, wait_until_reading
+    from gcpipe.rides import publish_rides, start_pipeline, stop_pipeline, wait_until_reading
 
     config, topic = ctx.config, "demo-rides"
     dataset = f"{config.project}.{config.dataset('taxi')}"
@@ -198,8 +198,7 @@ def _streaming(ctx: DemoContext) -> str:
         console.print("all sent; the pipeline stores the last rides and fires its final panes (about 20 s)")
         process.wait(timeout=seconds + 180)
     finally:
-        if process.poll() is None:
-            process.kill()
+        stop_pipeline(process)  # its whole process group; nothing once it has ended
     if process.returncode:
         raise GcpipeError(f"the streaming pipeline failed: see {log}.")
     after = queries.landed(bq, dataset)

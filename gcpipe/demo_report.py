@@ -118,7 +118,7 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
 
 def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=None) -> DemoReport:
     """Read what the run made: the stages' facts, and the key tables from BigQuery."""
-    from gcpipe.clients import bigquery_client
+    from gcpipe.clients import bigquery_client, row_count
 
     config = ctx.config
     client = client or bigquery_client(config)
@@ -128,8 +128,11 @@ def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=No
 
     counts = {}
     for key, name in KEY_TABLES:
-        rows = _rows(client, f"SELECT COUNT(*) AS n FROM {table(key, name)}")
-        counts[f"{config.dataset(key)}.{name}"] = rows[0]["n"] if rows else None
+        shown = f"{config.dataset(key)}.{name}"
+        try:
+            counts[shown] = row_count(client, f"{config.project}.{shown}")
+        except NotFound:  # the stage that writes it did not run
+            counts[shown] = None
     zones = table("taxi", "trips_by_zone_hour")
     return DemoReport(
         stages=list(stages),

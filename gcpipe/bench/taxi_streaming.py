@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -28,9 +27,10 @@ from google.api_core.exceptions import NotFound
 
 from gcpipe import pubsub
 from gcpipe.bench import BenchContext, Figure, _tree_rss_mb
+from gcpipe.clients import row_count
 from gcpipe.dashboard.queries import LATEST_PANE
 from gcpipe.errors import GcpipeError
-from gcpipe.rides import publish_rides, start_pipeline, wait_until_reading
+from gcpipe.rides import publish_rides, start_pipeline, stop_pipeline, wait_until_reading
 from gcpipe.ui import console
 
 FEED_RATE = 3000
@@ -41,20 +41,10 @@ def _pipeline(ctx: BenchContext, source: str, dataset: str, *options: str) -> su
     return start_pipeline(source, dataset, *options, log=log)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _count(bq, table: str) -> int:
-    return next(iter(bq.query(f"SELECT COUNT(*) AS n FROM `{table}`").result()))["n"]
 
 
 def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> tuple[float, float]:
@@ -78,7 +68,7 @@ def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> t
                 raise GcpipeError(f"the {io} pipeline stopped early: see its log in {ctx.workdir}.")
             peak = max(peak, _tree_rss_mb(process.pid))
             try:
-                stored = _count(bq, f"{dataset}.ride_events")
+                stored = row_count(bq, f"{dataset}.ride_events")
             except NotFound:  # the pipeline has not made its tables yet
                 stored = 0
             for share in (0.1, 0.9):
@@ -86,7 +76,7 @@ def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> t
                     marks[share] = (time.monotonic(), stored)
             time.sleep(0.5)
     finally:
-        _stop(process)
+        stop_pipeline(process)
         bq.delete_dataset(dataset.split(".", 1)[1], delete_contents=True, not_found_ok=True)
     if 0.1 not in marks:
         raise GcpipeError(f"the {io} pipeline stored under 10% of {backlog} messages in {limit:.0f} s.")
@@ -106,7 +96,7 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
             process, pubsub.path(project, "subscriptions", f"{name}-taxi-streaming"), ctx.config
         )
     except GcpipeError:
-        _stop(process)
+        stop_pipeline(process)
         raise
     polls: list[tuple[float, dict[str, int], int]] = []
     peak = [0.0]
@@ -116,7 +106,7 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
         query = f"SELECT window_key, events FROM `{dataset}.rides_per_minute` {LATEST_PANE}"
         while not stop.is_set():
             windows = {row["window_key"]: row["events"] for row in bq.query(query).result()}
-            stored = _count(bq, f"{dataset}.ride_events")
+            stored = row_count(bq, f"{dataset}.ride_events")
             polls.append((time.time(), windows, stored))
             peak[0] = max(peak[0], _tree_rss_mb(process.pid))
             time.sleep(0.5)
@@ -137,7 +127,7 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
     finally:
         stop.set()
         poller.join()
-        _stop(process)
+        stop_pipeline(process)
         bq.delete_dataset(dataset.split(".", 1)[1], delete_contents=True, not_found_ok=True)
     return {
         **_latencies(manifest, polls), "publish_rate": summary.achieved_rate, "peak_mb": peak[0],

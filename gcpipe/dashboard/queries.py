@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from gcpipe.clients import row_count
 from gcpipe.config import validate_dataset_id
 
 LATEST_PANE = (
@@ -67,8 +68,7 @@ def dead_letters(client, dataset: str, table: str = "ride_dead_letter") -> list[
 
 
 def events_stored(client, dataset: str) -> int:
-    (row,) = _rows(client, f"SELECT COUNT(*) AS events FROM {_table(dataset, 'ride_events')}")
-    return row["events"]
+    return row_count(client, f"{validate_dataset_id(dataset)}.ride_events")
 
 
 def landed(client, dataset: str) -> dict:

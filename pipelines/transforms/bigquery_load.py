@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
+from gcpipe.clients import row_count
 from gcpipe.config import validate_table_id
 from gcpipe.schemas import TableSpec
 from gcpipe.sql_params import string_literal
@@ -106,7 +107,7 @@ class LoadAndReplace(beam.DoFn):
             client.query(replace_script(target, staging, spec, where(staging))).result()
             if not staging:
                 return 0
-            return next(iter(client.query(f"SELECT COUNT(*) FROM `{staging}`").result()))[0]
+            return row_count(client, staging)
         finally:
             if staging:
                 client.delete_table(staging, not_found_ok=True)

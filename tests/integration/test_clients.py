@@ -2,7 +2,8 @@
 
 import pytest
 
-from gcpipe.clients import ensure_table
+from gcpipe.clients import ensure_table, row_count
+from gcpipe.config import ConfigError
 from gcpipe.schemas import SchemaError, table_spec
 
 pytestmark = pytest.mark.stack
@@ -20,3 +21,14 @@ def test_ensure_table_creates_once_and_names_a_drifted_schema(bq, dataset):
     bq.query(f"CREATE TABLE `{dataset}.old_ratings` (user_id INT64 NOT NULL, rating INT64 NOT NULL)").result()
     with pytest.raises(SchemaError, match=r"old_ratings exists with columns that differ .*\(acco_id\)"):
         ensure_table(bq, spec, f"{dataset}.old_ratings")
+
+
+def test_row_count_follows_dml_and_refuses_a_hostile_name(bq, dataset):
+    table = f"{bq.project}.{dataset}.ratings"
+    ensure_table(bq, table_spec("ratings"), table)
+    bq.query(f"INSERT INTO `{table}` VALUES (1, 10, 5), (1, 11, 4), (2, 10, 3)").result()
+    bq.query(f"DELETE FROM `{table}` WHERE user_id = 2").result()
+    assert row_count(bq, table) == 2
+    with pytest.raises(ConfigError, match="is not a table id"):
+        row_count(bq, f"{table}` WHERE TRUE; DROP TABLE `{table}")
+    assert row_count(bq, table) == 2
