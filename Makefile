@@ -13,7 +13,7 @@ GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
 .PHONY: help setup setup-system setup-infra test lint lint-infra format up down status demo clean bench dashboard \
-	deploy-infra build-templates deploy-dags run-gcp
+	deploy-infra build-templates deploy-dags run-gcp airflow
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ demo:  ## Run the whole platform end to end on the local target.
 
 dashboard: up  ## The live dashboard of the streaming rides on localhost (Ctrl-C stops it).
 	$(GCPIPE) dashboard
+
+airflow: up  ## Airflow standalone on SQLite (.gcpipe/airflow), the DAGs of dags/ on the local target.
+	$(GCPIPE) dags standalone
 
 clean: down  ## Stop the stack and delete its state (.gcpipe/).
 	rm -rf .gcpipe

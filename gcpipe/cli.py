@@ -27,6 +27,10 @@ COMMANDS = {
     "bench": ("gcpipe.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),
     "spark": ("gcpipe.spark.cli:spark", "Run the Spark jobs locally or on Dataproc (submit, package)."),
     "deploy": ("gcpipe.deploy:deploy", "Deploy to Google Cloud (infra, templates, DAGs) and run jobs there."),
+    "dags": (
+        "gcpipe.orchestration.cli:dags",
+        "Airflow DAGs on the local target: list, test one, serve Airflow.",
+    ),
     "sql": ("gcpipe.sql_cli:sql", "Run BigQuery SQL files (local BigQuery ML included); write catalog DDL."),
 }
 

@@ -33,6 +33,7 @@ from gcpipe.errors import GcpipeError
 TERRAFORM_DIR = PROJECT_ROOT / "infra" / "terraform"
 DATAFLOW_DIR = PROJECT_ROOT / "infra" / "dataflow"
 COMPOSER_DIR = PROJECT_ROOT / "infra" / "composer"
+DAGS_DIR = PROJECT_ROOT / "dags"
 NAMES_FILE = TERRAFORM_DIR / "names.auto.tfvars.json"
 ENVIRONMENTS = ("dev", "staging", "prod")
 # Flex templates: pipeline module per template; infra/dataflow/<template>/metadata.json names its options.
@@ -41,6 +42,8 @@ STREAMING_TEMPLATES = {"taxi_streaming"}
 # Spark jobs run through `gcpipe spark submit JOB --target gcp` (spark_jobs/, infra/dataproc/).
 # What the Composer bucket's dags/ folder holds besides the DAGs: it is the project root there.
 SUPPORT_CODE = ("gcpipe", "pipelines", "spark_jobs", "sql")
+# The infra files the DAGs read when Composer parses them: resource names, cluster shape, template options.
+SUPPORT_INFRA = ("terraform/names.auto.tfvars.json", "dataproc/*.yaml", "dataflow/*/metadata.json")
 _BUNDLE_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*_test.py", "test_*.py", ".pytest_cache")
 
 
@@ -399,10 +402,19 @@ def templates_plan(d: Deployment) -> list[Step]:
     return steps
 
 
+def dag_files() -> list[Path]:
+    """The DAG files and their operator factory (dags/*.py): they sit at the root of Composer's dags/
+    folder, which Airflow puts on sys.path, so ``from gcpipe_ops import ...`` works there as it does here.
+    The modules dags/.airflowignore names (the factory) come first: no DAG lands before what it imports."""
+    ignored = (DAGS_DIR / ".airflowignore").read_text().split()
+    return sorted(DAGS_DIR.glob("*.py"), key=lambda path: (path.name not in ignored, path.name))
+
+
 def bundle_entries() -> list[str]:
-    """What deploy dags uploads into the Composer bucket's dags/ folder, in order."""
-    code = [name for name in (*SUPPORT_CODE, "dags") if (PROJECT_ROOT / name).is_dir()]
-    return [".airflowignore", "gcpipe.toml", *code]
+    """What deploy dags uploads into the Composer bucket's dags/ folder, in order: the support code first,
+    so a DAG never lands before the code it imports."""
+    code = [name for name in SUPPORT_CODE if (PROJECT_ROOT / name).is_dir()]
+    return [".airflowignore", "gcpipe.toml", *code, "infra", *(path.name for path in dag_files())]
 
 
 def dags_plan(d: Deployment) -> list[Step]:
@@ -575,10 +587,19 @@ def make_bundle(d: Deployment, out: Path) -> Path:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    shutil.copy(COMPOSER_DIR / ".airflowignore", out / ".airflowignore")
+    ignored = [COMPOSER_DIR / ".airflowignore", DAGS_DIR / ".airflowignore"]
+    (out / ".airflowignore").write_text("".join(p.read_text() for p in ignored if p.exists()))
     (out / "gcpipe.toml").write_text(_TOML_HEADER + toml_dumps(d.settings()))
-    for name in bundle_entries()[2:]:
-        shutil.copytree(PROJECT_ROOT / name, out / name, ignore=_BUNDLE_SKIP)
+    for name in SUPPORT_CODE:
+        if (PROJECT_ROOT / name).is_dir():
+            shutil.copytree(PROJECT_ROOT / name, out / name, ignore=_BUNDLE_SKIP)
+    for pattern in SUPPORT_INFRA:
+        for path in (PROJECT_ROOT / "infra").glob(pattern):
+            to = out / path.relative_to(PROJECT_ROOT)
+            to.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, to)
+    for path in dag_files():
+        shutil.copy(path, out / path.name)
     return out
 
 

@@ -368,6 +368,17 @@ def stop_service(service: Service, config: Config, timeout: float = 15.0) -> str
     if not pid or not _group_members(pid):
         _reap(pid)
         return "not running"
+    stop_group(pid, timeout)
+    return "stopped"
+
+
+def group_alive(pid: int) -> bool:
+    """Whether the process group ``pid`` leads still has a live member (zombies do not count)."""
+    return bool(_group_members(pid))
+
+
+def stop_group(pid: int, timeout: float = 15.0) -> None:
+    """Stop the process group ``pid`` leads: SIGTERM, then SIGKILL what is left after ``timeout`` s."""
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -380,7 +391,6 @@ def stop_service(service: Service, config: Config, timeout: float = 15.0) -> str
         if not _group_members(pid):
             break
     _reap(pid)
-    return "stopped"
 
 
 def _reap(pid: int | None) -> None:

@@ -102,19 +102,31 @@ def step_id(job: SparkJob) -> str:
 # -- the two ways to run it ---------------------------------------------------------------------------
 
 
+def job_cluster(job: SparkJob, config: Config) -> dict:
+    """The job-specific cluster: cluster.yaml's ``config`` with the deployment's service account and
+    subnetwork, and its ``labels`` (the job's name among them)."""
+    deployment = Deployment(config)
+    cluster = infra_file("cluster.yaml")
+    gce = cluster["config"]["gceClusterConfig"]
+    gce["serviceAccount"] = deployment.service_account("dataproc")
+    gce["subnetworkUri"] = deployment.subnetwork
+    return {"config": cluster["config"], "labels": {**cluster["labels"], "job": step_id(job)}}
+
+
+def cluster_job(job: SparkJob, config: Config, args: list[str]) -> dict:
+    """The PySparkJob a job cluster runs: the staged files, the arguments, the properties every job gets."""
+    return {**pyspark_job(job, config, args), "properties": spark_properties(config)}
+
+
 def workflow_template(job: SparkJob, config: Config, args: list[str]) -> dict:
     """The inline workflow template: a managed cluster of cluster.yaml's shape, the job, then deletion.
 
     The body of ``workflowTemplates:instantiateInline`` and the file ``gcloud dataproc workflow-templates
     instantiate-from-file`` reads.
     """
-    deployment = Deployment(config)
-    cluster = infra_file("cluster.yaml")
-    gce = cluster["config"]["gceClusterConfig"]
-    gce["serviceAccount"] = deployment.service_account("dataproc")
-    gce["subnetworkUri"] = deployment.subnetwork
-    labels = {**cluster["labels"], "job": step_id(job)}
-    spark_job = {**pyspark_job(job, config, args), "properties": spark_properties(config)}
+    cluster = job_cluster(job, config)
+    labels = cluster["labels"]
+    spark_job = cluster_job(job, config, args)
     return {
         "placement": {
             "managedCluster": {

@@ -58,6 +58,7 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
     )
     predictions = f"{local_stack.project}.{local_stack.dataset('ecommerce')}.purchase_predictions"
     assert bq.get_table(predictions).num_rows > 0
+    assert ctx.facts["dag_run"]["moved"].exists()  # batch_ingest ran, its checks passed, the file moved
 
     report = demo_report.collect(ctx, results, seconds=sum(s for _, s, _ in results), client=bq)
     terminal = Console(record=True, width=500)  # no wrapping

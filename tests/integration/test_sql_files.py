@@ -421,3 +421,41 @@ def test_every_sql_file_is_run_by_these_tests():
     missing = [str(p.relative_to(SQL)) for p in SQL.rglob("*.sql")
                if p.parent.name != "ddl" and f'"{p.relative_to(SQL)}"' not in source]  # fmt: skip
     assert not missing, f"SQL files no test runs: {missing}"
+
+
+def test_the_dag_gates_pass_on_good_data_and_name_what_breaks(wh):
+    """The checks the Airflow DAGs gate on: the day's taxi load, the model's ROC AUC, streaming freshness."""
+    for table in ("taxi_trips_dead_letter", "rides_per_minute"):
+        wh.run(f"ddl/{table}.sql")
+    day = {"partition_date": "2019-03-01", "max_dead_letter_percent": "1.0"}  # as an Airflow run sends them
+    assert [r["failures"] for r in wh.run("checks/taxi_trips_day_loaded.sql", **day).rows] == [0, 0]
+    wh.bq.query(f"""INSERT INTO `{wh.table("taxi_trips_dead_letter")}` (source, line, raw, reason, loaded_at,
+        partition_date) SELECT 'trips.csv', n, 'x', 'bad fare', CURRENT_TIMESTAMP(), DATE '2019-03-01'
+        FROM UNNEST(GENERATE_ARRAY(1, 40)) AS n""").result()  # 40 of 3,040 rejected: 30 allowed at 1 %
+    day_loaded = SQL / "checks/taxi_trips_day_loaded.sql"
+    with pytest.raises(CheckFailed, match=r"check taxi_trips\.dead_letter_rate failed: 10 offending rows\.$"):
+        wh.run("checks/taxi_trips_day_loaded.sql", **day)
+    with pytest.raises(
+        CheckFailed, match=rf"^{re.escape(str(day_loaded))}:\d+: check taxi_trips\.day_loaded failed"
+    ):
+        wh.run("checks/taxi_trips_day_loaded.sql", partition_date="2019-03-09", max_dead_letter_percent=1.0)
+
+    wh.run("ml/purchase_features.sql")
+    wh.run("ml/purchase_model.sql", **TRAIN)
+    window = {"eval_from": LATER[0], "eval_to": LATER[1]}
+    assert wh.run("checks/purchase_model_roc_auc.sql", **window, min_roc_auc="0.6").rows[0]["failures"] == 0
+    with pytest.raises(
+        CheckFailed, match=r"check purchase_model\.roc_auc_at_least_the_minimum failed: 1 offending"
+    ):
+        wh.run("checks/purchase_model_roc_auc.sql", **window, min_roc_auc=0.999)
+
+    freshness = "checks/rides_per_minute_freshness.sql"
+    with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 1 offending row\.$"):
+        wh.run(freshness, max_age_minutes=10)  # nothing arrived yet: stale
+    wh.bq.query(f"""INSERT INTO `{wh.table("rides_per_minute")}` (window_start, window_end, pickups, dropoffs,
+        passengers, revenue, active_rides, events, pane_timing, pane_index, window_key, emitted_at)
+        VALUES (CURRENT_TIMESTAMP(), CURRENT_TIMESTAMP(), 1, 0, 1, 1.0, 1, 1, 'EARLY', 0, 'k',
+                TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1815 SECOND))""").result()
+    with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 20 offending rows\.$"):
+        wh.run(freshness, max_age_minutes=10)  # the newest pane is 30 minutes old
+    assert wh.run(freshness, max_age_minutes=45).rows[0]["failures"] == 0

@@ -153,7 +153,8 @@ def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(clou
         "gcloud composer environments",  # PyPI packages
         "gcpipe deploy bundle",
         *["gcloud composer environments"] * (2 + sum((PROJECT_ROOT / n).is_dir() for n in
-                                                   ("gcpipe", "pipelines", "spark_jobs", "sql", "dags"))),
+                                                   ("gcpipe", "pipelines", "spark_jobs", "sql", "infra"))
+                                              + len(list((PROJECT_ROOT / "dags").glob("*.py")))),
     ]  # fmt: skip
     text = done.stdout
     # One project, one region, everywhere.
@@ -232,7 +233,13 @@ def test_deploy_dags_tolerates_unchanged_packages_and_imports_the_bundle(cloud):
     bundle = cloud.state_dir / "deploy" / f"{PROJECT}-prod" / "composer"
     assert [Path(p).name for p in imported] == [
         p.name for p in [bundle / ".airflowignore", bundle / "gcpipe.toml"]
-    ] + [n for n in ("gcpipe", "pipelines", "spark_jobs", "sql", "dags") if (PROJECT_ROOT / n).is_dir()]
+    ] + [n for n in ("gcpipe", "pipelines", "spark_jobs", "sql", "infra") if (PROJECT_ROOT / n).is_dir()] + [
+        "gcpipe_ops.py",
+        *sorted(p.name for p in (PROJECT_ROOT / "dags").glob("*.py") if p.name != "gcpipe_ops.py"),
+    ]
+    assert {"batch_ingest.py", "spark_kdd.py"} <= {
+        Path(p).name for p in imported
+    }  # after the factory they import
     assert all((PROJECT_ROOT / p).exists() for p in imported)
 
 
@@ -251,6 +258,25 @@ def test_the_composer_bundle_is_a_project_root_for_the_gcp_target(tmp_path, clou
     deployed = tomllib.loads((bundle / "gcpipe.toml").read_text())["gcp"]["deploy"]
     assert deployed["templates"]["csv_ingest"] == f"gs://{PROJECT}-staging/templates/csv_ingest.json"
     assert deployed["service_accounts"]["dataflow"] == f"gcpipe-dataflow@{PROJECT}.iam.gserviceaccount.com"
+
+
+def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does(tmp_path, cloud):
+    """Composer's dags/ folder is on sys.path and its .airflowignore keeps Airflow out of the support code."""
+    bundle = make_bundle(deployment(), tmp_path / "bundle")
+    ignored = (bundle / ".airflowignore").read_text().split()
+    assert {"gcpipe/", "sql/", "infra/", "gcpipe_ops.py"} <= set(ignored)
+    probe = (
+        "import spark_kdd, batch_ingest; ingest = batch_ingest.dag.get_task('ingest_csv'); "
+        "print('PARSED', sorted(t.task_type for t in spark_kdd.dag.tasks), ingest.task_type, "
+        "ingest.pipeline_options['sdk_container_image'])"
+    )
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(bundle), "AIRFLOW_HOME": str(tmp_path / "airflow")}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=bundle, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == (
+        "PARSED ['DataprocCreateClusterOperator', 'DataprocDeleteClusterOperator', 'DataprocSubmitJobOperator'] "
+        f"BeamRunPythonPipelineOperator {REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG}"
+    )  # the image deploy dags recorded in the bundle's gcpipe.toml
 
 
 # -- run-gcp -------------------------------------------------------------------------------------------

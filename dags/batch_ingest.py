@@ -1,0 +1,78 @@
+"""### batch_ingest: a day's taxi-trip CSV files into BigQuery, transformed, checked, then set aside
+
+* **SETUP** `wait_for_files`: the day's files in the lake under `landing/taxi_trips/<date>/` (a GCS sensor
+  on gcp, the lake folder locally); `create_zones_table` and `seed_zones`: the zones the transform joins.
+* **BODY** `ingest_csv`: the CSV ingestion pipeline (Beam: on Dataflow with the csv_ingest image, on the
+  DirectRunner locally) validates every row, replaces the day's partition of `taxi.taxi_trips` and
+  dead-letters what it rejects; `build_trips_by_zone_hour` rebuilds the zone summary; the data-quality
+  checks fail the run, naming the check, if the day is empty, too many rows were rejected, or the
+  summary lost trips.
+* **TEARDOWN** the files move to `processed/success/taxi_trips/<date>/` when the run succeeds, to
+  `processed/failure/taxi_trips/<date>/` when any step failed (look there, fix, move them back, re-run).
+
+Daily at 02:00 UTC for the day before (the logical date is the day: a re-run replaces that day, never
+duplicates it). Trigger with `{"date": "2019-03-01"}` to load any day; without a date and without a
+logical date (a manual trigger) it loads the trigger's day.
+"""
+
+from datetime import timedelta
+
+from airflow.sdk import TriggerRule
+from airflow.timetables.interval import CronDataIntervalTimetable
+from gcpipe_ops import (
+    RUN_DATE,
+    beam_batch,
+    check,
+    gcpipe_dag,
+    lake_uri,
+    move_files,
+    sql,
+    table_id,
+    wait_for_files,
+)
+
+LANDING = f"landing/taxi_trips/{RUN_DATE}"
+
+with gcpipe_dag(
+    "batch_ingest",
+    doc=__doc__,
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="UTC"),
+    tags=["batch", "beam", "bigquery"],
+    dagrun_timeout=timedelta(hours=8),
+    params={"max_dead_letter_percent": 1.0},
+) as dag:
+    arrived = wait_for_files("wait_for_files", LANDING)
+    zones = sql("create_zones_table", "ddl/taxi_zones.sql") >> sql("seed_zones", "seeds/taxi_zones.sql")
+
+    ingest = beam_batch(
+        "ingest_csv",
+        "csv_ingest",
+        {
+            "input": lake_uri(f"{LANDING}/*.csv*"),
+            "schema": "taxi_trips",
+            "table": table_id("taxi_trips"),
+            "partition_date": RUN_DATE,
+            "output": lake_uri(f"ingest/taxi_trips/{RUN_DATE}"),
+        },
+    )
+    day_loaded = check(
+        "check_day_loaded",
+        "checks/taxi_trips_day_loaded.sql",
+        {"partition_date": RUN_DATE, "max_dead_letter_percent": "{{ params.max_dead_letter_percent }}"},
+    )
+    summary = sql("build_trips_by_zone_hour", "transforms/taxi_trips_by_zone_hour.sql")
+    conserved = check("check_trips_by_zone_hour", "checks/trips_by_zone_hour_row_counts.sql")
+
+    succeeded = move_files("files_to_success", LANDING, f"processed/success/taxi_trips/{RUN_DATE}")
+    failed = move_files(
+        "files_to_failure",
+        LANDING,
+        f"processed/failure/taxi_trips/{RUN_DATE}",
+        trigger_rule=TriggerRule.ONE_FAILED,
+    )
+
+    arrived >> ingest
+    [ingest, zones] >> summary >> conserved
+    ingest >> day_loaded
+    [day_loaded, conserved] >> succeeded
+    [ingest, summary, day_loaded, conserved] >> failed

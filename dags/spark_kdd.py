@@ -1,0 +1,27 @@
+"""### spark_kdd: the KDD Cup 99 intrusion analysis on a cluster of its own
+
+* **SETUP** `create_cluster`: a Dataproc cluster for this run only (`infra/dataproc/cluster.yaml`, named
+  `gcpipe-kdd-analysis-<date>-<run hash>`); a no-op locally (Spark runs on local[*]).
+* **BODY** `kdd_analysis`: the Spark job `spark_jobs/kdd_analysis.py` reads the connections file landed in
+  the lake (`landing/kdd/kddcup.data.gz`) and writes its aggregates, report and malformed lines under
+  `kdd/analysis/<date>/`, and the attack statistics to BigQuery `kdd.attack_stats`.
+* **TEARDOWN** `delete_cluster`: always (TriggerRule.ALL_DONE), also when the job failed; the run still
+  fails then. A no-op locally.
+
+Weekly, Mondays at 04:00 UTC. Set `GCPIPE_SPARK_SERVERLESS=1` in the Composer environment to run the job
+as a Dataproc Serverless batch instead (the cluster steps become no-ops).
+"""
+
+from datetime import timedelta
+
+from airflow.timetables.interval import CronDataIntervalTimetable
+from gcpipe_ops import RUN_DATE, gcpipe_dag, lake_uri, spark_job
+
+with gcpipe_dag(
+    "spark_kdd",
+    doc=__doc__,
+    schedule=CronDataIntervalTimetable("0 4 * * 1", timezone="UTC"),
+    tags=["spark", "dataproc"],
+    dagrun_timeout=timedelta(hours=4),
+) as dag:
+    spark_job("kdd_analysis", ["--output", lake_uri(f"kdd/analysis/{RUN_DATE}")])

@@ -1,0 +1,226 @@
+"""The DAGs on the gcp target. Google Cloud cannot be reached here, so the Google hooks are mocked and the
+tests assert the exact requests each task would send: the job cluster, the job with its gs:// URIs, the
+Serverless batch, the Dataflow launch, the BigQuery jobs and their destination tables, the GCS moves."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from types import SimpleNamespace
+from unittest import mock
+
+import pytest
+
+from gcpipe.orchestration.airflow_home import logical_date, outcome
+from tests.dags.conftest import LAKE, PROJECT, REGION, parse, target
+
+STAGED = "gs://acme-data-prod-staging/dataproc/gcpipe"
+DAY = date(2019, 4, 8)
+
+
+@pytest.fixture(scope="module")
+def dags():
+    return parse("gcp")
+
+
+def rendered(dag, task_id: str, day: date | None = DAY, conf: dict | None = None):
+    """The task with its templates rendered for a run of ``day`` (None: triggered without a logical date)."""
+    from datetime import UTC, datetime
+
+    task = dag.get_task(task_id).prepare_for_execution()
+    run = SimpleNamespace(
+        logical_date=logical_date(day), run_after=datetime(2019, 4, 10, 9, tzinfo=UTC), run_id="manual__run-1"
+    )
+    params = {**{name: param.value for name, param in dag.params.items()}, **(conf or {})}
+    with target("gcp"):
+        task.render_template_fields({"dag_run": run, "params": params}, jinja_env=dag.get_template_env())
+    return task
+
+
+# -- Spark on a job cluster: run with the Dataproc hook mocked ----------------------------------------
+
+
+@pytest.fixture
+def dataproc():
+    from google.cloud.dataproc_v1 import Cluster, ClusterStatus, Job, JobReference
+
+    with mock.patch("airflow.providers.google.cloud.operators.dataproc.DataprocHook") as hook_class:
+        hook = hook_class.return_value
+        hook.project_id = PROJECT
+        hook.get_cluster.return_value = Cluster(status=ClusterStatus(state=ClusterStatus.State.RUNNING))
+        hook.submit_job.return_value = Job(reference=JobReference(job_id="job-1", project_id=PROJECT))
+        yield hook
+
+
+def run_gcp(dag, day: date | None):
+    with target("gcp"):
+        return outcome(dag.test(logical_date=logical_date(day)))
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_spark_kdd_creates_a_cluster_of_its_own_submits_the_job_on_it_and_deletes_it(dags, dataproc):
+    result = run_gcp(dags["spark_kdd"], DAY)
+    assert result.state == "success"
+
+    create = dataproc.create_cluster.call_args.kwargs
+    name = create["cluster_name"]
+    assert re.fullmatch(r"gcpipe-kdd-analysis-20190408-[0-9a-f]{8}", name)
+    assert (create["project_id"], create["region"]) == (PROJECT, REGION)
+    gce = create["cluster_config"]["gce_cluster_config"]
+    assert gce["service_account"] == f"gcpipe-dataproc@{PROJECT}.iam.gserviceaccount.com"
+    assert gce["subnetwork_uri"] == f"regions/{REGION}/subnetworks/gcpipe" and gce["internal_ip_only"] is True
+    assert create["cluster_config"]["software_config"]["image_version"] == "3.0-debian12"
+    assert create["labels"]["job"] == "kdd-analysis"
+
+    job = dataproc.submit_job.call_args.kwargs["job"]
+    assert job["placement"] == {"cluster_name": name}
+    assert job["pyspark_job"]["main_python_file_uri"] == f"{STAGED}/kdd_analysis.py"
+    assert job["pyspark_job"]["args"] == [
+        "--input", f"gs://{LAKE}/landing/kdd/kddcup.data.gz",
+        "--output", f"gs://{LAKE}/kdd/analysis/2019-04-08",
+        "--bq_table", f"{PROJECT}.kdd.attack_stats",
+    ]  # fmt: skip
+    assert job["pyspark_job"]["python_file_uris"] == [f"{STAGED}/gcpipe_spark.zip"]
+    dataproc.wait_for_job.assert_called_once()
+    delete = dataproc.delete_cluster.call_args.kwargs
+    assert (delete["cluster_name"], delete["project_id"], delete["region"]) == (name, PROJECT, REGION)
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_failed_spark_job_still_deletes_its_cluster_and_fails_the_run(dags, dataproc):
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    dataproc.wait_for_job.side_effect = AirflowException("Job failed:\nreference {job_id: 'job-1'}")
+    dag = dags["spark_recommendations"]
+    dag.get_task("als_recommend").retries = 0
+    result = run_gcp(dag, DAY)
+    assert result.state == "failed"  # the teardown's success does not hide the job's failure
+    states = {t.task_id: t.state for t in result.tasks}
+    assert states == {"create_cluster": "success", "als_recommend": "failed", "delete_cluster": "success"}
+    name = dataproc.create_cluster.call_args.kwargs["cluster_name"]
+    assert dataproc.delete_cluster.call_args.kwargs["cluster_name"] == name
+    assert name.startswith("gcpipe-als-recommend-20190408-")
+
+
+def test_serverless_runs_the_job_as_a_batch_and_keeps_the_graph(monkeypatch):
+    bag = parse("gcp", GCPIPE_SPARK_SERVERLESS="1")
+    dag = bag["spark_kdd"]
+    assert {t.task_id: t.task_type for t in dag.tasks} == {
+        "create_cluster": "EmptyOperator",
+        "kdd_analysis": "DataprocCreateBatchOperator",
+        "delete_cluster": "EmptyOperator",
+    }
+    batch = rendered(dag, "kdd_analysis")
+    assert re.fullmatch(r"gcpipe-kdd-analysis-20190408-[0-9a-f]{8}", batch.batch_id)
+    assert batch.batch["pyspark_batch"]["main_python_file_uri"] == f"{STAGED}/kdd_analysis.py"
+    assert f"gs://{LAKE}/kdd/analysis/2019-04-08" in batch.batch["pyspark_batch"]["args"]
+    assert batch.batch["environment_config"]["execution_config"]["service_account"] == (
+        f"gcpipe-dataproc@{PROJECT}.iam.gserviceaccount.com"
+    )
+
+
+# -- the other DAGs: the requests their operators hand the hooks, rendered for a run -------------------
+
+
+def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_the_files(dags):
+    dag = dags["batch_ingest"]
+    sensor = rendered(dag, "wait_for_files")
+    assert (sensor.task_type, sensor.bucket, sensor.prefix) == (
+        "GCSObjectsWithPrefixExistenceSensor", LAKE, "landing/taxi_trips/2019-04-08/",
+    )  # fmt: skip
+    assert sensor.mode == "reschedule"
+
+    ingest = rendered(dag, "ingest_csv")
+    assert (ingest.task_type, ingest.runner, ingest.py_file, ingest.py_options) == (
+        "BeamRunPythonPipelineOperator", "DataflowRunner", "pipelines.csv_ingest", ["-m"],
+    )  # fmt: skip
+    options = dict(ingest.pipeline_options)
+    image = options.pop("sdk_container_image")
+    assert image.startswith(f"{REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:")
+    assert options == {
+        "input": f"gs://{LAKE}/landing/taxi_trips/2019-04-08/*.csv*",
+        "schema": "taxi_trips",
+        "table": f"{PROJECT}.taxi.taxi_trips",
+        "partition_date": "2019-04-08",
+        "output": f"gs://{LAKE}/ingest/taxi_trips/2019-04-08",
+        "temp_location": "gs://acme-data-prod-staging/temp",
+        "staging_location": "gs://acme-data-prod-staging/staging",
+        "subnetwork": f"regions/{REGION}/subnetworks/gcpipe",
+        "no_use_public_ips": True,
+        "sdk_location": "container",
+    }
+    dataflow = ingest.dataflow_config
+    assert re.fullmatch(r"gcpipe-csv-ingest-20190408-[0-9a-f]{8}", dataflow.job_name)
+    assert (dataflow.project_id, dataflow.location, dataflow.append_job_name, dataflow.wait_until_finished) == (
+        PROJECT, REGION, False, True,
+    )  # fmt: skip
+    assert dataflow.service_account == f"gcpipe-dataflow@{PROJECT}.iam.gserviceaccount.com"
+
+    check = rendered(dag, "check_day_loaded").configuration["query"]
+    assert f"`{PROJECT}.taxi.taxi_trips`" in check["query"]
+    assert "ERROR(FORMAT('check %s failed: %d offending rows'" in check["query"]
+    assert {p["name"]: p["parameterValue"]["value"] for p in check["queryParameters"]} == {
+        "partition_date": "2019-04-08",
+        "max_dead_letter_percent": "1.0",
+    }
+    summary = rendered(dag, "build_trips_by_zone_hour").configuration["query"]["query"]
+    assert f"`{PROJECT}.taxi.trips_by_zone_hour`" in summary
+
+    for task_id, outcome_ in (("files_to_success", "success"), ("files_to_failure", "failure")):
+        move = rendered(dag, task_id)
+        assert (move.source_bucket, move.source_object, move.destination_object, move.move_object) == (
+            LAKE, "landing/taxi_trips/2019-04-08/", f"processed/{outcome_}/taxi_trips/2019-04-08/", True,
+        )  # fmt: skip
+
+
+def test_a_run_without_a_logical_date_works_on_the_day_it_was_triggered_or_the_date_param(dags):
+    dag = dags["batch_ingest"]
+    assert rendered(dag, "wait_for_files", day=None).prefix == "landing/taxi_trips/2019-04-10/"
+    assert rendered(dag, "wait_for_files", day=None, conf={"date": "2019-03-01"}).prefix == (
+        "landing/taxi_trips/2019-03-01/"
+    )
+
+
+def test_bqml_purchase_sends_the_flow_sql_and_gates_on_roc_auc(dags):
+    dag = dags["bqml_purchase"]
+    train = rendered(dag, "train_model").configuration["query"]
+    assert f"CREATE OR REPLACE MODEL `{PROJECT}.ecommerce.purchase_model`" in train["query"]
+    assert {p["name"] for p in train["queryParameters"]} == {"train_from", "train_to"}
+    gate = rendered(dag, "roc_auc_gate", conf={"min_roc_auc": 0.8}).configuration["query"]
+    assert "purchase_model.roc_auc_at_least_the_minimum" in gate["query"] and "ERROR(" in gate["query"]
+    values = {p["name"]: p["parameterValue"]["value"] for p in gate["queryParameters"]}
+    assert values == {"eval_from": "2017-05-01", "eval_to": "2017-07-31", "min_roc_auc": "0.8"}
+    predict = rendered(dag, "predict").configuration["query"]["query"]
+    assert f"`{PROJECT}.ecommerce.purchase_predictions`" in predict
+    assert [t.task_id for t in dag.get_task("predict").upstream_list] == ["roc_auc_gate"]
+
+
+def test_taxi_streaming_ops_starts_or_updates_the_flex_template_job_in_place(dags):
+    dag = dags["taxi_streaming_ops"]
+    start, update = rendered(dag, "start_streaming_job"), rendered(dag, "update_streaming_job")
+    assert start.body["launchParameter"]["jobName"] == "gcpipe-taxi-streaming"
+    assert "update" not in start.body["launchParameter"] and update.body["launchParameter"]["update"] is True
+    parameters = update.body["launchParameter"]["parameters"]
+    assert parameters["input_subscription"] == f"projects/{PROJECT}/subscriptions/rides"
+    assert parameters["output_dataset"] == f"{PROJECT}.taxi"
+    assert (start.wait_until_finished, start.append_job_name) == (False, False)
+    freshness = rendered(dag, "check_freshness")
+    assert f"`{PROJECT}.taxi.rides_per_minute`" in freshness.configuration["query"]["query"]
+    assert freshness.retries == 4 and freshness.retry_delay == timedelta(minutes=1)
+
+    with mock.patch("airflow.providers.google.cloud.hooks.dataflow.DataflowHook") as hook_class:
+        find = dag.get_task("find_streaming_job")
+        hook_class.return_value.is_job_dataflow_running.return_value = True
+        assert find.python_callable(**find.op_kwargs, params={"update": False}) == ["check_freshness"]
+        assert find.python_callable(**find.op_kwargs, params={"update": True}) == [
+            "update_streaming_job",
+            "check_freshness",
+        ]  # only when asked: a Dataflow update replaces a healthy job
+        hook_class.return_value.is_job_dataflow_running.assert_called_with(
+            name="gcpipe-taxi-streaming", project_id=PROJECT, location=REGION
+        )
+        hook_class.return_value.is_job_dataflow_running.return_value = False
+        assert find.python_callable(**find.op_kwargs, params={"update": True}) == [
+            "start_streaming_job",
+            "check_freshness",
+        ]

@@ -1,0 +1,215 @@
+"""Every DAG runs once, end to end, on the local target (dag.test) against the local stack, small: the
+tables are filled, the checks pass (or fail the run, naming the check), the files are moved."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gcpipe.orchestration.airflow_home import DagOutcome, logical_date, outcome
+from tests.dags.conftest import parse
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db, local_stack):
+    return parse("local")
+
+
+def run(dags, dag_id: str, day: date | None, conf: dict | None = None, **task_changes) -> DagOutcome:
+    """dag.test, as ``gcpipe dags test`` runs it; ``task_changes``: {task_id: {attribute: value}}."""
+    dag = dags[dag_id]
+    for task_id, changes in task_changes.items():
+        for name, value in changes.items():
+            setattr(dag.get_task(task_id), name, value)
+    return outcome(dag.test(logical_date=logical_date(day), run_conf=conf))
+
+
+def states(result: DagOutcome) -> dict[str, str]:
+    return {task.task_id: task.state for task in result.tasks}
+
+
+def count(bq, sql: str) -> int:
+    return next(iter(bq.query(sql).result()))[0]
+
+
+@pytest.fixture
+def lake(local_stack):
+    """The local lake, and the folders a test made in it removed afterwards."""
+    made: list[Path] = []
+    root = Path(local_stack.lake)
+    yield root, made.append
+    for path in made:
+        shutil.rmtree(root / path, ignore_errors=True)
+
+
+def landed_day(lake, day: date, rows: int, malformed: float):
+    from gcpipe.datagen.taxi_trips import write_trips_csv
+
+    root, made = lake
+    for folder in ("landing", "ingest", "processed/success", "processed/failure"):
+        made(f"{folder}/taxi_trips/{day}")
+    return write_trips_csv(root / f"landing/taxi_trips/{day}/trips.csv", rows, malformed=malformed, start=day)
+
+
+def test_batch_ingest_loads_the_day_builds_the_summary_checks_it_and_sets_the_files_aside(dags, lake, bq):
+    day = date(2019, 4, 2)
+    trips = landed_day(lake, day, 400, malformed=0.005)
+    result = run(dags, "batch_ingest", day)
+    assert result.state == "success", result
+    assert states(result) == {
+        **{task: "success" for task in states(result)},
+        "files_to_failure": "skipped",
+    }
+    taxi = f"{bq.project}.taxi"
+    loaded = count(bq, f"SELECT COUNT(*) FROM `{taxi}.taxi_trips` WHERE DATE(pickup_datetime) = '{day}'")
+    rejected = count(
+        bq, f"SELECT COUNT(*) FROM `{taxi}.taxi_trips_dead_letter` WHERE partition_date = '{day}'"
+    )
+    assert loaded + rejected == trips.rows and rejected == trips.rows - trips.valid
+    assert count(bq, f"SELECT SUM(trips) FROM `{taxi}.trips_by_zone_hour`") >= loaded
+    root, _ = lake
+    assert not list((root / f"landing/taxi_trips/{day}").glob("*"))
+    assert (root / f"processed/success/taxi_trips/{day}/trips.csv").exists()
+
+
+def test_a_failed_data_quality_check_fails_the_run_naming_the_check_and_sets_the_files_aside(
+    dags, lake, capfd
+):
+    day = date(2019, 4, 3)
+    landed_day(lake, day, 300, malformed=0.05)  # 5 % rejected: over the 1 % the check allows
+    result = run(dags, "batch_ingest", day)
+    assert result.state == "failed"
+    assert states(result)["check_day_loaded"] == "failed"
+    assert states(result)["files_to_success"] == "upstream_failed"
+    assert states(result)["files_to_failure"] == "success"
+    assert "check taxi_trips.dead_letter_rate failed" in capfd.readouterr().out
+    root, _ = lake
+    assert (root / f"processed/failure/taxi_trips/{day}/trips.csv").exists()
+
+
+def test_a_task_that_fails_once_is_retried_and_the_run_succeeds(dags, lake, monkeypatch):
+    """Issue 9's fault test for DAGs: moving the files fails once (a transient error), the retry moves them."""
+    from gcpipe.orchestration import local_steps
+
+    day = date(2019, 4, 4)
+    landed_day(lake, day, 200, malformed=0.0)
+    real, calls = local_steps.move_files, []
+
+    def flaky(source: str, destination: str):
+        calls.append(source)
+        if len(calls) == 1:
+            raise ConnectionError("the storage emulator is restarting")
+        return real(source, destination)
+
+    monkeypatch.setattr(local_steps, "move_files", flaky)
+    result = run(dags, "batch_ingest", day, files_to_success={"retry_delay": timedelta(seconds=1)})
+    assert result.state == "success"
+    [moved] = [t for t in result.tasks if t.task_id == "files_to_success"]
+    assert (moved.state, moved.tries) == ("success", 2)
+    assert (lake[0] / f"processed/success/taxi_trips/{day}/trips.csv").exists()
+
+
+@pytest.mark.spark
+def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps(dags, lake, bq):
+    from gcpipe.datagen.kdd import write_kdd
+
+    root, made = lake
+    kdd = write_kdd(root / "landing/kdd/kddcup.data.gz", 1000, malformed=0.003)
+    day = date(2019, 4, 8)
+    made(f"kdd/analysis/{day}")
+    result = run(dags, "spark_kdd", day)
+    assert result.state == "success"
+    assert [t.task_id for t in result.tasks] == ["create_cluster", "kdd_analysis", "delete_cluster"]
+    report = root / f"kdd/analysis/{day}/report"
+    assert (report / "report.md").exists() and (report / "attack_stats.png").exists()
+    stats = f"{bq.project}.kdd.attack_stats"
+    assert count(bq, f"SELECT SUM(connections) FROM `{stats}`") == kdd.valid
+
+
+@pytest.mark.spark
+def test_spark_recommendations_writes_five_per_user_to_the_lake_and_bigquery(dags, lake, bq):
+    from gcpipe.datagen.rentals import write_rentals
+
+    root, made = lake
+    rentals = write_rentals(root / "landing/rentals", accommodations=30, users=8)
+    day = date(2019, 4, 9)
+    made(f"rentals/recommendations/{day}")
+    result = run(dags, "spark_recommendations", day)
+    assert result.state == "success"
+    assert list((root / f"rentals/recommendations/{day}").rglob("*.parquet"))
+    recommendations = f"{bq.project}.rentals.recommendations"
+    assert count(bq, f"SELECT COUNT(*) FROM `{recommendations}`") == 5 * rentals.users
+
+
+def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_path):
+    from gcpipe.bq_load import load_json_lines
+    from gcpipe.clients import ensure_table
+    from gcpipe.config import load_config
+    from gcpipe.datagen.ecommerce import write_sessions
+    from gcpipe.schemas import table_spec
+
+    config = load_config(target="local")
+    sessions = write_sessions(tmp_path / "ga_sessions.jsonl", 600)
+    spec = table_spec("ga_sessions")
+    bq.delete_table(spec.table_id(config), not_found_ok=True)
+    ensure_table(bq, spec, spec.table_id(config))
+    assert load_json_lines(bq, sessions.path, spec.table_id(config)) == sessions.sessions
+
+    result = run(dags, "bqml_purchase", None, {"min_roc_auc": 0.5})  # no logical date: a manual trigger
+    assert result.state == "success", result
+    assert all(state == "success" for state in states(result).values())
+    ecommerce = f"{bq.project}.ecommerce"
+    assert count(bq, f"SELECT COUNT(*) FROM `{ecommerce}.purchase_predictions`") > 0
+
+    gated = run(dags, "bqml_purchase", None, {"min_roc_auc": 1.01})  # no model is that good
+    assert states(gated)["roc_auc_gate"] == "failed" and states(gated)["predict"] == "upstream_failed"
+
+
+def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, bq):
+    from gcpipe.deploy import load_names
+    from gcpipe.orchestration.local_steps import stop_streaming
+    from gcpipe.rides import publish_rides
+
+    job, started, done = "gcpipe-taxi-streaming", datetime.now(UTC), threading.Event()
+    stop_streaming(job)  # a job an earlier run left: this run must start it
+
+    def publish() -> None:  # rides until the run ends: the job reads them once it has started
+        while not done.is_set():
+            publish_rides(load_names()["rides_topic"], 20, 40)
+
+    rides = threading.Thread(target=publish, daemon=True)
+    rides.start()
+    try:
+        result = run(
+            dags, "taxi_streaming_ops", None, {"local_seconds": 120},
+            check_freshness={"retries": 8, "retry_delay": timedelta(seconds=5),
+                             "max_retry_delay": timedelta(seconds=10)},
+        )  # fmt: skip
+        again = run(dags, "taxi_streaming_ops", None, {"local_seconds": 120})  # the next scheduled run
+    finally:
+        done.set()
+        stop_streaming(job)
+        rides.join(timeout=30)
+    assert result.state == "success", result
+    assert states(result) == {
+        "find_streaming_job": "success",
+        "start_streaming_job": "success",
+        "update_streaming_job": "skipped",
+        "check_freshness": "success",
+    }
+    assert states(again) == {  # the job runs and no update was asked for: it is left alone, still fresh
+        "find_streaming_job": "success",
+        "start_streaming_job": "skipped",
+        "update_streaming_job": "skipped",
+        "check_freshness": "success",
+    }
+    newest = next(
+        iter(bq.query(f"SELECT MAX(emitted_at) FROM `{bq.project}.taxi.rides_per_minute`").result())
+    )[0]
+    assert newest > started - timedelta(seconds=5)
