@@ -250,8 +250,8 @@ def spark_job(job: str, args: list[str] = (), *, serverless: bool | None = None,
 
     ``serverless`` (default: ``GCPIPE_SPARK_SERVERLESS=1``): on gcp, a Dataproc Serverless batch instead
     of a job cluster, the cluster steps then no-ops. Locally the cluster steps are no-ops (local[*]).
-    Cluster and batch names are the run's (``gcpipe-<job>-YYYYMMDD-<hash>``): unique per run, the same on
-    a retry, which then reuses the cluster it made.
+    Cluster names are the run's (``gcpipe-<job>-YYYYMMDD-<hash>``): unique per run, the same on a retry,
+    which then reuses the cluster it made; a batch adds ``-try<N>``, since Dataproc never reuses a batch id.
     """
     config = _config()
     if serverless is None:
@@ -275,7 +275,9 @@ def spark_job(job: str, args: list[str] = (), *, serverless: bool | None = None,
         where = {"project_id": config.project, "region": config.region}
         if serverless:
             submit = dataproc.DataprocCreateBatchOperator(
-                task_id=job, batch=gcp_requests.dataproc_batch(job, config, list(args)), batch_id=name,
+                # a batch id is never reused, even by a failed batch: each try gets its own
+                task_id=job, batch=gcp_requests.dataproc_batch(job, config, list(args)),
+                batch_id=name + "-try{{ ti.try_number }}",
                 execution_timeout=execution_timeout, **where,
             )  # fmt: skip
         else:

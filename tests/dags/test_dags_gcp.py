@@ -33,7 +33,8 @@ def rendered(dag, task_id: str, day: date | None = DAY, conf: dict | None = None
     )
     params = {**{name: param.value for name, param in dag.params.items()}, **(conf or {})}
     with target("gcp"):
-        task.render_template_fields({"dag_run": run, "params": params}, jinja_env=dag.get_template_env())
+        context = {"dag_run": run, "params": params, "ti": SimpleNamespace(try_number=1)}
+        task.render_template_fields(context, jinja_env=dag.get_template_env())
     return task
 
 
@@ -111,7 +112,7 @@ def test_serverless_runs_the_job_as_a_batch_and_keeps_the_graph(monkeypatch):
         "delete_cluster": "EmptyOperator",
     }
     batch = rendered(dag, "kdd_analysis")
-    assert re.fullmatch(r"gcpipe-kdd-analysis-20190408-[0-9a-f]{8}", batch.batch_id)
+    assert re.fullmatch(r"gcpipe-kdd-analysis-20190408-[0-9a-f]{8}-try1", batch.batch_id)
     assert batch.batch["pyspark_batch"]["main_python_file_uri"] == f"{STAGED}/kdd_analysis.py"
     assert f"gs://{LAKE}/kdd/analysis/2019-04-08" in batch.batch["pyspark_batch"]["args"]
     assert batch.batch["environment_config"]["execution_config"]["service_account"] == (
