@@ -35,6 +35,9 @@ JDBC_DRIVER = "org.postgresql.Driver"
 # checkpoints (iterative jobs such as ALS cut their lineage there) in the temp folder, removed when unused.
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
+    # the driver's RPC and block manager listen on loopback, like every local service (not on the LAN)
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.driver.host": "127.0.0.1",
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.shuffle.partitions": "4",
     "spark.driver.memory": "2g",

@@ -83,12 +83,25 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
+# 127.0.0.1, ::1 and ::ffff:127.0.0.1 (the JVM's IPv4-mapped form), as /proc/net writes them
+LOOPBACK = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
 def test_every_service_listens_on_loopback_only(local_stack):
-    # 127.0.0.1, ::1 and ::ffff:127.0.0.1 (the JVM's IPv4-mapped form), as /proc/net writes them
-    loopback = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
     for key in ("metadata", "pubsub", "bigquery", "bigquery_grpc", "gcs"):
         addresses = _listening_addresses(local_stack.port(key))
-        assert addresses and addresses <= loopback, (key, addresses)
+        assert addresses and addresses <= LOOPBACK, (key, addresses)
+
+
+def test_local_spark_listens_on_loopback_only(spark):
+    env = spark.sparkContext._jsc.sc().env()
+    ports = {
+        "driver": int(spark.conf.get("spark.driver.port")),
+        "block manager": env.blockManager().blockManagerId().port(),
+    }
+    for what, port in ports.items():
+        addresses = _listening_addresses(port)
+        assert addresses and addresses <= LOOPBACK, (what, addresses)
 
 
 def test_a_taken_port_is_one_clear_sentence(side_config):
