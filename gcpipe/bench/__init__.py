@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -232,6 +233,20 @@ def render_markdown(figures: list[Figure], info: dict[str, str], markdown: Path 
     markdown.write_text(text)
 
 
+@contextmanager
+def _stack_as_found(config):
+    """Stop, at the end, the local services the benchmarks started (they start what each one needs)."""
+    from gcpipe import stack
+
+    running = {s.name for s in stack.status(config) if s.pid}
+    try:
+        yield
+    finally:
+        started = [s.name for s in stack.status(config) if s.pid and s.name not in running]
+        if started:
+            stack.down(config, started, report=lambda *_: None)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run benchmarks by name (all by default); ``--quick`` for small sizes; ``--no-write`` to only print."""
     import argparse
@@ -252,9 +267,10 @@ def main(argv: list[str] | None = None) -> None:
     ctx = BenchContext(config, config.state_dir / "bench", args.quick)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
-    for name in args.names or list(BENCHMARKS):
-        console.rule(f"[bold]benchmark: {name}")
-        figures += run_benchmark(name, ctx)
+    with _stack_as_found(config):
+        for name in args.names or list(BENCHMARKS):
+            console.rule(f"[bold]benchmark: {name}")
+            figures += run_benchmark(name, ctx)
     table = Table("benchmark", "figure", "ours", "baseline", "ratio", "goal", "met", title="gcpipe bench")
     for f in figures:
         table.add_row(
