@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -466,6 +467,23 @@ def status(config: Config) -> list[ServiceStatus]:
             )
         )  # fmt: skip
     return result
+
+
+def running(config: Config) -> set[str]:
+    """The services whose process is alive (no health check)."""
+    return {name for name in SERVICES if (pid := _read_pid(config, name)) and _alive(pid)}
+
+
+@contextmanager
+def left_as_found(config: Config):
+    """On the way out, stop the services started inside the block, by whatever started them."""
+    before = running(config)
+    try:
+        yield
+    finally:
+        started = running(config) - before
+        if started:
+            down(config, [name for name in SERVICES if name in started], report=lambda *_: None)
 
 
 def write_env_file(config: Config) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 
@@ -16,14 +17,19 @@ os.environ.update(CONFIG.emulator_env())
 os.environ["GCPIPE_QUIET"] = "1"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stack_left_as_found():
+    """At the end, stop every service the session started: through a fixture, or through the code under
+    test (a CLI, a DAG step or a Spark job starts what it needs)."""
+    with stack.left_as_found(CONFIG):
+        yield
+
+
 @pytest.fixture(scope="session")
 def local_stack():
-    """The core local stack; stops at the end only the services this session started."""
-    outcome = stack.up(CONFIG, report=lambda *_: None)
-    yield CONFIG
-    started = [name for name, state in outcome.items() if state == "started"]
-    if started:
-        stack.down(CONFIG, started, report=lambda *_: None)
+    """The core local stack, started if it is not up."""
+    stack.up(CONFIG, report=lambda *_: None)
+    return CONFIG
 
 
 @pytest.fixture(scope="session")
@@ -50,15 +56,15 @@ def spark():
     session = spark_session("gcpipe-tests")
     yield session
     session.stop()
+    # py4j logs its connections closing when the interpreter ends, after pytest closed the log streams
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")
 def postgres():
-    """The stack's PostgreSQL (the local Cloud SQL); stops at the end only if this session started it."""
-    outcome = stack.up(CONFIG, ["postgres"], report=lambda *_: None)
-    yield CONFIG
-    if outcome["postgres"] == "started":
-        stack.down(CONFIG, ["postgres"], report=lambda *_: None)
+    """The stack's PostgreSQL (the local Cloud SQL), started if it is not up."""
+    stack.up(CONFIG, ["postgres"], report=lambda *_: None)
+    return CONFIG
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,26 +232,13 @@ def render_markdown(figures: list[Figure], info: dict[str, str], markdown: Path 
     markdown.write_text(text)
 
 
-@contextmanager
-def _stack_as_found(config):
-    """Stop, at the end, the local services the benchmarks started (they start what each one needs)."""
-    from gcpipe import stack
-
-    running = {s.name for s in stack.status(config) if s.pid}
-    try:
-        yield
-    finally:
-        started = [s.name for s in stack.status(config) if s.pid and s.name not in running]
-        if started:
-            stack.down(config, started, report=lambda *_: None)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run benchmarks by name (all by default); ``--quick`` for small sizes; ``--no-write`` to only print."""
     import argparse
 
     from rich.table import Table
 
+    from gcpipe import stack
     from gcpipe.config import load_config
     from gcpipe.ui import console
 
@@ -267,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     ctx = BenchContext(config, config.state_dir / "bench", args.quick)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     figures: list[Figure] = []
-    with _stack_as_found(config):
+    with stack.left_as_found(config):  # each benchmark starts the services it needs
         for name in args.names or list(BENCHMARKS):
             console.rule(f"[bold]benchmark: {name}")
             figures += run_benchmark(name, ctx)

@@ -209,3 +209,11 @@ def test_pubsub_round_trip(local_stack):
         (b"ride 0", "0"), (b"ride 1", "1"), (b"ride 2", "2")]  # fmt: skip
     subscriber.delete_subscription(subscription=subscription)
     publisher.delete_topic(topic=topic)
+
+
+def test_left_as_found_stops_only_what_the_block_started(side_config):
+    stack.up(side_config, ["metadata"], **QUIET)
+    with stack.left_as_found(side_config):
+        stack.up(side_config, ["metadata", "gcs"], **QUIET)  # as a CLI or a job under test would
+        assert stack.running(side_config) == {"metadata", "gcs"}
+    assert stack.running(side_config) == {"metadata"}  # running before the block: left running
