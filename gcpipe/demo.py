@@ -155,6 +155,7 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     with progress("e-commerce SQL files", len(STEPS)) as advance:
         flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client, lambda *_: advance())
     metrics = ctx.facts["purchase_model"] = flow.metrics
+    ctx.facts["purchase_roc_curve"] = flow.roc_curve
     table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
     table.add_row(*(str(v) for v in metrics.values()))
     console.print(table)

@@ -58,6 +58,7 @@ class DemoReport:
     trips_by_hour: list[dict] = field(default_factory=list)
     trips_by_zone: list[dict] = field(default_factory=list)
     rides_per_minute: list[dict] = field(default_factory=list)
+    roc_curve: list[dict] = field(default_factory=list)  # the purchase model's ML.ROC_CURVE rows
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -151,6 +152,7 @@ def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=No
             f"SELECT zone, borough, SUM(trips) AS trips, ROUND(SUM(revenue), 2) AS revenue FROM {zones} "
             "GROUP BY zone, borough ORDER BY trips DESC, zone",
         ),
+        roc_curve=ctx.facts.get("purchase_roc_curve", []),
         rides_per_minute=_unless_missing(
             lambda: queries.per_minute(client, f"{config.project}.{config.dataset('taxi')}", STREAM_MINUTES)
         ),
@@ -231,6 +233,10 @@ def charts(report: DemoReport) -> list:
         scores = {k: v for k, v in values.items() if isinstance(v, float) and k != "log_loss"}
         if scores:
             found.append(bars(list(scores), list(scores.values()), what, horizontal=False))
+    if report.roc_curve:
+        found.append(
+            figures.roc_curve(report.roc_curve, "Purchase model: ROC curve on later visits (ML.ROC_CURVE)")
+        )
     found.append(
         figures.per_minute(
             report.rides_per_minute, {"pickups": "rides started", "dropoffs": "rides completed"},

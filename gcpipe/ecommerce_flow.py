@@ -31,6 +31,7 @@ STEPS: list[tuple[str, dict]] = [
     ("ml/purchase_features.sql", {}),
     ("ml/purchase_model.sql", TRAIN),
     ("ml/purchase_model_evaluate.sql", {"eval_from": LATER["from"], "eval_to": LATER["to"]}),
+    ("ml/purchase_model_roc_curve.sql", {"eval_from": LATER["from"], "eval_to": LATER["to"]}),
     ("ml/purchase_predictions.sql", {"predict_from": LATER["from"], "predict_to": LATER["to"]}),
 ]
 
@@ -44,6 +45,11 @@ class FlowResult:
     def metrics(self) -> dict:
         """The purchase model's evaluation on the later first visits (ML.EVALUATE's row)."""
         return self.results["ml/purchase_model_evaluate.sql"].rows[0]
+
+    @property
+    def roc_curve(self) -> list[dict]:
+        """The purchase model's ROC curve on the same visits (ML.ROC_CURVE's rows)."""
+        return self.results["ml/purchase_model_roc_curve.sql"].rows
 
 
 def run_ecommerce_flow(

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
 from gcpipe.bqml import sql as mlsql
-from gcpipe.bqml.model import GlmModel, ModelError
+from gcpipe.bqml.model import GlmModel, ModelError, roc_curve
 from gcpipe.bqml.options import ModelOptions
 from gcpipe.bqml.sql import MlCall, MlSqlError, ModelRef
 from gcpipe.config import Config
@@ -199,6 +199,8 @@ class LocalBigQueryML:
                 unknown = dict.fromkeys(model.evaluation, float("nan"))
                 return f"SELECT * FROM ({mlsql.evaluate_sql(model, unknown)}) WHERE EXISTS (SELECT 1 FROM ({scores}))"
             return mlsql.evaluate_sql(model, self._evaluate(call.model, model, input_sql, params, threshold))
+        if call.function == "ROC_CURVE":
+            return self._roc_curve(call, model, input_sql, params, dry_run)
         if call.function == "WEIGHTS":
             return mlsql.weights_sql(model, bool(call.settings.get("standardize", False)))
         if call.function == "FEATURE_INFO":
@@ -206,7 +208,32 @@ class LocalBigQueryML:
         return mlsql.training_info_sql(model)
 
     def _evaluate(self, ref: ModelRef, model: GlmModel, input_sql: str, params, threshold: float):
-        """Score the input in the warehouse, fetch label and scores, and compute ML.EVALUATE's metrics."""
+        """ML.EVALUATE's metrics of the input rows."""
+        return model.metrics(*self._labelled(ref, model, input_sql, params), threshold)
+
+    def _roc_curve(self, call: MlCall, model: GlmModel, input_sql: str | None, params, dry_run: bool) -> str:
+        if model.kind != "binary":
+            raise MlSqlError("ML.ROC_CURVE applies to binary logistic regression models only.")
+        if input_sql is None:
+            if call.thresholds is not None:
+                raise MlSqlError(
+                    "local BigQuery ML keeps the evaluation rows' curve at the default thresholds only; "
+                    "pass the rows to use GENERATE_ARRAY thresholds: ML.ROC_CURVE(MODEL m, (query), ...)."
+                )
+            if not model.roc:
+                raise MlSqlError(f"model {call.model} predates ML.ROC_CURVE here; create it again.")
+            return mlsql.roc_curve_sql(model.roc)
+        if dry_run:
+            scores = mlsql.scores_sql(model, input_sql)
+            return f"SELECT * FROM ({mlsql.roc_curve_sql([])}) WHERE EXISTS (SELECT 1 FROM ({scores}))"
+        target, predicted = self._labelled(call.model, model, input_sql, params)
+        return mlsql.roc_curve_sql(roc_curve(target == 1, predicted, call.thresholds))
+
+    def _labelled(
+        self, ref: ModelRef, model: GlmModel, input_sql: str, params
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Score the input in the warehouse and fetch it: the labels (class indexes, or values for linear
+        models) and the predictions (as :meth:`GlmModel.predict_design` gives them)."""
         table = self.fetch(mlsql.scores_sql(model, input_sql), params, ref.dataset)
         labels = table["_gcpipe_label"]
         if labels.null_count:
@@ -223,7 +250,7 @@ class LocalBigQueryML:
             target = index.to_numpy(zero_copy_only=False)
         if not len(target):
             raise ModelError("the evaluation query returned no rows.")
-        return model.metrics(target, model.from_scores(scores), threshold)
+        return target, model.from_scores(scores)
 
     # -- moving rows -----------------------------------------------------------------------------
 

@@ -196,6 +196,7 @@ class GlmModel:
     training: list[TrainingIteration]
     evaluation: dict[str, float]  # ML.EVALUATE without input: on the held-out rows (training if none)
     split: dict[str, Any]
+    roc: list[tuple] = field(default_factory=list)  # ML.ROC_CURVE without input (binary models), same rows
 
     # -- fitting ---------------------------------------------------------------------------------
 
@@ -261,7 +262,10 @@ class GlmModel:
         weights = model._class_weights(target[train])
         _fit(model, X[train], target[train], weights, (X[held], target[held]) if held.any() else None)
         scored = held if held.any() else train
-        model.evaluation = model.metrics(target[scored], model.predict_design(X[scored]))
+        predicted = model.predict_design(X[scored])
+        model.evaluation = model.metrics(target[scored], predicted)
+        if model.kind == "binary":
+            model.roc = roc_curve(target[scored] == 1, predicted)
         return model
 
     def _class_weights(self, target: np.ndarray) -> np.ndarray:
@@ -351,6 +355,7 @@ class GlmModel:
             "training": [t.__dict__ for t in self.training],
             "evaluation": self.evaluation,
             "split": self.split,
+            "roc": self.roc,
         }
 
     @classmethod
@@ -365,6 +370,7 @@ class GlmModel:
             training=[TrainingIteration(**t) for t in raw["training"]],
             evaluation=raw["evaluation"],
             split=raw["split"],
+            roc=[tuple(row) for row in raw.get("roc", [])],
         )
 
 
@@ -591,6 +597,25 @@ def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
         return float("nan")
     ranks = _ranks(score)
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def roc_curve(positive: np.ndarray, probability: np.ndarray, thresholds=None) -> list[tuple]:
+    """ML.ROC_CURVE's rows, highest threshold first: (threshold, recall, false_positive_rate, true_positives,
+    false_positives, true_negatives, false_negatives). A row is predicted positive when its probability
+    exceeds the threshold, as ML.PREDICT decides. Default thresholds: the probabilities' percentiles."""
+    if thresholds is None:
+        thresholds = np.unique(np.quantile(probability, np.linspace(0, 1, 101))) if len(probability) else []
+    thresholds = np.sort(np.asarray(thresholds, dtype=np.float64))[::-1]
+    positives, negatives = np.sort(probability[positive]), np.sort(probability[~positive])
+    tp = len(positives) - np.searchsorted(positives, thresholds, side="right")
+    fp = len(negatives) - np.searchsorted(negatives, thresholds, side="right")
+    fn, tn = len(positives) - tp, len(negatives) - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall, fpr = tp / len(positives), fp / len(negatives)
+    return [
+        (float(t), float(r), float(f), int(a), int(b), int(c), int(d))
+        for t, r, f, a, b, c, d in zip(thresholds, recall, fpr, tp, fp, tn, fn, strict=True)
+    ]
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:

@@ -57,6 +57,22 @@ def per_minute(rows: list[dict], columns: dict[str, str], title: str) -> go.Figu
     return figure
 
 
+def roc_curve(rows: list[dict], title: str) -> go.Figure:
+    """ML.ROC_CURVE's rows as a curve from (0, 0) to (1, 1), over the diagonal of a guess."""
+    ordered = sorted(rows, key=lambda r: (r["false_positive_rate"], r["recall"]))
+    fpr = [0.0, *(r["false_positive_rate"] for r in ordered), 1.0]
+    recall = [0.0, *(r["recall"] for r in ordered), 1.0]
+    thresholds = [None, *(r["threshold"] for r in ordered), None]
+    figure = go.Figure(layout={**LAYOUT, "title": title, "showlegend": False})
+    figure.add_scatter(
+        x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#bbb"}, hoverinfo="skip"
+    )
+    hover = "threshold %{customdata:.3f}<br>recall %{y:.2f}, false positive rate %{x:.2f}"
+    figure.add_scatter(x=fpr, y=recall, mode="lines", customdata=thresholds, hovertemplate=hover)
+    figure.update_xaxes(title="false positive rate", range=[0, 1])
+    return figure.update_yaxes(title="recall", range=[0, 1.02])
+
+
 def pickups_map(areas: list[dict]) -> go.Figure:
     """Pickups per area in the latest 5-minute window: a bubble per geohash cell over the outline."""
     figure = go.Figure(layout={**LAYOUT, "height": 520, "showlegend": False})

@@ -90,6 +90,10 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
     purchase = report.metrics["purchase model (BigQuery ML, ML.EVALUATE on later visits)"]
     assert purchase == ctx.facts["purchase_model"]
     assert f"roc_auc {demo_report.format_value(purchase['roc_auc'])}" in summary
+    curve = report.roc_curve
+    assert curve == ctx.facts["purchase_roc_curve"] and len(curve) > 10
+    assert [r["threshold"] for r in curve] == sorted((r["threshold"] for r in curve), reverse=True)
+    assert "ROC curve on later visits (ML.ROC_CURVE)" in page
     assert (
         report.metrics["ALS recommendations (Spark ML, held-out ratings)"]["rmse"]
         == (ctx.facts["als_recommend"]["rmse"])

@@ -140,6 +140,51 @@ def test_predictions_in_the_warehouse_are_the_fitted_model(shop):
     assert evaluation == pytest.approx(model.evaluation)
 
 
+def test_roc_curve_counts_what_scikit_learn_counts_at_each_threshold(shop):
+    shop.create_model("purchase", "l2_reg = 1")
+    _, probability = shop.predict("purchase")
+    actual = shop.later[LABEL].to_numpy()
+    rows = shop.run(
+        """SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase, (SELECT * FROM {ds}.purchase_features WHERE date >= @split),
+             GENERATE_ARRAY(0.1, 0.9, 0.1))""",
+        split=SPLIT,
+    ).rows
+    assert [r["threshold"] for r in rows] == pytest.approx([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    for row in rows:
+        tn, fp, fn, tp = metrics.confusion_matrix(actual, probability > row["threshold"]).ravel()
+        assert (
+            row["true_positives"],
+            row["false_positives"],
+            row["true_negatives"],
+            row["false_negatives"],
+        ) == (tp, fp, tn, fn)
+        assert row["recall"] == pytest.approx(metrics.recall_score(actual, probability > row["threshold"]))
+        assert row["false_positive_rate"] == pytest.approx(fp / (fp + tn))
+
+    # Without input rows: the held-out rows of the training split, at the percentiles of their predictions.
+    model = ModelStore(shop.config.state_dir / "models").load(
+        ModelRef(shop.config.project, shop.name, "purchase")
+    )[0]
+    held = model.split["evaluation_rows"]
+    curve = shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase) ORDER BY threshold DESC").rows
+    assert 50 <= len(curve) <= 101
+    assert all(r["true_positives"] + r["false_positives"] + r["true_negatives"] + r["false_negatives"] == held
+               for r in curve)  # fmt: skip
+    assert curve[-1]["threshold"] == min(r["threshold"] for r in curve)
+    fpr = [0.0, *(r["false_positive_rate"] for r in curve), 1.0]
+    recall = [0.0, *(r["recall"] for r in curve), 1.0]
+    area = float(np.sum(np.diff(fpr) * (np.array(recall[1:]) + recall[:-1]) / 2))
+    assert area == pytest.approx(
+        model.evaluation["roc_auc"], abs=0.01
+    )  # the curve's area is ML.EVALUATE's AUC
+
+    with pytest.raises(SqlError, match=r"pass the rows to use GENERATE_ARRAY thresholds"):
+        shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase, GENERATE_ARRAY(0.1, 0.9, 0.1))")
+    with pytest.raises(SqlError, match=r"GENERATE_ARRAY\(0.9, 0.1, 0.1\) gives 0 thresholds"):
+        shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase, TABLE {ds}.purchase_features, "
+                 "GENERATE_ARRAY(0.9, 0.1, 0.1))")  # fmt: skip
+
+
 def _schema(result) -> list[tuple]:
     """(name, type, mode, [(field, type)]) of each column of a result set (query rows or a StatementResult)."""
     return [(f.name, f.field_type, f.mode, [(g.name, g.field_type) for g in f.fields]) for f in result.schema]
@@ -169,6 +214,9 @@ def test_outputs_have_bigquery_ml_names_and_types(shop):
         "FEATURE_INFO": [("input", "STRING", "NULLABLE", [])]
         + [(n, "FLOAT", "NULLABLE", []) for n in ("min", "max", "mean", "median", "stddev")]
         + [(n, "INTEGER", "NULLABLE", []) for n in ("category_count", "null_count", "dimension")],
+        "ROC_CURVE": [(n, "FLOAT", "NULLABLE", []) for n in ("threshold", "recall", "false_positive_rate")]
+        + [(n, "INTEGER", "NULLABLE", []) for n in ("true_positives", "false_positives", "true_negatives",
+                                                     "false_negatives")],
         "TRAINING_INFO": [("training_run", "INTEGER", "NULLABLE", []), ("iteration", "INTEGER", "NULLABLE", []),
                           ("loss", "FLOAT", "NULLABLE", []), ("eval_loss", "FLOAT", "NULLABLE", []),
                           ("learning_rate", "FLOAT", "NULLABLE", []), ("duration_ms", "INTEGER", "NULLABLE", [])],
@@ -320,3 +368,5 @@ def test_multiclass_logistic_regression_predicts_in_the_warehouse(shop):
     weights = shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.device)")
     assert weights.statements[0].columns == ["processed_input", "weight", "category_weights", "class_label"]
     assert {r["class_label"] for r in weights.rows} == {"desktop", "mobile", "tablet"}
+    with pytest.raises(SqlError, match=r"ML.ROC_CURVE applies to binary logistic regression models only"):
+        shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.device)")

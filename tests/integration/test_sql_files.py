@@ -340,6 +340,21 @@ def test_purchase_model_trains_evaluates_predicts_and_explains(wh):
     assert row["log_loss"] == pytest.approx(metrics.log_loss(y, p), abs=1e-4)
     assert row["roc_auc"] > 0.8 and row["model_quality"] in ("fair", "good")
 
+    roc_file = SQL / "ml/purchase_model_roc_curve.sql"
+    dry = run_sql_file(roc_file, window, config=wh.config, client=wh.bq, dry_run=True)
+    assert dry.statements[0].message == "valid (1 statement)"
+    curve = wh.run("ml/purchase_model_roc_curve.sql", **window).rows
+    thresholds = [r["threshold"] for r in curve]
+    assert thresholds == sorted(thresholds, reverse=True) and 20 < len(curve) <= 101
+    assert thresholds[0] == pytest.approx(p.max()) and thresholds[-1] == pytest.approx(p.min())
+    for r in curve:  # the probabilities in the table and the curve's: computed apart, equal but for rounding
+        predicted = p > r["threshold"]
+        near = np.isclose(p, r["threshold"], rtol=0, atol=1e-9)
+        assert abs(r["true_positives"] - np.sum(predicted & (y == 1))) <= np.sum(near & (y == 1))
+        assert abs(r["false_positives"] - np.sum(predicted & (y == 0))) <= np.sum(near & (y == 0))
+        assert r["true_positives"] + r["false_negatives"] == y.sum()
+        assert r["false_positives"] + r["true_negatives"] == len(y) - y.sum()
+
     weights = wh.run("ml/purchase_model_weights.sql").rows
     numeric = {r["feature"] for r in weights if r["category"] is None}
     assert numeric == {"latest_ecommerce_progress", "bounces", "time_on_site", "pageviews"}

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from sklearn import linear_model, metrics
 
-from gcpipe.bqml.model import GlmModel, ModelError, _split
+from gcpipe.bqml.model import GlmModel, ModelError, _split, roc_curve
 from gcpipe.bqml.options import ModelOptions, ModelOptionsError
 
 
@@ -174,6 +174,15 @@ def test_evaluation_metrics_match_scikit_learn():
     assert losses == sorted(losses, reverse=True) and model.training[0].iteration == 0
     assert all(t.eval_loss is not None for t in model.training)
 
+    # ML.ROC_CURVE of the same rows: at the percentiles of the predictions, what sklearn counts there.
+    thresholds = [row[0] for row in model.roc]
+    assert thresholds == sorted(set(np.quantile(p, np.linspace(0, 1, 101))), reverse=True)
+    for threshold, recall, fpr, tp, fp, tn, fn in model.roc:
+        assert [[tn, fp], [fn, tp]] == metrics.confusion_matrix(y, p > threshold).tolist()
+        assert (recall, fpr) == pytest.approx((tp / (tp + fn), fp / (fp + tn)))
+    tied = roc_curve(np.array([True, False, True]), np.array([0.5, 0.5, 0.2]), [0.2, 0.5])
+    assert tied == [(0.5, 0.0, 0.0, 0, 0, 1, 2), (0.2, 0.5, 1.0, 1, 1, 0, 1)]  # a tie is not above it
+
 
 def test_model_round_trips_through_its_json_artefact():
     table = _table(n=800)
@@ -181,6 +190,7 @@ def test_model_round_trips_through_its_json_artefact():
     again = GlmModel.from_json(model.to_json())
     assert np.array_equal(again.predict(table), model.predict(table))
     assert again.evaluation == model.evaluation and again.options == model.options
+    assert again.roc == model.roc and len(model.roc) > 50
 
 
 def test_options_follow_bigquery_ml_defaults_and_rules():

@@ -1,5 +1,7 @@
 """Reading BigQuery ML statements (CREATE MODEL, DROP MODEL, ML.* calls) and writing SQL literals."""
 
+import re
+
 import pytest
 
 from gcpipe.bqml.sql import (
@@ -65,11 +67,27 @@ def test_ml_calls_are_found_outermost_first_and_strings_are_left_alone():
     inner = find_ml_calls(predict.input_sql, "p", {})
     assert inner[0].input_sql == "SELECT * FROM `p.shop.t`"
     with pytest.raises(
-        MlSqlError, match=r"ML.ROC_CURVE is not supported by local BigQuery ML; supported: ML.PREDICT"
+        MlSqlError, match=r"ML.CONFUSION_MATRIX is not supported by local BigQuery ML; supported: ML.PREDICT"
     ):
-        find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL shop.m)", "p", {})
+        find_ml_calls("SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.m)", "p", {})
     with pytest.raises(MlSqlError, match=r"takes MODEL `dataset\.model` as its first argument"):
         find_ml_calls("SELECT * FROM ML.PREDICT(TABLE shop.t)", "p", {})
+
+
+def test_roc_curve_thresholds_are_generate_arrays_end_included():
+    [call] = find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL shop.m, TABLE shop.t, GENERATE_ARRAY(0.2, @hi, 0.2))",
+                           "p", {"hi": 0.8})  # fmt: skip
+    assert (call.function, call.input_sql, call.thresholds) == (
+        "ROC_CURVE", "SELECT * FROM `p.shop.t`", [0.2, 0.4, 0.6, 0.8]
+    )  # fmt: skip
+    assert find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL shop.m)", "p", {})[0].thresholds is None
+    for bad, reason in (("GENERATE_ARRAY(0.1, 0.9, 0)", "needs finite bounds and a positive step"),
+                        ("GENERATE_ARRAY(0, 1, 0.00001)", "gives 100,001 thresholds"),
+                        ("GENERATE_ARRAY(0.1)", "cannot read the thresholds")):  # fmt: skip
+        with pytest.raises(MlSqlError, match=re.escape(reason)):
+            find_ml_calls(f"SELECT * FROM ML.ROC_CURVE(MODEL shop.m, TABLE shop.t, {bad})", "p", {})
+    with pytest.raises(MlSqlError, match=r"ML.PREDICT takes \(query\) or TABLE t as input"):
+        find_ml_calls("SELECT * FROM ML.PREDICT(MODEL shop.m, GENERATE_ARRAY(0.1, 0.9, 0.1))", "p", {})
 
 
 def test_literals_are_written_by_sqlglot_and_typed():
