@@ -186,6 +186,7 @@ def _streaming(ctx: DemoContext) -> str:
     log.parent.mkdir(parents=True, exist_ok=True)
     bq = bigquery_client(config)
     before = queries.landed(bq, dataset)
+    live = _dashboard(config)
     process = start_pipeline(
         topic, dataset, "--duration_seconds", str(seconds + 20), "--firing_seconds", "2", log=log
     )
@@ -208,8 +209,22 @@ def _streaming(ctx: DemoContext) -> str:
     stored, dead = added["events_stored"], added["dead_letters"]
     return (
         f"{sent.sent:,} ride messages in {seconds} s -> {stored:,} events and {dead} dead letters in {dataset}, "
-        f"{after['windows']} one-minute windows; live view: `make dashboard`, http://127.0.0.1:{config.port('dashboard')}/"
+        f"{after['windows']} one-minute windows; {live}"
     )
+
+
+def _dashboard(config) -> str:
+    """Start the live dashboard as a stack service (it stays up after the demo, until `make down`)."""
+    from gcpipe import stack
+
+    try:
+        stack.up(config, ["dashboard"], report=lambda *_: None)
+    except stack.StackError as err:  # the stream runs without it; say why it is missing
+        console.print(f"no live dashboard: {err}", style="yellow", markup=False)
+        return f"no live dashboard ({err})"
+    url = stack.SERVICES["dashboard"].url(config) + "/"
+    console.print(f"watch the rides arrive live: [bold]{url}[/bold]")
+    return f"live dashboard at {url} (up until `make down`)"
 
 
 def _dag_run(ctx: DemoContext) -> str:

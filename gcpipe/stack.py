@@ -116,6 +116,13 @@ def _metadata_command(config: Config) -> list[str]:
     ]  # fmt: skip
 
 
+def _dashboard_command(config: Config) -> list[str]:
+    return [
+        sys.executable, "-m", "gcpipe.cli", "dashboard",
+        "--dataset", f"{config.project}.{config.dataset('taxi')}", "--port", str(config.port("dashboard")),
+    ]  # fmt: skip
+
+
 # -- PostgreSQL: the local stand-in for Cloud SQL ---------------------------------------------------
 
 POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian's layout: /usr/lib/postgresql/<major>/bin
@@ -222,6 +229,7 @@ SERVICES: dict[str, Service] = {
             "postgres", "PostgreSQL (Cloud SQL)", "postgres", _postgres_command, _postgres_health, 60,
             prepare=_postgres_prepare, scheme="postgresql",
         ),
+        Service("dashboard", "live dashboard (rides)", "dashboard", _dashboard_command, http_ok("/"), 60),
     )
 }  # fmt: skip
 CORE_SERVICES = ("metadata", "pubsub", "bigquery", "gcs")

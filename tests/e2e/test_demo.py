@@ -6,7 +6,7 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from gcpipe import demo_report
+from gcpipe import demo_report, stack
 from gcpipe.demo import STAGES, run_demo
 
 pytestmark = pytest.mark.stack
@@ -49,6 +49,12 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
     assert sent.sent == sent.valid + sent.late + sent.duplicates + sum(sent.malformed.values())
     assert added == {"events_stored": sent.valid + sent.late, "dead_letters": sum(sent.malformed.values())}
     assert added["events_stored"] > 0 and ctx.facts["rides"]["windows"] > 0
+    dashboard = stack.SERVICES["dashboard"]  # started by the streaming stage, left up for the user
+    assert stack.healthy(dashboard, local_stack)
+    assert (
+        f"live dashboard at {dashboard.url(local_stack)}/ (up until `make down`)"
+        in dict((name, summary) for name, _, summary in results)["streaming rides"]
+    )
     kdd = ctx.facts["kdd_analysis"]
     assert (kdd["valid"], kdd["malformed"]) == (ctx.facts["kdd"].valid, ctx.facts["kdd"].malformed)
     assert (tmp_path / "kdd" / "analysis" / "report" / "attack_stats.png").exists()
