@@ -45,7 +45,7 @@ from pipelines.transforms.ride_messages import (
     RideMessage,
     event_rows,
 )
-from pipelines.transforms.ride_windows import AREA_WINDOW, RideAggregates
+from pipelines.transforms.ride_windows import AREA_WINDOW, MINUTE, RideAggregates
 
 TABLES = ("ride_events", "ride_dead_letter", "rides_per_minute", "rides_by_area")
 DIRECT_RUNNERS = ("BundleBasedDirectRunner", "DirectRunner", None)
@@ -86,7 +86,8 @@ class RideOptions(PipelineOptions):
         parser.add_argument("--max_outstanding", type=int, default=20_000, help="Flow control (batched).")
         parser.add_argument(
             "--replay_seconds", type=float, default=None,
-            help="At start, re-aggregate stored events this recent (default: window + lateness; 0: off).",
+            help="At start, re-aggregate stored events this recent (at least and by default: the heat map's "
+                 "window + lateness; 0: off).",
         )  # fmt: skip
 
 
@@ -108,6 +109,7 @@ def _resolve(options: PipelineOptions) -> tuple[RideOptions, str, dict[str, str]
     if not project:
         raise PipelineArgumentError("give --project (or set GOOGLE_CLOUD_PROJECT).")
     validate_dataset_id(f"{project}.{dataset}", "--output_dataset")
+    _check_ranges(ride)
     cloud.project = project
     standard = options.view_as(StandardOptions)
     standard.streaming = True
@@ -115,6 +117,33 @@ def _resolve(options: PipelineOptions) -> tuple[RideOptions, str, dict[str, str]
     if ride.io is None:
         ride.io = "batched" if standard.runner in DIRECT_RUNNERS else "beam"
     return ride, project, {name: f"{project}.{dataset}.{name}" for name in TABLES}
+
+
+def _check_ranges(ride: RideOptions) -> None:
+    at_least = {
+        "--allowed_lateness": (ride.allowed_lateness, 0), "--firing_seconds": (ride.firing_seconds, 1),
+        "--area_firing_seconds": (ride.area_firing_seconds, 1), "--dedup_seconds": (ride.dedup_seconds, 0),
+        "--watermark_delay": (ride.watermark_delay, 0), "--batch_size": (ride.batch_size, 1),
+        "--max_outstanding": (ride.max_outstanding, 1), "--batch_seconds": (ride.batch_seconds, 0.01),
+    }  # fmt: skip
+    for flag, (value, low) in at_least.items():
+        if not value >= low:  # NaN too
+            raise PipelineArgumentError(f"{flag} must be at least {low}, not {value}.")
+    if ride.duration_seconds is not None and not ride.duration_seconds > 0:
+        raise PipelineArgumentError(f"--duration_seconds must be positive, not {ride.duration_seconds}.")
+    horizon = AREA_WINDOW + ride.allowed_lateness
+    if ride.replay_seconds and not ride.replay_seconds >= horizon:
+        raise PipelineArgumentError(
+            f"--replay_seconds must be 0 (off) or at least {horizon:g} (the heat map's window plus "
+            "--allowed_lateness): a shorter replay would rebuild windows that can still change from part "
+            "of their events."
+        )
+
+
+def replay_since(ride: RideOptions, now: float) -> float | None:
+    """Where a (re)started pipeline's replay begins: a minute boundary, so its windows are whole."""
+    seconds = AREA_WINDOW + ride.allowed_lateness if ride.replay_seconds is None else ride.replay_seconds
+    return (now - seconds) // MINUTE * MINUTE if seconds > 0 else None
 
 
 def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | None:
@@ -146,10 +175,8 @@ def _as_batch(message) -> MessageBatch:
 def build(
     p: beam.Pipeline, ride: RideOptions, project: str, tables: dict[str, str], subscription: str | None
 ):
+    since = replay_since(ride, time.time()) if ride.io == "batched" else None
     if ride.io == "batched":
-        replay_seconds = (
-            AREA_WINDOW + ride.allowed_lateness if ride.replay_seconds is None else ride.replay_seconds
-        )
         batches = p | "Read" >> ReadMessageBatches(
             subscription,
             batch_size=ride.batch_size,
@@ -157,10 +184,10 @@ def build(
             max_outstanding=ride.max_outstanding,
             watermark_delay=ride.watermark_delay,
             stop_after=ride.duration_seconds,
-            replay=Replay(tables["ride_events"], replay_seconds) if replay_seconds > 0 else None,
+            replay=Replay(tables["ride_events"], since) if since is not None else None,
         )
-    else:
-        on_dataflow = p.options.view_as(StandardOptions).runner not in DIRECT_RUNNERS
+    on_dataflow = p.options.view_as(StandardOptions).runner not in DIRECT_RUNNERS
+    if ride.io == "beam":
         read = beam.io.ReadFromPubSub(
             topic=None if subscription else pubsub.path(project, "topics", ride.input_topic),
             subscription=subscription,
@@ -170,11 +197,12 @@ def build(
         )
         batches = p | "Read" >> read | "AsBatches" >> beam.Map(_as_batch)
 
-    # Beam's reader de-duplicates by id_label itself; a second, per-process memory would drop retried bundles.
-    dedup_seconds = ride.dedup_seconds if ride.io == "batched" else 0
+    # On Dataflow the reader de-duplicates by id_label itself, and a per-worker memory would drop the
+    # messages of retried bundles; the DirectRunner has no id_label and retries nothing: remember here.
+    dedup_seconds = 0 if on_dataflow else ride.dedup_seconds
     rides = batches | "Clean" >> beam.ParDo(CleanRideMessages(dedup_seconds))
     per_minute, by_area = rides | "Aggregate" >> RideAggregates(
-        ride.allowed_lateness, ride.firing_seconds, ride.area_firing_seconds
+        ride.allowed_lateness, ride.firing_seconds, ride.area_firing_seconds, since
     )
     if ride.io == "batched":
         rides | "StoreAndAck" >> beam.ParDo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import apache_beam as beam
@@ -161,3 +162,45 @@ def test_malformed_messages_get_one_reason_each(payload, reason):
 
     row, why = parse_message(RideMessage(payload, {}, "m1", T0))
     assert row is None and why.startswith(reason)
+
+
+def test_windows_before_the_replay_horizon_are_not_written():
+    """A restarted pipeline rebuilds its windows from the events since ``since``: an older window would
+    hold only part of its events, so none of its panes is written (its final ones were, before)."""
+    stream = (
+        Stream()
+        .advance_processing_time(T0 + 10)
+        .advance_watermark_to(T0)
+        .add_elements(
+            [batch(message("a", 0, "pickup", T0 + 5), message("b", 0, "pickup", T0 + 65), at=T0 + 65)]
+        )
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        rides = p | stream | beam.ParDo(CleanRideMessages())
+        minutes, areas = rides | RideAggregates(LATENESS, FIRING, since=T0 + 60)
+        after = "2026-01-01T12:01:00Z"
+        assert_that(minutes | beam.Map(lambda r: (r["window_start"], r["pickups"])), equal_to([(after, 1)]),
+                    label="minutes")  # fmt: skip
+        assert_that(areas | beam.Map(lambda r: (r["window_start"], r["pickups"])), equal_to([(after, 1)]),
+                    label="areas")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--batch_size", "0"], "--batch_size must be at least 1, not 0."),
+        (["--allowed_lateness", "-5"], "--allowed_lateness must be at least 0, not -5.0."),
+        (["--firing_seconds", "0"], "--firing_seconds must be at least 1, not 0."),
+        (["--duration_seconds", "0"], "--duration_seconds must be positive, not 0.0."),
+        (
+            ["--replay_seconds", "60"],
+            "--replay_seconds must be 0 (off) or at least 600 (the heat map's window",
+        ),
+    ],
+)
+def test_options_out_of_range_are_one_sentence(flags, error):
+    from pipelines.taxi_streaming import PipelineArgumentError, _resolve
+
+    with pytest.raises(PipelineArgumentError, match=re.escape(error)):
+        _resolve(PipelineOptions(["--input_topic", "rides", "--output_dataset", "acme-prod:taxi", *flags]))

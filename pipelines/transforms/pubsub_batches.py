@@ -18,9 +18,9 @@ every window fires its final pane and the pipeline ends, like a Dataflow drain.
 Pub/Sub out of reach (or the subscription missing) for up to ``outage_seconds`` is waited out: pulls are
 tried again every second; only a longer outage fails the pipeline.
 
-With ``replay``, the first evaluation emits the events of the last ``replay.seconds`` from ride_events,
-flagged ``replayed``: they rebuild the open windows and the de-duplication memory after a restart, and
-are not stored again.
+With ``replay``, the first evaluations emit the events stored in ride_events since ``replay.since`` (in
+batches of ``batch_size``), flagged ``replayed``: they rebuild the open windows and the de-duplication
+memory after a restart, and are not stored again.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -52,7 +53,7 @@ _LOG = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Replay:
     table: str  # project.dataset.ride_events
-    seconds: float
+    since: float  # epoch seconds, a minute boundary: events from then on are aggregated again
 
 
 class ReadMessageBatches(beam.PTransform):
@@ -135,6 +136,7 @@ class _Reader:
         self.started = time.monotonic()
         self.watermark = Timestamp(0)
         self.replay_pending = transform.replay is not None
+        self.replaying: list[RideMessage] = []
         self.buffer: list[tuple[RideMessage, str]] = []
         self.arrived = threading.Condition()
         self.puller: threading.Thread | None = None
@@ -160,12 +162,13 @@ class _Reader:
 
     def poll(self) -> tuple[MessageBatch | None, Timestamp, bool]:
         """The next batch (or None), the watermark hold, and whether reading is over."""
-        if self.replay_pending:
+        if self.replay_pending:  # held at the replay's start until every replayed event is out
             self.replay_pending = False
-            messages = replay_events(self.t.replay)
-            if messages:
-                self.watermark = Timestamp.of(min(m.publish_time for m in messages))
-                return MessageBatch(messages, replayed=True), self.watermark, False
+            self.replaying = replay_events(self.t.replay)
+            self.watermark = Timestamp.of(self.t.replay.since)
+        if self.replaying:
+            taken, self.replaying = self.replaying[: self.t.batch_size], self.replaying[self.t.batch_size :]
+            return MessageBatch(taken, replayed=True), self.watermark, False
         if self.puller is None:
             self.puller = threading.Thread(target=self._pull_ahead, name="ReadMessageBatches", daemon=True)
             self.puller.start()
@@ -233,18 +236,16 @@ class _Reader:
 
 
 def replay_events(replay: Replay) -> list[RideMessage]:
-    """The stored events of the last ``replay.seconds``, as messages again."""
+    """The events stored since ``replay.since``, as messages again."""
     from google.cloud import bigquery
 
     from gcpipe.schemas import to_json_row
 
     client = _CLIENTS.get("bigquery") or _CLIENTS.setdefault("bigquery", bigquery.Client())
-    query = (
-        f"SELECT * FROM `{replay.table}` "
-        "WHERE timestamp >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL @seconds SECOND)"
-    )
+    query = f"SELECT * FROM `{replay.table}` WHERE timestamp >= @since"
+    since = datetime.fromtimestamp(replay.since, UTC)
     config = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("seconds", "INT64", int(replay.seconds))]
+        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)]
     )
     messages = []
     for row in client.query(query, job_config=config).result():

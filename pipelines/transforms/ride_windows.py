@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger
 from apache_beam.transforms.window import FixedWindows, SlidingWindows, TimestampedValue
 from apache_beam.utils.timestamp import Duration
@@ -145,6 +146,25 @@ def windowing(window_fn, allowed_lateness: float, firing_seconds: float) -> beam
     )
 
 
+class _Rows(beam.DoFn):
+    """A pane's rows, unless its window starts before ``since``: a restarted pipeline rebuilds its windows
+    from the events stored since then (its replay), so an older window's count would be partial, and that
+    window's final panes were written before the restart (``since`` lies window + lateness back)."""
+
+    def __init__(self, since: float | None = None):
+        self.since = since
+        self.skipped = Metrics.counter("taxi_streaming", "panes_before_replay_skipped")
+
+    def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        if self.since is not None and window.start < self.since:
+            self.skipped.inc()
+            return
+        yield from self.rows(element, window, pane)
+
+    def rows(self, element, window, pane):
+        raise NotImplementedError
+
+
 def pane_fields(window, pane, key_suffix: str = "") -> dict:
     start = window.start.to_rfc3339()
     return {
@@ -157,8 +177,8 @@ def pane_fields(window, pane, key_suffix: str = "") -> dict:
     }
 
 
-class PerMinuteRow(beam.DoFn):
-    def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+class PerMinuteRow(_Rows):
+    def rows(self, element, window, pane):
         _, totals = element
         yield {
             **pane_fields(window, pane),
@@ -171,10 +191,10 @@ class PerMinuteRow(beam.DoFn):
         }
 
 
-class AreaRows(beam.DoFn):
+class AreaRows(_Rows):
     """One row per area of the pane."""
 
-    def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+    def rows(self, element, window, pane):
         _, areas = element
         for area, (pickups, passengers) in sorted(areas.items()):
             latitude, longitude = geohash.center(area)
@@ -202,15 +222,20 @@ class RideAggregates(beam.PTransform):
 
     Per minute: 1-minute fixed windows. By area: pickups per geohash area, 5-minute windows sliding every
     minute; each of their panes holds every area of the window, so they may fire less often
-    (``area_firing_seconds``).
+    (``area_firing_seconds``). ``since``: a restarted pipeline's replay horizon (see ``_Rows``).
     """
 
     def __init__(
-        self, allowed_lateness: float, firing_seconds: float, area_firing_seconds: float | None = None
+        self,
+        allowed_lateness: float,
+        firing_seconds: float,
+        area_firing_seconds: float | None = None,
+        since: float | None = None,
     ):
         super().__init__()
         self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
         self.area_firing_seconds = area_firing_seconds or firing_seconds
+        self.since = since
 
     def expand(self, batches):
         partials = batches | "Partials" >> beam.ParDo(_Partials()).with_outputs("areas", main="minutes")
@@ -219,13 +244,13 @@ class RideAggregates(beam.PTransform):
             partials.minutes
             | "WindowMinutes" >> windowing(FixedWindows(MINUTE), lateness, firing)
             | "SumMinutes" >> beam.CombinePerKey(SumTotals())
-            | "MinuteRows" >> beam.ParDo(PerMinuteRow())
+            | "MinuteRows" >> beam.ParDo(PerMinuteRow(self.since))
         )
         by_area = (
             partials.areas
             | "WindowAreas"
             >> windowing(SlidingWindows(AREA_WINDOW, AREA_PERIOD), lateness, self.area_firing_seconds)
             | "SumAreas" >> beam.CombinePerKey(SumAreas())
-            | "AreaRows" >> beam.ParDo(AreaRows())
+            | "AreaRows" >> beam.ParDo(AreaRows(self.since))
         )
         return per_minute, by_area

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
+MIDTOWN = (40.7549, -73.9840)
 REASON_OF_KIND = {
     "not_json": "not JSON",
     "missing_field": "ride_id: REQUIRED but empty",
@@ -176,3 +177,44 @@ def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, t
     assert set(stored) == set(events)  # nothing lost
     assert len(stored) == len(set(stored))  # nothing stored twice: the restart re-learnt the stored ids
     assert landed_minutes(bq, dataset) == expected_minutes(list(events.values()))
+
+
+def test_a_restart_rewrites_only_windows_its_replay_holds_whole(bq, topic, tmp_path):
+    """Stored events reach back past the replay horizon (window + lateness, 15 minutes here): the restarted
+    pipeline rebuilds the windows from the events since a minute boundary, and writes no pane for a window
+    that starts earlier (it would hold only part of its events, and replace that window's final count)."""
+    from gcpipe.clients import ensure_table, publisher_client, subscriber_client
+    from gcpipe.schemas import table_spec
+
+    dataset = f"{bq.project}.replay_{uuid.uuid4().hex[:8]}"
+    bq.create_dataset(dataset)
+    ensure_table(bq, table_spec("ride_events"), f"{dataset}.ride_events")
+    started = time.time()
+    events = [
+        {
+            "ride_id": f"r{i}", "point_idx": 0, "latitude": MIDTOWN[0], "longitude": MIDTOWN[1],
+            "timestamp": datetime.fromtimestamp(started - 1200 + 10 * i, UTC).isoformat(), "meter_reading": 3.5,
+            "meter_increment": 0.1, "ride_status": "pickup", "passenger_count": 1, "event_id": f"r{i}:0",
+            "message_id": f"m{i}",
+        }
+        for i in range(114)  # one pickup every 10 s, from 20 minutes ago to a minute ago
+    ]  # fmt: skip
+    assert not bq.insert_rows_json(f"{dataset}.ride_events", events)
+    topic_path = pubsub.ensure_topic(publisher_client(), pubsub.path(bq.project, "topics", topic))
+    subscription = pubsub.path(bq.project, "subscriptions", f"{topic}-sub")
+    subscriber_client().create_subscription(name=subscription, topic=topic_path)
+
+    with running_pipeline(subscription, dataset, 10, tmp_path / "pipeline.log") as process:
+        finish(process, tmp_path / "pipeline.log")
+
+    minute_of = {e["event_id"]: datetime.fromisoformat(e["timestamp"]).timestamp() // 60 * 60 for e in events}
+    per_minute = Counter(minute_of.values())
+    landed = {start: counts[0] for start, counts in landed_minutes(bq, dataset).items()}
+    horizon = (started - 900) // 60 * 60  # the pipeline started after `started`: its horizon is here or later
+    assert landed and min(landed) >= horizon and max(landed) == max(per_minute)
+    assert all(landed[start] == per_minute[start] for start in landed)  # whole windows only
+    rows = bq.query(f"SELECT * FROM `{dataset}.rides_by_area` {queries.LATEST_PANE}").result()
+    for row in rows:
+        start = row["window_start"].timestamp()
+        assert start >= min(landed)
+        assert row["pickups"] == sum(per_minute[m] for m in per_minute if start <= m < start + 300)
