@@ -15,7 +15,8 @@ On the local target, BigQuery ML statements go to :mod:`gcpipe.bqml` (the emulat
 gcp every statement goes to BigQuery unchanged.
 
 Data quality checks: a statement whose result has the columns ``check_name`` and ``failures`` is a check,
-and the run fails, naming each check whose ``failures`` (the offending count) is not 0.
+and the run fails, naming each check whose ``failures`` (the offending count) is not 0, counted in the
+check's ``unit`` if it has one (a singular noun: day, cent), else in offending rows.
 
 ``dry_run`` validates without running: on gcp one BigQuery dry-run job for the whole file, which reports
 the bytes it would process; locally a dry run of each statement in the emulator. Bytes processed are
@@ -148,7 +149,8 @@ def _enforce_checks(script: Script, statement: Statement, result: StatementResul
     failed = [row for row in result.rows if row["failures"]]
     if failed:
         what = "; ".join(
-            f"check {r['check_name']} failed: {_count(r['failures'], 'offending row')}" for r in failed
+            f"check {r['check_name']} failed: {_count(r['failures'], r.get('unit') or 'offending row')}"
+            for r in failed
         )
         raise CheckFailed(f"{script.source}:{statement.line}: {what}.")
 

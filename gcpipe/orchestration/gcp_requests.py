@@ -145,9 +145,10 @@ def flex_template_launch(
 
 # -- BigQuery ---------------------------------------------------------------------------------------
 
-_FAILING_CHECK = (
-    "SELECT check_name, IF(failures > 0, ERROR(FORMAT('check %s failed: %d offending rows', check_name, "
-    "failures)), failures) AS failures\nFROM (\n{check}\n)"
+_FAILING_CHECK = (  # the message of gcpipe.sql_runner's checks; `unit` is optional, hence via TO_JSON
+    "SELECT check_name, IF(failures > 0, ERROR(FORMAT(\"check %s failed: %'d %s%s\", check_name, failures, "
+    "IFNULL(JSON_VALUE(TO_JSON(c), '$.unit'), 'offending row'), IF(failures = 1, '', 's'))), failures) "
+    "AS failures\nFROM (\n{check}\n) AS c"
 )
 
 
@@ -155,7 +156,8 @@ def query_job(config: Config, path: str, params: dict | None = None, *, check: b
     """The ``configuration`` of a BigQuery query job that runs ``sql/<path>`` (BigQueryInsertJobOperator).
 
     ``check``: the file is a data-quality check (rows of ``check_name, failures``); the job then fails
-    with ``check <name> failed: <n> offending rows`` when a check finds any, so the task fails too.
+    with ``check <name> failed: <n> offending rows`` (or the check's ``unit``) when a check finds any, so the
+    task fails too.
     """
     from gcpipe.sql_params import ParameterError, query_parameter
     from gcpipe.sql_script import parse_script

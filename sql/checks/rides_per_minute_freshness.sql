@@ -6,5 +6,6 @@ SELECT
   GREATEST(
     IFNULL(TIMESTAMP_DIFF(CURRENT_TIMESTAMP(), MAX(emitted_at), MINUTE), @max_age_minutes + 1) - @max_age_minutes,
     0
-  ) AS failures
+  ) AS failures,
+  'minute' AS unit
 FROM `{{ project }}.{{ taxi_dataset }}.rides_per_minute`;

@@ -16,7 +16,7 @@ rejected AS (
   FROM `{{ project }}.{{ taxi_dataset }}.taxi_trips_dead_letter` AS d, day
   WHERE d.partition_date = day.partition_date
 )
-SELECT 'taxi_trips.day_loaded' AS check_name, IF(loaded.trips = 0, 1, 0) AS failures
+SELECT 'taxi_trips.day_loaded' AS check_name, IF(loaded.trips = 0, 1, 0) AS failures, 'empty day' AS unit
 FROM loaded
 UNION ALL
 SELECT
@@ -26,5 +26,6 @@ SELECT
       FLOOR((loaded.trips + rejected.records) * CAST(@max_dead_letter_percent AS FLOAT64) / 100) AS INT64
     ),
     0
-  )
+  ),
+  'dead letter'
 FROM loaded, rejected;

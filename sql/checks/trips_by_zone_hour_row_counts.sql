@@ -10,8 +10,10 @@ summary AS (
 )
 SELECT
   'trips_by_zone_hour.trips_conserved' AS check_name,
-  ABS(source.trips - IFNULL(summary.trips, 0)) AS failures
+  ABS(source.trips - IFNULL(summary.trips, 0)) AS failures,
+  'trip' AS unit
 FROM source, summary
 UNION ALL
-SELECT 'trips_by_zone_hour.revenue_conserved', ABS(source.revenue_cents - IFNULL(summary.revenue_cents, 0))
+SELECT
+  'trips_by_zone_hour.revenue_conserved', ABS(source.revenue_cents - IFNULL(summary.revenue_cents, 0)), 'cent'
 FROM source, summary;

@@ -8,8 +8,11 @@ denormalised AS (
   SELECT SUM(ARRAY_LENGTH(sessions)) AS sessions, COUNT(*) AS visitors
   FROM `{{ project }}.{{ ecommerce_dataset }}.visitor_sessions`
 )
-SELECT 'visitor_sessions.sessions_conserved' AS check_name, ABS(source.sessions - IFNULL(denormalised.sessions, 0)) AS failures
+SELECT
+  'visitor_sessions.sessions_conserved' AS check_name,
+  ABS(source.sessions - IFNULL(denormalised.sessions, 0)) AS failures,
+  'session' AS unit
 FROM source, denormalised
 UNION ALL
-SELECT 'visitor_sessions.visitors_conserved', ABS(source.visitors - denormalised.visitors)
+SELECT 'visitor_sessions.visitors_conserved', ABS(source.visitors - denormalised.visitors), 'visitor'
 FROM source, denormalised;

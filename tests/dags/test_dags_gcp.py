@@ -159,7 +159,7 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
 
     check = rendered(dag, "check_day_loaded").configuration["query"]
     assert f"`{PROJECT}.taxi.taxi_trips`" in check["query"]
-    assert "ERROR(FORMAT('check %s failed: %d offending rows'" in check["query"]
+    assert """ERROR(FORMAT("check %s failed: %'d %s%s", check_name, failures,""" in check["query"]
     assert {p["name"]: p["parameterValue"]["value"] for p in check["queryParameters"]} == {
         "partition_date": "2019-04-08",
         "max_dead_letter_percent": "1.0",

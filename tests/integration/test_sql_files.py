@@ -417,11 +417,11 @@ def test_checks_pass_on_clean_data_and_name_what_breaks(wh):
         "ga_sessions_not_null": "check ga_sessions.totals_pageviews_not_null failed: 1 offending row",
         "ga_sessions_accepted_values": "check ga_sessions.channelGrouping_accepted failed: 1 offending row; "
         "check ga_sessions.deviceCategory_accepted failed: 1 offending row",
-        "visitor_sessions_row_counts": "check visitor_sessions.sessions_conserved failed: 2 offending rows; "
-        "check visitor_sessions.visitors_conserved failed: 1 offending row",
-        "ga_sessions_freshness": "check ga_sessions.freshness failed: 10 offending rows",
-        "trips_by_zone_hour_row_counts": "check trips_by_zone_hour.trips_conserved failed: 1 offending row; "
-        f"check trips_by_zone_hour.revenue_conserved failed: {missing_cents:,} offending rows",
+        "visitor_sessions_row_counts": "check visitor_sessions.sessions_conserved failed: 2 sessions; "
+        "check visitor_sessions.visitors_conserved failed: 1 visitor",
+        "ga_sessions_freshness": "check ga_sessions.freshness failed: 10 days",
+        "trips_by_zone_hour_row_counts": "check trips_by_zone_hour.trips_conserved failed: 1 trip; "
+        f"check trips_by_zone_hour.revenue_conserved failed: {missing_cents:,} cents",
     }
     late = {**CHECKS, "checks/ga_sessions_freshness.sql": {"as_of": date(2017, 8, 15), "max_age_days": 5}}
     for name, message in expected.items():
@@ -448,7 +448,7 @@ def test_the_dag_gates_pass_on_good_data_and_name_what_breaks(wh):
         partition_date) SELECT 'trips.csv', n, 'x', 'bad fare', CURRENT_TIMESTAMP(), DATE '2019-03-01'
         FROM UNNEST(GENERATE_ARRAY(1, 40)) AS n""").result()  # 40 of 3,040 rejected: 30 allowed at 1 %
     day_loaded = SQL / "checks/taxi_trips_day_loaded.sql"
-    with pytest.raises(CheckFailed, match=r"check taxi_trips\.dead_letter_rate failed: 10 offending rows\.$"):
+    with pytest.raises(CheckFailed, match=r"check taxi_trips\.dead_letter_rate failed: 10 dead letters\.$"):
         wh.run("checks/taxi_trips_day_loaded.sql", **day)
     with pytest.raises(
         CheckFailed, match=rf"^{re.escape(str(day_loaded))}:\d+: check taxi_trips\.day_loaded failed"
@@ -465,12 +465,12 @@ def test_the_dag_gates_pass_on_good_data_and_name_what_breaks(wh):
         wh.run("checks/purchase_model_roc_auc.sql", **window, min_roc_auc=0.999)
 
     freshness = "checks/rides_per_minute_freshness.sql"
-    with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 1 offending row\.$"):
+    with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 1 minute\.$"):
         wh.run(freshness, max_age_minutes=10)  # nothing arrived yet: stale
     wh.bq.query(f"""INSERT INTO `{wh.table("rides_per_minute")}` (window_start, window_end, pickups, dropoffs,
         passengers, revenue, active_rides, events, pane_timing, pane_index, window_key, emitted_at)
         VALUES (CURRENT_TIMESTAMP(), CURRENT_TIMESTAMP(), 1, 0, 1, 1.0, 1, 1, 'EARLY', 0, 'k',
                 TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1815 SECOND))""").result()
-    with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 20 offending rows\.$"):
+    with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 20 minutes\.$"):
         wh.run(freshness, max_age_minutes=10)  # the newest pane is 30 minutes old
     assert wh.run(freshness, max_age_minutes=45).rows[0]["failures"] == 0

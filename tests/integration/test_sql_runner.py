@@ -117,6 +117,11 @@ def test_a_failing_check_names_itself_and_its_count(bq, config):
     ):
         run_sql(checks, source="checks.sql", config=config, client=bq)
     assert run_sql(checks.replace("-1, 0", "1, 2"), config=config, client=bq).rows[0]["failures"] == 0
+    in_days = "SELECT 'orders.fresh' AS check_name, 3 AS failures, 'day' AS unit UNION ALL SELECT 'orders.x', 1, 'day'"
+    with pytest.raises(
+        CheckFailed, match=r"^<sql>:1: check orders.fresh failed: 3 days; check orders.x failed: 1 day\.$"
+    ):
+        run_sql(in_days, config=config, client=bq)  # a check counting in its own unit
 
 
 def test_the_command_line_prints_results_as_json_or_tables(config, tmp_path, capsys, monkeypatch):
