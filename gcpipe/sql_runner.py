@@ -245,7 +245,7 @@ class _Runner:
         """Validate without running: on gcp one BigQuery dry-run job for the whole file; locally each statement
         in turn (the emulator does not pass parameters into scripts), ML functions rewritten from their models.
         """
-        from google.api_core.exceptions import GoogleAPIError
+        from google.api_core.exceptions import GoogleAPIError, NotFound
 
         started = time.perf_counter()
         if not self.config.is_local:
@@ -281,7 +281,8 @@ class _Runner:
                 )
             except (GcpipeError, GoogleAPIError) as err:
                 # A statement reading what an earlier one creates can only be checked once that exists.
-                if not any(name in _message(err) for name in created):
+                missing = isinstance(err, NotFound) or _message(err).startswith("Not found")
+                if not (missing and any(name in _message(err) for name in created)):
                     raise self._error(err, statement, rewritten=sql != statement.text) from None
                 unchecked += 1
             finally:
