@@ -146,7 +146,7 @@ def flex_template_launch(
 # -- BigQuery ---------------------------------------------------------------------------------------
 
 _FAILING_CHECK = (  # the message of gcpipe.sql_runner's checks; `unit` is optional, hence via TO_JSON
-    "SELECT check_name, IF(failures > 0, ERROR(FORMAT(\"check %s failed: %'d %s%s\", check_name, failures, "
+    'SELECT check_name, IF(failures > 0, ERROR(FORMAT("check %s failed: %\'d %s%s", check_name, failures, '
     "IFNULL(JSON_VALUE(TO_JSON(c), '$.unit'), 'offending row'), IF(failures = 1, '', 's'))), failures) "
     "AS failures\nFROM (\n{check}\n) AS c"
 )
