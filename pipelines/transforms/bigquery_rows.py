@@ -22,13 +22,12 @@ import queue
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import apache_beam as beam
 
 from gcpipe.schemas import load_schema, to_json_row
 from pipelines.transforms.pubsub_batches import acknowledge
-from pipelines.transforms.ride_messages import RideBatch, event_rows
+from pipelines.transforms.ride_messages import EVENT_ID, RideBatch, RideMessage, dead_letter, event_rows
 
 CHUNK = 5000
 _LOG = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ class RowsRejected(RuntimeError):
 class Job:
     table: str
     rows: list[dict]
-    row_ids: list[str] | None = None
     dead_letter_table: str | None = None  # rows BigQuery rejects go here; without one, they fail the pipeline
     subscription: str | None = None
     ack_ids: list[str] = field(default_factory=list)  # acknowledged once the rows are stored
@@ -91,16 +89,11 @@ class _Writer:
         dead: dict[str, list[dict]] = defaultdict(list)
         for (table, dead_table, parquet_schema), group in by_table.items():
             rows = [row for job in group for row in job.rows]
-            ids = (
-                [i for job in group for i in job.row_ids]
-                if all(job.row_ids is not None for job in group)
-                else None
-            )
             if parquet_schema and rows and self.load(table, rows, parquet_schema):
                 continue
             if parquet_schema:  # the load was refused: insert the rows, which names the bad ones
                 rows = [to_json_row(row) for row in rows]
-            rejected = self.insert(table, rows, ids)
+            rejected = self.insert(table, rows)
             if rejected and not dead_table:
                 raise RowsRejected(f"{len(rejected)} rows rejected by {table}: {rejected[0][1]}")
             dead[dead_table] += [rejected_row(row, reason) for row, reason in rejected]
@@ -140,15 +133,12 @@ class _Writer:
             return False
         return True
 
-    def insert(
-        self, table: str, rows: list[dict], row_ids: list[str] | None = None
-    ) -> list[tuple[dict, str]]:
+    def insert(self, table: str, rows: list[dict]) -> list[tuple[dict, str]]:
         """Insert JSON rows; return the rows BigQuery rejected, each with its reason."""
         rejected = []
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            ids = row_ids[start : start + CHUNK] if row_ids else None
-            errors = self.client(table).insert_rows_json(table, chunk, row_ids=ids, skip_invalid_rows=True)
+            errors = self.client(table).insert_rows_json(table, chunk, skip_invalid_rows=True)
             for error in errors:
                 reasons = "; ".join(e.get("message", e.get("reason", "?")) for e in error["errors"])
                 rejected.append((chunk[error["index"]], reasons))
@@ -156,14 +146,9 @@ class _Writer:
 
 
 def rejected_row(row: dict, reason: str) -> dict:
-    """A ride event BigQuery refused, as a dead letter."""
-    return {
-        "raw": json.dumps(row),
-        "reason": f"BigQuery rejected the row: {reason}",
-        "received_at": datetime.now(UTC).isoformat(),
-        "message_id": row.get("message_id"),
-        "attributes": json.dumps({"event_id": row.get("event_id")}),
-    }
+    """A ride event BigQuery refused, as a dead letter (of the message it came in)."""
+    message = RideMessage(json.dumps(row).encode(), {EVENT_ID: row.get("event_id")}, row.get("message_id"))
+    return dead_letter(message, f"BigQuery rejected the row: {reason}")
 
 
 _WRITERS: dict[str, _Writer] = {}

@@ -15,4 +15,4 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.ride_events` (
 )
 PARTITION BY TIMESTAMP_TRUNC(timestamp, DAY)
 CLUSTER BY ride_id
-OPTIONS (partition_expiration_days = 30, description = "Valid taxi ride events from the real-time feed, de-duplicated by message id.");
+OPTIONS (partition_expiration_days = 30, description = "Valid taxi ride events from the real-time feed, de-duplicated by event id.");

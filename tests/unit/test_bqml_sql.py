@@ -90,7 +90,7 @@ def test_roc_curve_thresholds_are_generate_arrays_end_included():
         find_ml_calls("SELECT * FROM ML.PREDICT(MODEL shop.m, GENERATE_ARRAY(0.1, 0.9, 0.1))", "p", {})
 
 
-def test_literals_are_written_by_sqlglot_and_typed():
+def test_literals_are_escaped_and_typed():
     assert sql_literal("it's", "STRING") == "'it\\'s'"
     assert sql_literal(None, "FLOAT64") == "CAST(NULL AS FLOAT64)"
     assert sql_literal(float("nan"), "FLOAT64") == "CAST('NaN' AS FLOAT64)"

@@ -1,4 +1,4 @@
-"""De-duplication of ride messages: redeliveries dropped on the local runner, a retried bundle kept on Dataflow."""
+"""Ride messages: redeliveries dropped on the local runner, a retried bundle kept on Dataflow; dead letters."""
 
 import json
 
@@ -36,3 +36,16 @@ def test_without_a_process_memory_a_retried_bundle_keeps_its_events():
     first, retried = _run(dofn, _batch()), _run(dofn, _batch())
     assert [e["point_idx"] for e in retried.events] == [e["point_idx"] for e in first.events] == [0, 1, 2]
     assert retried.duplicates == 0
+
+
+def test_a_row_bigquery_rejects_is_dead_lettered_like_any_message():
+    from gcpipe.schemas import RAW_LIMIT
+    from pipelines.transforms.bigquery_rows import rejected_row
+
+    row = {**EVENT, "ride_id": "x" * (2 * RAW_LIMIT), "event_id": "e9", "message_id": "m9"}
+    dead = rejected_row(row, "invalid: ride_id too long")
+    assert dead["reason"] == "BigQuery rejected the row: invalid: ride_id too long"
+    assert len(dead["raw"]) == RAW_LIMIT and dead["raw"].startswith(
+        '{"ride_id": "xxx'
+    )  # bounded, like the rest
+    assert (dead["message_id"], json.loads(dead["attributes"])) == ("m9", {"event_id": "e9"})
