@@ -179,9 +179,17 @@ def test_session_funnel_reads_hits_and_the_visitors_history(wh):
             assert row["funnel"]["furthest_step"] == furthest
             assert row["furthest_step_name"] == STEP_NAMES[furthest]
             assert row["funnel"]["pages"] == sum(h["type"] == "PAGE" for h in s["hits"])
+            assert row["funnel"]["add_to_cart_hits"] == sum(
+                h["eCommerceAction"]["action_type"] == "3" for h in s["hits"]
+            )
+            assert row["funnel"]["seconds_to_last_hit"] == pytest.approx(
+                max(h["time"] for h in s["hits"]) / 1000
+            )
+            assert row["channelGrouping"] == s["channelGrouping"]
             assert row["visitor_sessions"] == len(sessions)
             assert row["furthest_step_before"] == furthest_before
             previous = date.fromisoformat(sessions[i - 1]["date"]) if i else None
+            assert row["previous_visit_date"] == previous
             assert row["days_since_previous_visit"] == (
                 (date.fromisoformat(s["date"]) - previous).days if i else None
             )
@@ -190,26 +198,33 @@ def test_session_funnel_reads_hits_and_the_visitors_history(wh):
 
 def test_top_products_keeps_the_best_sellers_of_each_category(wh):
     wh.run("transforms/top_products.sql", top_n=2)
-    revenue = Counter()
+    per_product = defaultdict(lambda: {"detail_views": 0, "add_to_carts": 0, "units_sold": 0, "revenue": 0})
+    names = defaultdict(set)
     for s in wh.sessions:
         for h in s["hits"]:
-            if h["eCommerceAction"]["action_type"] == "6":
-                for p in h["product"]:
-                    revenue[(p["v2ProductCategory"], p["productSKU"])] += (
-                        p["productPrice"] * p["productQuantity"]
-                    )
-    rows = wh.rows("SELECT * FROM {ds}.top_products")
-    assert rows
-    by_category = defaultdict(list)
-    for r in rows:
-        by_category[r["category"]].append(r)
-        assert r["revenue_usd"] == pytest.approx(round(revenue[(r["category"], r["sku"])] / 1e6, 2))
-    for category, kept in by_category.items():
-        expected = sorted((v for (c, _), v in revenue.items() if c == category), reverse=True)
-        assert len(kept) <= 2 or kept[-1]["rank_in_category"] <= 2  # ties may keep more
-        assert sorted((r["revenue_usd"] for r in kept), reverse=True)[0] == pytest.approx(
-            round(expected[0] / 1e6, 2)
+            action = h["eCommerceAction"]["action_type"]
+            for p in h["product"]:
+                totals = per_product[p["v2ProductCategory"], p["productSKU"]]
+                names[p["productSKU"]].add(p["v2ProductName"])
+                totals["detail_views"] += action == "2"
+                totals["add_to_carts"] += action == "3"
+                if action == "6":
+                    totals["units_sold"] += p["productQuantity"]
+                    totals["revenue"] += p["productPrice"] * p["productQuantity"]
+    expected = {}
+    for (category, sku), totals in per_product.items():
+        rank = 1 + sum(
+            other["revenue"] > totals["revenue"] for (c, _), other in per_product.items() if c == category
         )
+        if rank <= 2:  # RANK(): ties share a rank, so a category may keep more than two
+            revenue_usd = round(totals["revenue"] / 1e6, 2)
+            expected[category, sku] = (totals["detail_views"], totals["add_to_carts"], totals["units_sold"],
+                                       revenue_usd, rank)  # fmt: skip
+    rows = wh.rows("SELECT * FROM {ds}.top_products")
+    got = {(r["category"], r["sku"]): (r["detail_views"], r["add_to_carts"], r["units_sold"], r["revenue_usd"],
+                                        r["rank_in_category"]) for r in rows}  # fmt: skip
+    assert got == expected and len({c for c, _ in got}) > 3
+    assert all(r["product"] in names[r["sku"]] for r in rows)
 
 
 def test_taxi_trips_by_zone_hour_places_every_trip_in_its_zone(wh):
@@ -294,9 +309,15 @@ def test_purchase_features_are_first_visits_with_the_lab_features(wh):
         )
         assert row["bounces"] == (s["totals"]["bounces"] or 0)
         assert row["time_on_site"] == (s["totals"]["timeOnSite"] or 0)
+        assert row["pageviews"] == (s["totals"]["pageviews"] or 0)
+        assert (row["visitId"], row["date"]) == (s["visitId"], date.fromisoformat(s["date"]))
+        source = s["trafficSource"]
+        assert (row["source"], row["medium"], row["channel_grouping"]) == (
+            source["source"], source["medium"], s["channelGrouping"]
+        )  # fmt: skip
         assert (row["device_category"], row["country"]) == (
             s["device"]["deviceCategory"],
-            s["geoNetwork"]["country"],
+            s["geoNetwork"]["country"] or "",
         )
 
 
