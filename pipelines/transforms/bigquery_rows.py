@@ -41,6 +41,7 @@ class RowsRejected(RuntimeError):
 class Job:
     table: str
     rows: list[dict]
+    row_ids: list[str] | None = None  # insertIds (event ids): BigQuery drops a retried insert's repeats
     dead_letter_table: str | None = None  # rows BigQuery rejects go here; without one, they fail the pipeline
     subscription: str | None = None
     ack_ids: list[str] = field(default_factory=list)  # acknowledged once the rows are stored
@@ -89,11 +90,16 @@ class _Writer:
         dead: dict[str, list[dict]] = defaultdict(list)
         for (table, dead_table, parquet_schema), group in by_table.items():
             rows = [row for job in group for row in job.rows]
+            ids = (
+                [i for job in group for i in job.row_ids]
+                if all(job.row_ids is not None for job in group)
+                else None
+            )
             if parquet_schema and rows and self.load(table, rows, parquet_schema):
                 continue
             if parquet_schema:  # the load was refused: insert the rows, which names the bad ones
                 rows = [to_json_row(row) for row in rows]
-            rejected = self.insert(table, rows)
+            rejected = self.insert(table, rows, ids)
             if rejected and not dead_table:
                 raise RowsRejected(f"{len(rejected)} rows rejected by {table}: {rejected[0][1]}")
             dead[dead_table] += [rejected_row(row, reason) for row, reason in rejected]
@@ -133,12 +139,15 @@ class _Writer:
             return False
         return True
 
-    def insert(self, table: str, rows: list[dict]) -> list[tuple[dict, str]]:
+    def insert(
+        self, table: str, rows: list[dict], row_ids: list[str] | None = None
+    ) -> list[tuple[dict, str]]:
         """Insert JSON rows; return the rows BigQuery rejected, each with its reason."""
         rejected = []
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
-            errors = self.client(table).insert_rows_json(table, chunk, skip_invalid_rows=True)
+            ids = row_ids[start : start + CHUNK] if row_ids else None
+            errors = self.client(table).insert_rows_json(table, chunk, row_ids=ids, skip_invalid_rows=True)
             for error in errors:
                 reasons = "; ".join(e.get("message", e.get("reason", "?")) for e in error["errors"])
                 rejected.append((chunk[error["index"]], reasons))
