@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import hashlib
 import logging
 import os
@@ -41,20 +42,28 @@ import sys
 import tempfile
 import time
 import uuid
+import zlib
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+)
 
-from gcpipe.config import load_config, validate_table_id
+from gcpipe.config import Config, load_config, validate_table_id
 from gcpipe.errors import GcpipeError
 from gcpipe.schemas import TableSpec, load_schema, load_tables
 from gcpipe.stack import apply_env
@@ -64,7 +73,7 @@ from pipelines.transforms.csv_validation import BlockValidator, Layout, check_cs
 from pipelines.transforms.pii import PiiPolicy, default_key_source
 
 BLOCK_MB = 32
-COUNTERS = ("rows_read", "rows_valid", "rows_dead_lettered", "rows_loaded")
+COUNTERS = ("rows_read", "rows_valid", "rows_dead_lettered", "rows_loaded", "dead_letters_loaded")
 
 
 class IngestError(GcpipeError):
@@ -74,12 +83,27 @@ class IngestError(GcpipeError):
 # -- reading and validating ------------------------------------------------------------------------
 
 
+@contextmanager
+def _open(path: str):
+    """``path`` on any file system, unzipped if its name ends in .gz. Python's gzip, not Beam's: a
+    truncated or corrupt file raises instead of ending early."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        if not path.endswith(".gz"):
+            yield raw
+            return
+        with gzip.GzipFile(fileobj=raw) as unzipped:
+            yield unzipped
+
+
 def read_blocks(path: str, block_bytes: int):
     """(records, is the first block) for each block of ``path``: any file system, gzip by its name."""
-    with FileSystems.open(path) as stream:
+    with _open(path) as stream:
         carry, line, first = b"", 1, True
         while True:
-            block = stream.read(block_bytes)
+            try:
+                block = stream.read(block_bytes)
+            except (OSError, EOFError, zlib.error) as err:  # BadGzipFile is an OSError
+                raise IngestError(f"{path} cannot be read whole after line {line}: {err}.") from None
             data = carry + block
             if first and data.startswith(BOM):
                 data = data[len(BOM) :]
@@ -240,12 +264,18 @@ def table_layout(schema_name: str, table_name: str) -> TableSpec:
     schema = load_schema(schema_name)
     check_csv_schema(schema)
     for spec in load_tables().values():
-        if spec.schema.fields == schema.fields:  # the catalog's columns, under whatever file name
+        if _shape(spec.schema.fields) == _shape(schema.fields):  # the catalog's columns, whatever the file
             return dataclasses.replace(spec, name=table_name)
     moment = next((f.name for f in schema.fields if f.type in ("TIMESTAMP", "DATE") and not f.repeated), None)
     partition = {"field": moment, "granularity": "DAY"} if moment else None
     return TableSpec(table_name, "", schema, description=f"Loaded from CSV by csv_ingest ({schema.name}).",
                      partition=partition)  # fmt: skip
+
+
+def _shape(fields) -> tuple:
+    """Names, types and modes: what makes two schemas the same table (descriptions do not; a schema
+    exported with `bq show --schema` may have lost them)."""
+    return tuple((f.name, f.type, f.mode, _shape(f.fields)) for f in fields)
 
 
 def match_inputs(pattern: str) -> list[str]:
@@ -297,7 +327,10 @@ def build_parser() -> argparse.ArgumentParser:
 def run(argv: list[str] | None = None, save_main_session: bool = True) -> IngestResult:
     """Run the ingestion; return its accounting, checked: rows read = valid (= loaded) + dead-lettered."""
     args, beam_args = build_parser().parse_known_args(argv)
-    config = load_config()
+    if args.block_mb < 1:
+        raise IngestError(f"--block_mb must be at least 1, not {args.block_mb}.")
+    options = pipeline_options(beam_args, save_main_session)
+    config = target_config(options)
     apply_env(config)  # on the local target, clients and Beam's file systems reach the emulators
     try:
         partition_date = date.fromisoformat(args.partition_date) if args.partition_date else None
@@ -311,7 +344,7 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
             f"--partition_date needs a partitioned table, but schema {spec.schema.name} has no TIMESTAMP or "
             "DATE column: leave it out and the load replaces the whole table."
         )
-    pii = PiiPolicy.parse(args.pii, spec.schema, args.pii_key or default_key_source(config))
+    pii = PiiPolicy.parse(args.pii, spec.schema, args.pii_key or default_key_source(config), config.is_local)
     sources = match_inputs(args.input)
     for source in sources:  # a file whose columns do not fit the schema stops the run before anything runs
         header = first_record(source)
@@ -319,10 +352,13 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
             read_layout(header, spec.schema, source)
     started = datetime.now(UTC)
     run_id = started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    if not (args.output or config.is_local or config.lake_bucket):
+        raise IngestError(
+            "give --output (a gs:// folder) or set GCPIPE_LAKE_BUCKET: the gcp target has no lake."
+        )
     output = args.output or f"{config.lake}/ingest/{spec.name}/{partition_date or 'all'}"
     output = f"{output.rstrip('/')}/{run_id}"  # a folder per run: files of an earlier run are never loaded
 
-    options = pipeline_options(beam_args, save_main_session)
     clock = time.perf_counter()
     with beam.Pipeline(options=options) as pipeline:
         validated = (
@@ -371,12 +407,21 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
     result = IngestResult(counts["rows_read"], counts["rows_valid"], counts["rows_dead_lettered"],
                           counts["rows_loaded"] if table else None, output, table,
                           time.perf_counter() - clock)  # fmt: skip
+    landed = (result.rows_loaded, counts["dead_letters_loaded"])
     if result.rows_read != result.rows_valid + result.rows_dead_lettered or (
-        table and result.rows_loaded != result.rows_valid
+        table and landed != (result.rows_valid, result.rows_dead_lettered)
     ):
-        raise IngestError(f"records do not add up: {result.summary()}, {result.rows_loaded} loaded.")
+        raise IngestError(
+            f"records do not add up: {result.summary()}; {landed[0]} rows and {landed[1]} dead letters landed."
+        )
     logging.getLogger(__name__).info(result.summary())
     return result
+
+
+def target_config(options: PipelineOptions) -> Config:
+    """The target's settings (the flex template's image sets GCPIPE_TARGET=gcp), the project --project's."""
+    project = options.view_as(GoogleCloudOptions).project
+    return load_config(project=project) if project else load_config()
 
 
 def pipeline_options(beam_args: list[str], save_main_session: bool) -> PipelineOptions:

@@ -4,6 +4,7 @@ globs, PII; and ``run`` end to end to files, with its accounting."""
 import csv
 import gzip
 import json
+import os
 import re
 from collections import Counter
 
@@ -209,6 +210,28 @@ def test_run_says_in_one_sentence_what_is_wrong(tmp_path):
         csv_ingest.run(["--input", "x", "--schema", str(no_moment), "--partition_date", "2019-03-01"])
     with pytest.raises(csv_ingest.IngestError, match="YYYY-MM-DD"):
         csv_ingest.run(["--input", "x", "--schema", "taxi_trips", "--partition_date", "March"])
+    with pytest.raises(csv_ingest.IngestError, match="--block_mb must be at least 1, not 0"):
+        csv_ingest.run(["--input", "x", "--schema", "taxi_trips", "--block_mb", "0"])
+
+
+def test_a_truncated_or_false_gzip_file_is_one_error_not_half_a_load(tmp_path):
+    write_trips_csv(tmp_path / "whole.csv.gz", 20_000, seed=4)
+    data = (tmp_path / "whole.csv.gz").read_bytes()
+    (tmp_path / "cut.csv.gz").write_bytes(data[: len(data) // 2])
+    args = ["--schema", "taxi_trips", "--output", str(tmp_path / "out"), "--runner", "FnApiRunner"]
+    with pytest.raises(
+        Exception, match=r"cut\.csv\.gz cannot be read whole after line \d+: Compressed file ended"
+    ):
+        csv_ingest.run(["--input", str(tmp_path / "cut.csv.gz"), *args])
+    assert not (tmp_path / "out").exists() or not list(
+        (tmp_path / "out").rglob("*.parquet")
+    )  # nothing half-written
+    plain = write_trips_csv(tmp_path / "plain.csv", 100, seed=5)
+    os.replace(plain.path, tmp_path / "plain.csv.gz")  # named .gz, not gzip at all
+    with pytest.raises(
+        csv_ingest.IngestError, match=r"plain\.csv\.gz cannot be read whole after line 1: Not a gzip"
+    ):
+        csv_ingest.run(["--input", str(tmp_path / "plain.csv.gz"), *args])
 
 
 def test_the_flex_template_declares_only_options_the_pipeline_takes():

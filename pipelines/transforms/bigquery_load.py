@@ -29,7 +29,7 @@ def replace_script(target: str, staging: str | None, spec: TableSpec, where: str
     validate_table_id(target)
     if staging:
         validate_table_id(staging)
-    columns = ", ".join(spec.schema.names)
+    columns = ", ".join(f"`{name}`" for name in spec.schema.names)  # quoted: a column may be a keyword
     statements = [f"DELETE FROM `{target}` WHERE {where};"]
     if staging:
         statements.append(f"INSERT INTO `{target}` ({columns}) SELECT {columns} FROM `{staging}`;")
@@ -41,7 +41,7 @@ def partition_filter(spec: TableSpec, partition_date: date | None, staging: str 
     field = (spec.partition or {}).get("field")
     if not field:
         return "TRUE"
-    day = field if spec.schema.field(field).type == "DATE" else f"DATE({field})"
+    day = f"`{field}`" if spec.schema.field(field).type == "DATE" else f"DATE(`{field}`)"
     if partition_date:
         return f"{day} = {string_literal(partition_date.isoformat())}"
     if not staging:
@@ -57,6 +57,7 @@ class LoadAndReplace(beam.DoFn):
         self.table, self.spec, self.partition_date = table, spec, partition_date
         self.dead_letter, self.dead_spec, self.sources = dead_letter, dead_spec, sources
         self.loaded = Metrics.counter("csv_ingest", "rows_loaded")
+        self.dead_loaded = Metrics.counter("csv_ingest", "dead_letters_loaded")
 
     def process(self, _, valid_files: list[str], dead_files: list[str]):
         from google.cloud import bigquery
@@ -79,7 +80,9 @@ class LoadAndReplace(beam.DoFn):
         sources = ", ".join(string_literal(source) for source in self.sources)
         day = string_literal(self.partition_date.isoformat()) if self.partition_date else None
         where = f"source IN ({sources}) AND partition_date " + (f"= {day}" if day else "IS NULL")
-        self._replace(client, self.dead_letter, self.dead_spec, dead_files, lambda _: where)
+        self.dead_loaded.inc(
+            self._replace(client, self.dead_letter, self.dead_spec, dead_files, lambda _: where)
+        )
         yield rows
 
     def _replace(

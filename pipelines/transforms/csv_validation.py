@@ -12,8 +12,8 @@ A block of records goes through three gates:
    form the vectorised path does not parse (``+7``, ``2019-03-01T10:00:00Z``). The vectorised path only
    ever accepts a subset of what the row validator accepts, with the same values, so both paths agree.
 
-Rows outside the partition being loaded (``--partition_date``) are rejected last, so a re-run that
-replaces that partition replaces every row the previous run loaded.
+Rows outside the partition being loaded (``--partition_date``), or with no value in the partition column,
+are rejected last, so a re-run that replaces that partition replaces every row the previous run loaded.
 """
 
 from __future__ import annotations
@@ -113,8 +113,7 @@ class BlockValidator:
         self.spec, self.layout, self.partition_date = spec, layout, partition_date
         self.arrow_schema = spec.schema.to_arrow()
         self.row_validator = spec.validator()
-        partition = (spec.partition or {}).get("field")
-        self.partition_field = partition if partition_date else None
+        self.partition_field = (spec.partition or {}).get("field")
 
     def validate(self, records: Records, skip: int = 0) -> Validated:
         """Validate ``records`` (the first ``skip`` of them are a header, not data)."""
@@ -230,12 +229,19 @@ class BlockValidator:
             return table, kept
         column = table[self.partition_field]
         day = pc.cast(column, pa.date32()) if pa.types.is_timestamp(column.type) else column
-        outside = pc.fill_null(pc.not_equal(day, pa.scalar(self.partition_date, pa.date32())), False)
+        # A row without a day belongs to no partition: no re-run could replace it, so it would pile up.
+        outside = pc.is_null(day)
+        if self.partition_date:
+            outside = pc.or_kleene(outside, pc.not_equal(day, pa.scalar(self.partition_date, pa.date32())))
         outside = outside.to_numpy(zero_copy_only=False)
         if not outside.any():
             return table, kept
         for i, value in zip(kept[outside].tolist(), day.filter(outside).to_pylist(), strict=True):
-            reasons[i] = f"{self.partition_field} on {value} is outside the partition {self.partition_date}"
+            reasons[i] = (
+                f"{self.partition_field} is empty: the row belongs to no partition"
+                if value is None
+                else f"{self.partition_field} on {value} is outside the partition {self.partition_date}"
+            )
         return table.filter(pa.array(~outside)), kept[~outside]
 
 

@@ -50,13 +50,16 @@ def default_key_source(config: Config) -> str:
     return f"projects/{config.project}/secrets/gcpipe-pii-key/versions/latest"
 
 
-def load_key(source: str) -> bytes:
+def load_key(source: str, make: bool = False) -> bytes:
     """The HMAC key: $GCPIPE_PII_KEY, else the secret ``source`` points at (gcpipe.secrets references; a
-    plain path is a file). A local key file that does not exist yet is made, for its owner only."""
+    plain path is a file). ``make`` (the local target only): a key file that does not exist yet is made,
+    for its owner only. Elsewhere a missing key is an error: a key made on the fly would differ between
+    machines and runs, and so would the hashes."""
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV].encode()
     reference = source if source.startswith(("file:", "env:", "projects/")) else f"file:{source}"
-    ensure_local_secret(reference)
+    if make:
+        ensure_local_secret(reference)
     try:
         return read_secret(reference).encode()
     except SecretError as err:
@@ -69,10 +72,15 @@ class PiiPolicy:
 
     methods: dict[str, str]
     key_source: str | None = None
+    make_key: bool = False  # the local target: make the key file if missing (see load_key)
 
     @cached_property
     def key(self) -> bytes:
-        key = load_key(self.key_source) if self.key_source else os.environ.get(KEY_ENV, "").encode()
+        key = (
+            load_key(self.key_source, self.make_key)
+            if self.key_source
+            else os.environ.get(KEY_ENV, "").encode()
+        )
         if not key:
             raise PiiError("--pii hashes columns but no key was found: set GCPIPE_PII_KEY or --pii_key.")
         return key
@@ -81,7 +89,9 @@ class PiiPolicy:
         return {name: value for name, value in self.__dict__.items() if name != "key"}  # never pickled
 
     @classmethod
-    def parse(cls, spec: str | None, schema: Schema, key_source: str | None) -> PiiPolicy:
+    def parse(
+        cls, spec: str | None, schema: Schema, key_source: str | None, make_key: bool = False
+    ) -> PiiPolicy:
         methods = {}
         for item in filter(None, (part.strip() for part in (spec or "").split(","))):
             column, _, method = item.partition(":")
@@ -96,7 +106,7 @@ class PiiPolicy:
             if method == "redact" and field.required:
                 raise PiiError(f"--pii {item}: {column} is REQUIRED, so it cannot be redacted to NULL.")
             methods[column] = method
-        policy = cls(methods, key_source)
+        policy = cls(methods, key_source, make_key)
         if "hash" in methods.values():
             policy.key  # noqa: B018 (read it now: a missing key fails here, not on a worker)
         return policy

@@ -112,6 +112,33 @@ def test_pii_never_lands_in_clear(bq, local_stack, dataset, tmp_path, monkeypatc
     assert _count(bq, table, f"email = '{expected}' AND name = '##########ber0'") == 1
 
 
+def test_your_own_schema_reruns_without_duplicates_and_a_copy_of_a_catalog_schema_keeps_its_rules(
+    bq, local_stack, dataset, tmp_path
+):
+    schema = tmp_path / "visits.json"
+    schema.write_text(
+        json.dumps([{"name": "page", "type": "STRING"}, {"name": "visited_at", "type": "TIMESTAMP"}])
+    )
+    path = tmp_path / "visits.csv"
+    path.write_text("page,visited_at\n/a,2019-03-01 10:00:00\n/b,\n/c,2019-03-02 11:00:00\n")
+    table = f"{local_stack.project}.{dataset}.visits"
+    for _ in range(2):  # no --partition_date: the load replaces the days its rows cover
+        result = _ingest("--input", str(path), "--schema", str(schema), "--table", table)
+        assert (result.rows_loaded, result.rows_dead_lettered) == (2, 1)
+    assert _count(bq, table) == 2 and _count(bq, f"{table}_dead_letter") == 1  # the same table after a re-run
+    [reason] = [r["reason"] for r in bq.query(f"SELECT reason FROM `{table}_dead_letter`").result()]
+    assert reason == "visited_at is empty: the row belongs to no partition"
+
+    # taxi_trips as `bq show --schema` would give it back: no descriptions, the same columns.
+    stripped = [{k: v for k, v in f.items() if k != "description"} for f in json.loads(
+        (SCHEMA_DIR / "taxi_trips.json").read_text())]  # fmt: skip
+    (tmp_path / "trips_schema.json").write_text(json.dumps(stripped))
+    trips = write_trips_csv(tmp_path / "trips.csv", 500, seed=9, malformed=0.02)
+    result = _ingest("--input", trips.path, "--schema", str(tmp_path / "trips_schema.json"),
+                     "--table", f"{local_stack.project}.{dataset}.trips", "--partition_date", "2019-03-01")  # fmt: skip
+    assert result.rows_dead_lettered == sum(trips.malformed.values())  # the catalog's rules applied
+
+
 def test_a_gs_glob_and_a_gs_schema_through_the_storage_emulator(bq, local_stack, dataset, tmp_path):
     from gcpipe.clients import storage_client
 

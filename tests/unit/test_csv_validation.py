@@ -146,6 +146,17 @@ def test_rows_outside_the_partition_are_rejected():
     ]
 
 
+def test_a_row_without_a_day_belongs_to_no_partition():
+    """With or without --partition_date: a re-run replaces days, and a row with no day would pile up."""
+    spec = TableSpec(
+        "t", "", Schema("t", (Field("n", "INTEGER"), Field("at", "TIMESTAMP"))), partition={"field": "at"}
+    )
+    for partition_date in (None, date(2019, 3, 1)):
+        result = _validate(spec, b"n,at\n1,2019-03-01 10:00:00\n2,\n", partition_date)
+        assert result.table.to_pydict()["n"] == [1]
+        assert result.rejected == [(3, "2,", "at is empty: the row belongs to no partition")]
+
+
 KINDS = ("INTEGER", "FLOAT", "NUMERIC", "BOOLEAN", "TIMESTAMP", "DATETIME", "DATE", "STRING")
 numberish = st.text(alphabet=st.sampled_from("0123456789+-.eE _abnift:TZ/ "), max_size=22)
 moments = st.datetimes(min_value=datetime(900, 1, 1)).map(lambda d: d.strftime("%Y-%m-%d %H:%M:%S"))

@@ -137,3 +137,20 @@ def test_metadata_regexes_accept_real_values_and_refuse_others(name, good, bad):
             parameters[p["name"]] = p
     [regex] = parameters[name]["regexes"]
     assert re.fullmatch(regex, good) and not re.fullmatch(regex, bad)
+
+
+def test_the_image_runs_the_csv_ingestion_on_the_gcp_target(monkeypatch):
+    """Never the local one: its PII key would be a file made up in each container, its output a local path."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.csv_ingest import target_config
+    from pipelines.transforms.pii import default_key_source
+
+    image_env = dict(re.findall(r"^\s*(GCPIPE_TARGET)=(\S+)", DOCKERFILE, re.M))
+    assert image_env == {"GCPIPE_TARGET": "gcp"}
+    for name in ("GCPIPE_PROJECT", "GCPIPE_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GCPIPE_TARGET", image_env["GCPIPE_TARGET"])
+    config = target_config(PipelineOptions(["--runner=DataflowRunner", "--project=acme-prod"]))
+    assert (config.target, config.project, config.emulator_env()) == ("gcp", "acme-prod", {})
+    assert default_key_source(config) == "projects/acme-prod/secrets/gcpipe-pii-key/versions/latest"

@@ -17,7 +17,11 @@ SCHEMA = table_spec("taxi_trips").schema
 def test_columns_are_hashed_with_the_key_masked_or_redacted(tmp_path, monkeypatch):
     monkeypatch.delenv("GCPIPE_PII_KEY", raising=False)
     key_file = tmp_path / "secrets" / "pii.key"
-    policy = PiiPolicy.parse("vendor_id, rate_code:mask, tip_amount:redact", SCHEMA, str(key_file))
+    with pytest.raises(PiiError, match="cannot read the PII key"):  # off the local target, never made up
+        PiiPolicy.parse("vendor_id", SCHEMA, str(key_file))
+    policy = PiiPolicy.parse(
+        "vendor_id, rate_code:mask, tip_amount:redact", SCHEMA, str(key_file), make_key=True
+    )
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # generated on first use, for the owner only
     key = key_file.read_text().encode()
     table = pa.table({"vendor_id": ["1", "2", "1", None], "rate_code": ["12345", "ab", "", None],
