@@ -23,4 +23,4 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.taxi_trips` (
 )
 PARTITION BY TIMESTAMP_TRUNC(pickup_datetime, DAY)
 CLUSTER BY vendor_id, payment_type
-OPTIONS (partition_expiration_days = 3650, description = "NYC TLC yellow taxi trips, one row per trip, as loaded from the TLC CSV files.");
+OPTIONS (description = "NYC TLC yellow taxi trips, one row per trip, as loaded from the TLC CSV files.");

@@ -18,4 +18,4 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.taxi_trips_sample` 
 )
 PARTITION BY TIMESTAMP_TRUNC(pickup, DAY)
 CLUSTER BY color, pickup_borough
-OPTIONS (partition_expiration_days = 3650, description = "NYC TLC yellow and green trips with zones and boroughs, as in the seaborn taxis sample of March 2019.");
+OPTIONS (description = "NYC TLC yellow and green trips with zones and boroughs, as in the seaborn taxis sample of March 2019.");

@@ -98,4 +98,4 @@ def test_ddl_files_are_the_catalog_ddl():
             f"run `gcpipe sql ddl --write` ({name})"
         )
     assert "PARTITION BY date\nCLUSTER BY fullVisitorId" in ddl_file_text("ga_sessions")
-    assert "partition_expiration_days = 3650" in ddl_file_text("taxi_trips")
+    assert "partition_expiration_days = 30" in ddl_file_text("ride_events")

@@ -131,10 +131,10 @@ def test_terraform_creates_every_catalog_table_from_its_schema_file(tmp_path):
     # Spot check what the comparison rests on: a nested, repeated schema and a partition expiry.
     hits = next(f for f in json.loads(tables["ga_sessions"]["schema"]) if f["name"] == "hits")
     assert hits["mode"] == "REPEATED" and hits["fields"]
-    assert tables["taxi_trips"]["partition"] == {
-        "field": "pickup_datetime",
+    assert tables["ride_events"]["partition"] == {
+        "field": "timestamp",
         "type": "DAY",
-        "expiration_ms": 3650 * 86_400_000,
+        "expiration_ms": 30 * 86_400_000,
     }
 
 
