@@ -142,6 +142,19 @@ def test_ecommerce_sessions_fit_the_schema_and_carry_a_learnable_label(tmp_path)
     assert rate(engaged) > 3 * rate(bounced)  # the first visit predicts buying back
 
 
+def test_kdd_sessions_and_rentals_are_deterministic_for_a_seed(tmp_path):
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        folder = tmp_path / name
+        folder.mkdir()
+        kdd.write_kdd(folder / "kdd.csv", 2000, seed=seed, malformed=0.01)
+        write_sessions(folder / "sessions.jsonl", 300, seed=seed)
+        write_rentals(folder / "rentals", accommodations=20, users=8, seed=seed)
+        runs[name] = {p.relative_to(folder): _digest(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    assert len(runs["a"]) >= 4 and runs["a"] == runs["b"]
+    assert all(runs["a"][file] != runs["c"][file] for file in runs["a"])  # another seed, other data
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_rentals_have_unrated_items_to_recommend(tmp_path, seed):
     manifest = write_rentals(tmp_path, accommodations=40, users=10, seed=seed)

@@ -172,7 +172,9 @@ def test_ddl_carries_types_partitioning_clustering_and_options():
     assert "  passenger_count INT64,\n" in ddl
     assert "PARTITION BY TIMESTAMP_TRUNC(pickup_datetime, DAY)" in ddl
     assert "CLUSTER BY vendor_id, payment_type" in ddl
-    assert "partition_expiration_days" not in ddl  # trips are history: BigQuery expires partitions by their day
+    assert (
+        "partition_expiration_days" not in ddl
+    )  # trips are history: BigQuery expires partitions by their day
     assert "partition_expiration_days = 30" in table_spec("ride_events").ddl("p.taxi.ride_events")
     nested = table_spec("ga_sessions").ddl("p.e.s")
     assert "PARTITION BY date\n" in nested
