@@ -9,6 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from gcpipe.bench import kdd_lab_baseline
 from gcpipe.datagen.kdd import write_kdd
 from gcpipe.kdd import ATTACK_CATEGORY
 from gcpipe.schemas import load_schema
@@ -161,6 +162,27 @@ def test_malformed_lines_are_set_aside_with_their_reason_and_never_skew_the_aggr
     ]
     assert {letter["raw"]: letter["reason"] for letter in letters} == MALFORMED
     assert all(letter["source"].endswith("dirty.csv") and letter["loaded_at"] for letter in letters)
+
+
+def test_the_benchmark_baseline_computes_what_the_job_computes(spark, analysed, tmp_path):
+    """The lab's way (the spark_kdd benchmark's baseline) on the dirty fixture: the same counts of valid and
+    malformed lines, and each aggregate's columns it writes hold the job's values, so the benchmark's ratio
+    compares the same work."""
+    dirty, out = analysed["dirty"]
+    lab = kdd_lab_baseline.analyse(spark.sparkContext, dirty["input"], str(tmp_path))
+    assert (lab["rows"], lab["valid"]) == (dirty["rows"], dirty["valid"])
+    assert lab["malformed"] == {kind: n for kind, n in dirty["malformed"].items() if n}
+    for name in kdd_analysis.AGGREGATES:
+        written = pacsv.read_csv(next((tmp_path / name).glob("part-*.csv")))
+        theirs = written.rename_columns([c.replace("sum(attacks)", "attacks") for c in written.column_names])
+        assert theirs.num_rows > 0, name
+        ours = columns(out, name, *theirs.column_names)
+        assert sorted(map(rounded, ours)) == sorted(rounded(r.values()) for r in theirs.to_pylist()), name
+
+
+def rounded(row) -> tuple:
+    """A row with its floats to 9 places (the baseline's pass through CSV text)."""
+    return tuple(round(value, 9) if isinstance(value, float) else value for value in row)
 
 
 def test_generated_data_matches_its_manifest(spark, tmp_path):
