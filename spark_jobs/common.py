@@ -133,18 +133,16 @@ def catalog_rules(table: str, schema: Schema) -> list[Rule]:
     return [Rule.parse(text, schema) for text in catalog.get(table, {}).get("rules", ())]
 
 
-def write_dead_letters(letters, folder: str, name: str) -> str:
+def write_dead_letters(letters, folder: str) -> None:
     """Rejected records (columns ``source``, ``raw``, ``reason``; ``line`` if known) as JSON lines of the
-    dead-letter schema (sql/schemas/dead_letter.json) in ``folder/name/``, replaced; return its URI."""
+    dead-letter schema (sql/schemas/dead_letter.json) in the folder URI ``folder``, replaced."""
     from pyspark.sql import functions as F
 
     for column in ("line", "partition_date"):
         if column not in letters.columns:
             letters = letters.withColumn(column, F.lit(None))
-    uri = f"{folder.rstrip('/')}/{name}"
     letters = letters.withColumn("loaded_at", F.current_timestamp())
-    conform(letters, job_schema("dead_letter")).coalesce(1).write.mode("overwrite").json(uri)
-    return uri
+    conform(letters, job_schema("dead_letter")).coalesce(1).write.mode("overwrite").json(folder)
 
 
 def conform(df, schema: Schema):

@@ -236,7 +236,7 @@ def write_malformed(groups, schema, rules, output: str) -> None:
         "source", "raw", malformed_reason(schema, rules).alias("reason"),
         F.explode(F.array_repeat(F.lit(1), F.col("connections").cast("int"))),  # one per occurrence
     )  # fmt: skip
-    write_dead_letters(letters, output, "malformed")
+    write_dead_letters(letters, f"{output.rstrip('/')}/malformed")
 
 
 def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> dict:
