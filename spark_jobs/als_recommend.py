@@ -259,7 +259,8 @@ def run(spark, args: argparse.Namespace) -> dict:
     if any(counts.values()):
         write_dead_letters(letters[0].unionByName(letters[1]), args.rejected)
     else:  # no stale rejects from an earlier run
-        remove(*args.rejected.rstrip("/").rsplit("/", 1))
+        parent, _, name = args.rejected.rstrip("/").rpartition("/")
+        remove(parent or ".", name)
     if ratings.isEmpty():
         raise SystemExit(
             f"als_recommend: no valid rating in {args.source} (rejected: {counts['ratings'] or 'none read'})."
