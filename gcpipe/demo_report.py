@@ -86,7 +86,9 @@ def _dead_letters(ctx, client) -> dict[str, list[dict]]:
     if kdd := ctx.facts.get("kdd_analysis"):
         found["Spark KDD (malformed lines, in the lake)"] = _by_count(kdd["malformed"])
     if als := ctx.facts.get("als_recommend"):
-        found["Spark ALS (ratings set aside)"] = _by_count(als["rejected_ratings"])
+        rejected = {f"{table}: {reason}": n for table in ("accommodations", "ratings")
+                    for reason, n in als[f"rejected_{table}"].items()}  # fmt: skip
+        found["Spark ALS (rows set aside, in the lake)"] = _by_count(rejected)
     return found
 
 

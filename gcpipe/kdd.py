@@ -17,5 +17,5 @@ ATTACK_CATEGORY = {
 }
 NORMAL_LABEL = "normal."
 # How a line can fail to be a connection record; the generator spoils lines in these ways.
-MALFORMED_KINDS = ("wrong_column_count", "non_numeric", "empty_field")
+MALFORMED_KINDS = ("wrong_column_count", "non_numeric", "empty_field", "out_of_range")
 UNKNOWN_CATEGORY = "unknown"  # a label outside the standard 23 (the KDD test set has more)

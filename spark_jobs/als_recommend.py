@@ -18,8 +18,10 @@ and the best ``--top`` per user are written with the predicted rating.
 
 ``--sink`` (repeatable) takes the same forms: a folder gets ``recommendations.parquet/``,
 ``recommendations.csv/`` and ``metrics.json``; BigQuery and JDBC get the table ``recommendations``
-(replaced). Ratings that break the schema or the catalog's rules (rating BETWEEN 1 AND 5) are counted
-by reason in the metrics and left out of training.
+(replaced). Rows of either table that do not fit (a CSV line of the wrong field count, a value not of its
+column's type, a REQUIRED value missing, a catalog rule broken such as rating BETWEEN 1 AND 5) are left
+out, counted by reason in the metrics (read = used + rejected, per table) and written as dead letters with
+their reason to ``--rejected`` (a folder; by default ``rejected/`` in the first folder sink).
 """
 
 from __future__ import annotations
@@ -39,15 +41,18 @@ from spark_jobs.common import (
     job_schema,
     load_bigquery,
     log,
+    remove,
     row_checks,
     setup_logging,
     spark_session,
     user_errors,
+    write_dead_letters,
     write_json,
 )
 
 TABLES = ("accommodations", "ratings")  # the source tables, named as their schemas in sql/schemas
 OUTPUT = "recommendations"
+CORRUPT = "_corrupt_record"  # a CSV line that does not split into the schema's fields
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,6 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reg_param", type=float, default=0.1)
     parser.add_argument("--test_fraction", type=float, default=0.2, help="Ratings held out to measure RMSE.")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--rejected", help="Folder URI for rejected rows (default: rejected/ in a folder sink)."
+    )
     args = parser.parse_args(argv)
     if any(uri.startswith("jdbc:") for uri in [args.source, *args.sink]) and not args.jdbc_password_secret:
         parser.error("a jdbc: source or sink needs --jdbc_password_secret.")
@@ -73,6 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 bigquery_id(uri.removeprefix("bq://"), 2)
             except ConfigError as err:
                 parser.error(f"{uri}: {err}")
+    folders = [sink for sink in args.sink if kind_of(sink) == "folder"]
+    if not args.rejected and not folders:
+        parser.error("give --rejected FOLDER: no --sink is a folder to set rejected rows aside in.")
+    args.rejected = args.rejected or f"{folders[0].rstrip('/')}/rejected"
     return args
 
 
@@ -89,12 +101,23 @@ def jdbc_properties(args: argparse.Namespace) -> dict[str, str]:
 
 
 def read_table(spark, source: str, table: str, args: argparse.Namespace):
-    """One source table as a DataFrame of its schema."""
+    """One source table as read: its schema's columns (CSV cells as text), ``raw``, ``source`` and, from a
+    CSV, the line that did not split into the schema's fields (``CORRUPT``)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
     schema = job_schema(table)
     kind = kind_of(source)
-    if kind == "folder":
-        frame = spark.read.csv(f"{source.rstrip('/')}/{table}.csv", schema=_nullable(schema.to_spark()))
-    elif kind == "jdbc":
+    if kind == "folder":  # as text, typed by check_rows: a value that is not a number is rejected, not NULL
+        text = StructType([StructField(name, StringType()) for name in [*schema.names, CORRUPT]])
+        frame = spark.read.csv(f"{source.rstrip('/')}/{table}.csv", schema=text, mode="PERMISSIVE",
+                               columnNameOfCorruptRecord=CORRUPT)  # fmt: skip
+        cells = [F.coalesce(F.col(name), F.lit("")) for name in schema.names]
+        raw = F.coalesce(F.col(CORRUPT), F.concat_ws(",", *cells))
+        return frame.select(
+            *schema.names, CORRUPT, raw.alias("raw"), F.col("_metadata.file_path").alias("source")
+        )
+    if kind == "jdbc":
         frame = spark.read.jdbc(source, table, properties=jdbc_properties(args))
     else:  # small lab tables: through the client library, like every BigQuery access of the jobs
         from google.cloud import bigquery
@@ -102,29 +125,53 @@ def read_table(spark, source: str, table: str, args: argparse.Namespace):
         project, dataset = bigquery_id(source.removeprefix("bq://"), 2)
         table_id = f"{project}.{dataset}.{table}"
         rows = bigquery.Client(project=project).list_rows(table_id).to_arrow(create_bqstorage_client=False)
-        frame = spark.createDataFrame(rows.to_pandas(), schema=_nullable(schema.to_spark()))
-    return conform(frame, schema)
+        nullable = StructType([StructField(f.name, f.dataType, True) for f in schema.to_spark().fields])
+        frame = spark.createDataFrame(rows.to_pandas(), schema=nullable)  # REQUIRED: checked, with a reason
+    return conform(frame, schema).select(
+        *schema.names, F.lit(None).cast("string").alias(CORRUPT), F.to_json(F.struct(*schema.names)).alias("raw"),
+        F.lit(f"{source} table {table}").alias("source"),
+    )  # fmt: skip
 
 
-def _nullable(struct):
-    """The schema with every column NULLABLE: REQUIRED is checked by ``valid_ratings``, with a reason."""
-    from pyspark.sql.types import StructField, StructType
+def check_rows(frame, table: str):
+    """(rows of ``table``'s schema fit for use, rejected rows as dead letters, {reason or None: rows}).
 
-    return StructType([StructField(f.name, f.dataType, True) for f in struct.fields])
+    A row is rejected with the first reason that applies: a line that is not the schema's fields, a value
+    not of its column's type, then the checks of ``row_checks`` (REQUIRED, the catalog's rules).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    schema = job_schema(table)
+    fields = schema.to_spark().fields
+    reasons = [(f"wrong_column_count: not a line of {len(fields)} fields", F.col(CORRUPT).isNotNull())]
+    reasons += [
+        (f"{f.name}: not a valid {schema.field(f.name).type}", F.col(f.name).isNotNull()
+         & F.col(f.name).try_cast(f.dataType).isNull())
+        for f in fields if not isinstance(f.dataType, StringType)
+    ]  # fmt: skip
+    typed = frame.select(
+        *[F.col(f.name).try_cast(f.dataType).alias(f.name) for f in fields], "raw", "source",
+        first_reason(reasons).alias("_reason"),
+    )  # fmt: skip
+    checked = typed.withColumn("_reason", F.coalesce("_reason", first_reason(row_checks(table, schema))))
+    checked = checked.cache()
+    counts = {row["_reason"]: row["count"] for row in checked.groupBy("_reason").count().collect()}
+    rejected = checked.filter(F.col("_reason").isNotNull()).select(
+        "source", "raw", F.col("_reason").alias("reason")
+    )
+    used = checked.filter(F.col("_reason").isNull()).select(*schema.names)
+    return used, rejected, counts
 
 
-def valid_ratings(ratings):
-    """(ratings fit for training, {reason: count}) under the schema's REQUIRED and the catalog's rules."""
+def first_reason(checks):
+    """The text of the first (reason, failing condition) that fails, else NULL."""
     from pyspark.sql import functions as F
 
-    reason = None
-    for text, failed in row_checks("ratings", job_schema("ratings")):  # the first check failed names it
-        reason = F.when(failed, F.lit(text)) if reason is None else reason.when(failed, F.lit(text))
-    checked = ratings.withColumn("_reason", reason).cache()
-    rejected = {row["_reason"]: row["count"] for row in checked.groupBy("_reason").count().collect()}
-    return checked.filter(F.col("_reason").isNull()).drop("_reason"), {
-        k: v for k, v in rejected.items() if k is not None
-    }
+    reason = F.lit(None).cast("string")
+    for text, failed in reversed(checks):
+        reason = F.when(failed, F.lit(text)).otherwise(reason)
+    return reason
 
 
 def recommend(spark, accommodations, ratings, args: argparse.Namespace):
@@ -202,14 +249,28 @@ def write_sink(recommendations, sink: str, metrics: dict, args: argparse.Namespa
 
 def run(spark, args: argparse.Namespace) -> dict:
     started = time.monotonic()
-    accommodations = read_table(spark, args.source, "accommodations", args)
-    ratings, rejected = valid_ratings(read_table(spark, args.source, "ratings", args))
+    used, counts, letters = {}, {}, []
+    for table in TABLES:
+        used[table], rejected, counts[table] = check_rows(read_table(spark, args.source, table, args), table)
+        letters.append(rejected)
+    accommodations, ratings = used["accommodations"], used["ratings"]
+    read = {table: sum(counts[table].values()) for table in TABLES}  # read = used + rejected, per table
+    counts = {table: {k: n for k, n in counts[table].items() if k is not None} for table in TABLES}
+    if any(counts.values()):
+        write_dead_letters(letters[0].unionByName(letters[1]), args.rejected)
+    else:  # no stale rejects from an earlier run
+        parent, _, name = args.rejected.rstrip("/").rpartition("/")
+        remove(parent or ".", name)
     if ratings.isEmpty():
         raise SystemExit(
-            f"als_recommend: no valid rating in {args.source} (rejected: {rejected or 'none read'})."
+            f"als_recommend: no valid rating in {args.source} (rejected: {counts['ratings'] or 'none read'})."
         )
     recommendations, metrics = recommend(spark, accommodations, ratings, args)
-    metrics.update(source=args.source, ratings=ratings.count(), rejected_ratings=rejected)
+    metrics.update(source=args.source, read=read)
+    for table in TABLES:
+        metrics[table] = used[table].count()
+        metrics[f"rejected_{table}"] = counts[table]
+    metrics["rejected"] = args.rejected if any(counts.values()) else None
     log.info("RMSE %.3f on %.0f%% held out (the mean rating: %.3f)", metrics["rmse"], 100 * args.test_fraction,
              metrics["baseline_rmse"])  # fmt: skip
     metrics["sinks"] = [write_sink(recommendations, sink, metrics, args) for sink in args.sink]

@@ -117,14 +117,32 @@ def row_checks(table: str, schema: Schema) -> list[tuple[str, object]]:
     """
     from pyspark.sql import functions as F
 
-    catalog = json.loads(_shipped(TABLES_FILE).read_text())
-    rules = [Rule.parse(text, schema) for text in catalog.get(table, {}).get("rules", ())]
     checks = [
         (f"{f.name}: missing or not a valid {f.type}", F.col(f.name).isNull())
         for f in schema.fields
         if f.required
     ]
-    return checks + [(f"violates rule {rule.text}", ~F.expr(rule.text)) for rule in rules]
+    return checks + [
+        (f"violates rule {rule.text}", ~F.expr(rule.text)) for rule in catalog_rules(table, schema)
+    ]
+
+
+def catalog_rules(table: str, schema: Schema) -> list[Rule]:
+    """The rules sql/tables.json (or the copy shipped with the job) sets on ``table``."""
+    catalog = json.loads(_shipped(TABLES_FILE).read_text())
+    return [Rule.parse(text, schema) for text in catalog.get(table, {}).get("rules", ())]
+
+
+def write_dead_letters(letters, folder: str) -> None:
+    """Rejected records (columns ``source``, ``raw``, ``reason``; ``line`` if known) as JSON lines of the
+    dead-letter schema (sql/schemas/dead_letter.json) in the folder URI ``folder``, replaced."""
+    from pyspark.sql import functions as F
+
+    for column in ("line", "partition_date"):
+        if column not in letters.columns:
+            letters = letters.withColumn(column, F.lit(None))
+    letters = letters.withColumn("loaded_at", F.current_timestamp())
+    conform(letters, job_schema("dead_letter")).coalesce(1).write.mode("overwrite").json(folder)
 
 
 def conform(df, schema: Schema):

@@ -5,8 +5,10 @@
 
 ``--input`` is a file, folder or glob (local or ``gs://``; plain or gzip) of lines with the 42 columns
 of ``sql/schemas/kdd_connections.json``. A line that does not fit (wrong column count, text in a numeric
-column, an empty field) is counted and written to ``malformed/`` with its reason: it never fails the job
-and never reaches the aggregates.
+column, an empty field, a value outside the range its rule in sql/tables.json sets) is counted and written
+to ``malformed/`` with its reason: it never fails the job and never reaches the aggregates. The ranges
+bound the summed columns by 2^32 - 1, so a hostile value cannot overflow a sum (Spark's ANSI mode would
+fail the job) nor dwarf the real traffic in a mean.
 
 One pass over the data reduces the valid connections to a row per (protocol_type, service, label) with
 counts and sums. Every aggregate is an exact roll-up of that table, whose size is bounded by the number of
@@ -38,7 +40,7 @@ from spark_jobs import kdd_report
 from spark_jobs.common import (
     arrow_table,
     bigquery_id,
-    conform,
+    catalog_rules,
     job_schema,
     load_bigquery,
     log,
@@ -46,6 +48,7 @@ from spark_jobs.common import (
     setup_logging,
     spark_session,
     user_errors,
+    write_dead_letters,
     write_json,
     write_table,
 )
@@ -78,9 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def parse_connections(lines, schema):
+def parse_connections(lines, schema, rules=()):
     """Each text line (``value``) as the schema's typed columns, plus ``raw`` and ``malformed``: NULL, or
-    how the line fails. Other columns of ``lines`` pass through.
+    how the line fails (the last way: a typed value breaks one of ``rules``). Other columns of ``lines``
+    pass through.
 
     In three projections, so the line is split once and each cell cast once (the optimizer keeps a
     projection apart when merging it would repeat an expensive expression).
@@ -99,17 +103,21 @@ def parse_connections(lines, schema):
     for field in schema.fields:
         column = F.col(field.name)
         fits = fits & ((column != "") if isinstance(field.dataType, StringType) else column.isNotNull())
+    in_range = F.lit(True)
+    for rule in rules:
+        in_range = in_range & F.expr(rule.text)
     malformed = (
-        F.when(fits, F.lit(None))
+        F.when(fits & in_range, F.lit(None))
         .when(F.size("_cells") != len(schema.fields), F.lit("wrong_column_count"))
         .when(F.array_contains("_cells", ""), F.lit("empty_field"))
-        .otherwise(F.lit("non_numeric"))
+        .when(~fits, F.lit("non_numeric"))
+        .otherwise(F.lit("out_of_range"))
     )
     return typed.select("raw", malformed.alias("malformed"), *schema.fieldNames(), *passed_on)
 
 
-def malformed_reason(schema):
-    """The reason a malformed line is rejected: its kind and the first column (or count) at fault."""
+def malformed_reason(schema, rules=()):
+    """The reason a parsed malformed line is rejected: its kind and the first column (or count) at fault."""
     from pyspark.sql import functions as F
     from pyspark.sql.types import StringType
 
@@ -122,10 +130,16 @@ def malformed_reason(schema):
             quoted = F.concat(F.lit(f"{field.name}='"), cell, F.lit("'"))
             non_numeric.append(F.when(cell.try_cast(field.dataType).isNull(), quoted))
     count = F.concat(F.size(cells).cast("string"), F.lit(f" fields, expected {len(schema.fields)}"))
+    broken = [
+        F.when(~F.expr(rule.text), F.concat(F.lit(f"{rule.column}="), F.col(rule.column).cast("string"),
+                                            F.lit(f" violates rule {rule.text}")))
+        for rule in rules
+    ]  # fmt: skip
     detail = (
         F.when(F.col("malformed") == "wrong_column_count", count)
         .when(F.col("malformed") == "empty_field", F.coalesce(*empty))
-        .otherwise(F.coalesce(*non_numeric))
+        .when(F.col("malformed") == "non_numeric", F.coalesce(*non_numeric))
+        .otherwise(F.coalesce(*broken, F.lit("")))
     )
     return F.concat(F.col("malformed"), F.lit(": "), detail)
 
@@ -211,19 +225,18 @@ def roll_up(rows: list[dict]) -> dict:
     }
 
 
-def write_malformed(groups, schema, output: str) -> None:
-    """The malformed lines, one record each with its reason, as dead letters (sql/schemas/dead_letter.json)
-    in JSON lines."""
+def write_malformed(groups, schema, rules, output: str) -> None:
+    """The malformed lines, one dead letter each with its reason, in ``output/malformed/``."""
     from pyspark.sql import functions as F
 
-    dead_letters = groups.filter(F.col("malformed").isNotNull()).select(
-        "source", "raw", malformed_reason(schema).alias("reason"), F.current_timestamp().alias("loaded_at"),
-        F.lit(None).alias("line"), F.lit(None).alias("partition_date"),
+    lines = groups.filter(F.col("malformed").isNotNull()).select(F.col("raw").alias("value"), "source",
+                                                                 "connections")  # fmt: skip
+    parsed = parse_connections(lines, schema, rules)  # typed again (few lines): the reasons name values
+    letters = parsed.select(
+        "source", "raw", malformed_reason(schema, rules).alias("reason"),
         F.explode(F.array_repeat(F.lit(1), F.col("connections").cast("int"))),  # one per occurrence
     )  # fmt: skip
-    conform(dead_letters, job_schema("dead_letter")).coalesce(1).write.mode("overwrite").json(
-        f"{output.rstrip('/')}/malformed"
-    )
+    write_dead_letters(letters, f"{output.rstrip('/')}/malformed")
 
 
 def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> dict:
@@ -231,9 +244,10 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
     from pyspark.sql import functions as F
 
     started = time.monotonic()
-    schema = job_schema("kdd_connections").to_spark()
+    table = job_schema("kdd_connections")
+    schema, rules = table.to_spark(), catalog_rules("kdd_connections", table)
     lines = spark.read.text(input_uri).withColumn("source", F.col("_metadata.file_path"))
-    groups = fine_aggregate(parse_connections(lines, schema)).cache()  # small: read twice below
+    groups = fine_aggregate(parse_connections(lines, schema, rules)).cache()  # small: read twice below
     kinds = groups.groupBy("malformed").agg(F.sum("connections").alias("lines")).collect()
     malformed = dict.fromkeys(MALFORMED_KINDS, 0) | {
         r["malformed"]: r["lines"] for r in kinds if r["malformed"]
@@ -243,7 +257,7 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
              malformed)  # fmt: skip
 
     if sum(malformed.values()):
-        write_malformed(groups, schema, output)
+        write_malformed(groups, schema, rules, output)
     else:
         remove(output, "malformed")
     rows = [

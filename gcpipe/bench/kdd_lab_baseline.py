@@ -5,37 +5,49 @@
 As the lab: ``sc.textFile``, then Python lambdas on the RDD (``map`` to split and type every line,
 ``filter`` out what does not parse, ``reduceByKey`` to count), ``SQLContext.createDataFrame`` and SQL on a
 temporary table for the per-protocol and per-state statistics. It computes what spark_jobs.kdd_analysis
-computes (the five aggregates, malformed lines counted by kind) with the same local Spark settings; only
-the way differs. It is spared some work: each aggregate is written as CSV only (as the lab did), with no
-Parquet and no report charts.
+computes (the five aggregates, malformed lines counted by kind, the column types and range rules of
+kdd_connections from the catalog) with the same local Spark settings; only the way differs
+(tests/unit/test_kdd_analysis.py compares the two). It is spared some work: each aggregate is written as
+CSV only (as the lab did), with no Parquet, no report charts and no dead letters.
 """
 
 from __future__ import annotations
 
 import sys
+from operator import itemgetter
 
 from gcpipe.kdd import ATTACK_CATEGORY, NORMAL_LABEL, UNKNOWN_CATEGORY
+from gcpipe.schemas import table_spec
 
-INTEGER = {0, *range(4, 24), 31, 32}  # the INTEGER columns of kdd_connections; 1-3 and 41 are strings
-STRING = {1, 2, 3, 41}
+CONNECTIONS = table_spec("kdd_connections")
+NAMES = CONNECTIONS.schema.names
+TYPES = [{"STRING": str, "INTEGER": int, "FLOAT": float}[f.type] for f in CONNECTIONS.schema.fields]
+COLUMN = {name: index for index, name in enumerate(NAMES)}
+SERVICE, LABEL = COLUMN["service"], COLUMN["label"]
+QUERIED = ["duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "num_failed_logins",
+           "num_compromised", "su_attempted", "num_root", "num_file_creations", "label"]  # fmt: skip
+PICK = itemgetter(*[COLUMN[name] for name in QUERIED])  # the queried cells of a parsed line
 
 
 def parse(line: str):
     """(kind, None) for a malformed line, else (None, the typed cells): the lab's map, with checks."""
     cells = line.split(",")
-    if len(cells) != 42:
+    if len(cells) != len(NAMES):
         return "wrong_column_count", None
-    if any(cells[i] == "" for i in range(42)):
+    if "" in cells:
         return "empty_field", None
     try:
-        return None, [c if i in STRING else int(c) if i in INTEGER else float(c) for i, c in enumerate(cells)]
+        values = [convert(cell) for convert, cell in zip(TYPES, cells, strict=True)]
     except ValueError:
         return "non_numeric", None
+    row = dict(zip(NAMES, values, strict=True))
+    if not all(rule.holds(row) for rule in CONNECTIONS.rules):
+        return "out_of_range", None
+    return None, values
 
 
 def main(argv: list[str]) -> None:
     from pyspark import SparkConf, SparkContext
-    from pyspark.sql import Row, SQLContext
 
     from spark_jobs.common import local_conf
 
@@ -44,6 +56,14 @@ def main(argv: list[str]) -> None:
         master="local[*]", appName="kdd-lab", conf=SparkConf().setAll(list(local_conf().items()))
     )
     sc.setLogLevel("WARN")
+    print(analyse(sc, source, output))
+    sc.stop()
+
+
+def analyse(sc, source: str, output: str) -> dict:
+    """Analyse ``source`` on ``sc``, the aggregates as CSV folders under ``output``; return the counts."""
+    from pyspark.sql import SQLContext
+
     sql_context = SQLContext(sc)
 
     checked = sc.textFile(source).map(parse).cache()
@@ -54,23 +74,18 @@ def main(argv: list[str]) -> None:
         .collect()
     )
     parsed = checked.filter(lambda r: r[0] is None).map(lambda r: r[1])
-    connections = parsed.map(lambda r: Row(
-        duration=r[0], protocol_type=r[1], service=r[2], flag=r[3], src_bytes=r[4], dst_bytes=r[5],
-        num_failed_logins=r[10], num_compromised=r[12], su_attempted=r[14], num_root=r[15],
-        num_file_creations=r[16], label=r[41],
-    ))  # fmt: skip
-    sql_context.createDataFrame(connections).registerTempTable("connections")
+    sql_context.createDataFrame(parsed.map(PICK), QUERIED).registerTempTable("connections")
     total = sql_context.sql("SELECT COUNT(*) AS n FROM connections").collect()[0]["n"]
 
-    label_counts = parsed.map(lambda r: (r[41], 1)).reduceByKey(lambda a, b: a + b).collect()
+    label_counts = parsed.map(lambda r: (r[LABEL], 1)).reduceByKey(lambda a, b: a + b).collect()
     by_label = [
         (label, ATTACK_CATEGORY.get(label.rstrip("."), UNKNOWN_CATEGORY), n, n / total)
         for label, n in label_counts
     ]
     categories = sc.parallelize(by_label).map(lambda r: (r[1], (r[2], 1))).reduceByKey(
         lambda a, b: (a[0] + b[0], a[1] + b[1])).collect()  # fmt: skip
-    services = parsed.filter(lambda r: r[41] != NORMAL_LABEL).map(
-        lambda r: ((r[2], ATTACK_CATEGORY.get(r[41].rstrip("."), UNKNOWN_CATEGORY)), 1)).reduceByKey(
+    services = parsed.filter(lambda r: r[LABEL] != NORMAL_LABEL).map(
+        lambda r: ((r[SERVICE], ATTACK_CATEGORY.get(r[LABEL].rstrip("."), UNKNOWN_CATEGORY)), 1)).reduceByKey(
         lambda a, b: a + b).collect()  # fmt: skip
 
     frames = {
@@ -96,8 +111,7 @@ def main(argv: list[str]) -> None:
     }  # fmt: skip
     for name, frame in frames.items():
         frame.coalesce(1).write.mode("overwrite").option("header", True).csv(f"{output}/{name}")
-    print({"rows": total + sum(malformed.values()), "valid": total, "malformed": malformed})
-    sc.stop()
+    return {"rows": total + sum(malformed.values()), "valid": total, "malformed": malformed}
 
 
 if __name__ == "__main__":

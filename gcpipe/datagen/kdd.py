@@ -6,7 +6,8 @@ label's profile in the real file, so aggregates by protocol, label and attack ca
 
 ``malformed`` spoils that fraction of lines, spread evenly over ``MALFORMED_KINDS``:
 ``wrong_column_count`` (a field missing), ``non_numeric`` (text in a numeric column) and
-``empty_field`` (a REQUIRED cell left empty).
+``empty_field`` (a REQUIRED cell left empty) and ``out_of_range`` (a negative or overflowing count, outside
+the range sql/tables.json sets).
 """
 
 from __future__ import annotations
@@ -166,6 +167,8 @@ def _spoil(line: bytes, kind: str, rng: np.random.Generator) -> bytes:
         cells[int(rng.choice([0, 4, 5, 22, 24]))] = b"n/a"
     elif kind == "empty_field":
         cells[int(rng.choice([1, 4, 41]))] = b""
+    elif kind == "out_of_range":
+        cells[int(rng.choice([0, 4, 5]))] = rng.choice([b"-1", b"5000000000000000000"])
     return b",".join(cells)
 
 

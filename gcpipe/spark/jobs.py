@@ -80,7 +80,7 @@ def cloudsql_args(config: Config) -> list[str]:
             "e.g. jdbc:postgresql://10.0.0.3:5432/rentals."
         )
     return [
-        "--source", config.jdbc_url, "--sink", config.jdbc_url,
+        "--source", config.jdbc_url, "--sink", config.jdbc_url, "--rejected", f"{config.lake}/rentals/rejected",
         "--jdbc_user", config.jdbc_user, "--jdbc_password_secret", config.jdbc_password_secret,
     ]  # fmt: skip
 

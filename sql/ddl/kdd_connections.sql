@@ -44,4 +44,4 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ kdd_dataset }}.kdd_connections` (
   dst_host_srv_rerror_rate FLOAT64 NOT NULL,
   label STRING NOT NULL
 )
-OPTIONS (description = "KDD Cup 99 network connection records, 41 features and the label.");
+OPTIONS (description = "KDD Cup 99 network connection records, 41 features and the label. The columns spark_jobs.kdd_analysis sums are bounded by 2^32 - 1 (the real files stay under 1.4e9): a plausible ceiling that keeps every sum exact in INT64 below 2^31 lines per group.");

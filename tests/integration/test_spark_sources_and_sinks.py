@@ -47,7 +47,8 @@ def test_als_reads_cloud_sql_and_writes_back_over_jdbc(spark, postgres, database
     assert from_sql == expected
     # Run again: the table is replaced (truncated), not appended to.
     recommend(spark, "--source", config.jdbc_url, "--sink", config.jdbc_url, "--jdbc_user", config.jdbc_user,
-              "--jdbc_password_secret", config.jdbc_password_secret)  # fmt: skip
+              "--jdbc_password_secret", config.jdbc_password_secret,
+              "--rejected", str(tmp_path / "rejected"))  # fmt: skip
     with closing(cloudsql.connect(config)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM recommendations")
         assert cursor.fetchone()[0] == 5 * manifest.users
@@ -85,9 +86,10 @@ def test_als_reads_and_writes_bigquery(spark, bq, dataset, tmp_path):
                               convert_options=pacsv.ConvertOptions(column_types=schema.to_arrow()))  # fmt: skip
         load_bigquery(rows.cast(schema.to_arrow()), f"{bq.project}.{dataset}.{table}", schema)
     metrics = recommend(
-        spark, "--source", f"bq://{bq.project}.{dataset}", "--sink", f"bq://{bq.project}.{dataset}"
-    )
-    assert metrics["ratings"] == manifest.ratings
+        spark, "--source", f"bq://{bq.project}.{dataset}", "--sink", f"bq://{bq.project}.{dataset}",
+        "--rejected", str(tmp_path / "rejected"),
+    )  # fmt: skip
+    assert metrics["ratings"] == manifest.ratings and metrics["accommodations"] == manifest.accommodations
     result = bq.query(f"SELECT user_id, COUNT(*) AS n, MIN(`rank`) AS lo, MAX(`rank`) AS hi "
                       f"FROM `{dataset}.recommendations` GROUP BY user_id").result()  # fmt: skip
     per_user = {row["user_id"]: (row["n"], row["lo"], row["hi"]) for row in result}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import pyarrow.parquet as pq
 import pytest
@@ -72,19 +72,62 @@ def test_the_same_seed_gives_the_same_model(spark, rentals, recommended, tmp_pat
     assert sorted(first, key=str) == sorted(second, key=str)
 
 
-def test_ratings_that_break_the_schema_or_rules_are_counted_and_left_out(spark, rentals, tmp_path):
+HOSTILE = {  # (table, line) -> the reason the job must give
+    ("ratings", "3,7,9"): "violates rule rating BETWEEN 1 AND 5",
+    ("ratings", "4,x,2"): "acco_id: not a valid INTEGER",
+    ("ratings", "5,,3"): "acco_id: missing or not a valid INTEGER",
+    ("ratings", "6,8,4,99"): "wrong_column_count: not a line of 3 fields",  # a lenient reader drops the 99
+    ("ratings", "7"): "wrong_column_count: not a line of 3 fields",
+    ("accommodations", "x,Bad Id,Paris,90,2,4.0,house"): "id: not a valid INTEGER",
+    ("accommodations", "201,Extra,Paris,90,2,4.0,house,junk"): "wrong_column_count: not a line of 7 fields",
+    ("accommodations", "202,No Type,Paris,90,2,4.0"): "wrong_column_count: not a line of 7 fields",
+    ("accommodations", "203,,Paris,90,2,4.0,house"): "title: missing or not a valid STRING",
+    ("accommodations", "204,Bad Rating,Paris,90,2,abc,house"): "rating: not a valid FLOAT",
+}
+
+
+def test_hostile_rows_of_both_tables_are_set_aside_with_their_reason_and_counted(spark, rentals, tmp_path):
+    """Nothing is lost: each hostile row is one dead letter with its reason, the others are all used."""
     manifest, folder = rentals
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "accommodations.csv").write_text((folder / "accommodations.csv").read_text())
-    ratings = (folder / "ratings.csv").read_text()
-    (bad / "ratings.csv").write_text(ratings + "3,7,9\n4,x,2\n5,,3\n")
-    metrics = run(spark, "--source", str(bad), "--sink", str(tmp_path / "out"))
-    assert metrics["ratings"] == manifest.ratings
-    assert metrics["rejected_ratings"] == {
-        "violates rule rating BETWEEN 1 AND 5": 1,
-        "acco_id: missing or not a valid INTEGER": 2,
-    }
+    for table in als_recommend.TABLES:
+        lines = [line for (kind, line) in HOSTILE if kind == table]
+        (bad / f"{table}.csv").write_text((folder / f"{table}.csv").read_text() + "\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    metrics = run(spark, "--source", str(bad), "--sink", str(out))
+    assert (metrics["ratings"], metrics["accommodations"]) == (manifest.ratings, manifest.accommodations)
+    assert metrics["read"] == {"ratings": manifest.ratings + 5, "accommodations": manifest.accommodations + 5}
+    for table in als_recommend.TABLES:
+        expected = Counter(reason for (kind, _), reason in HOSTILE.items() if kind == table)
+        assert metrics[f"rejected_{table}"] == expected, table
+    assert metrics["rejected"] == f"{out}/rejected"
+    letters = [
+        json.loads(text)
+        for path in (out / "rejected").glob("*.json")
+        for text in path.read_text().splitlines()
+    ]
+    assert {(letter["source"].rsplit("/", 1)[1][: -len(".csv")], letter["raw"]): letter["reason"]
+            for letter in letters} == HOSTILE  # fmt: skip
+    assert len(letters) == len(HOSTILE) and all(letter["loaded_at"] for letter in letters)
+    recommended = {row["acco_id"] for row in pq.read_table(out / "recommendations.parquet").to_pylist()}
+    assert recommended <= set(range(1, manifest.accommodations + 1))
+
+
+def test_a_clean_run_leaves_no_stale_rejects(recommended):
+    metrics, out = recommended
+    assert metrics["rejected"] is None and not (out / "rejected").exists()
+    assert metrics["rejected_ratings"] == metrics["rejected_accommodations"] == {}
+
+
+def test_rejected_rows_need_a_folder(capsys):
+    with pytest.raises(SystemExit):
+        als_recommend.parse_args(["--source", "x", "--sink", "bq://acme-project.rentals"])
+    assert "give --rejected FOLDER" in capsys.readouterr().err
+    args = als_recommend.parse_args(
+        ["--source", "x", "--sink", "bq://acme-project.rentals", "--rejected", "gs://b/r"]
+    )
+    assert args.rejected == "gs://b/r"
 
 
 def test_a_jdbc_sink_without_a_password_secret_is_refused():

@@ -9,6 +9,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from gcpipe.bench import kdd_lab_baseline
 from gcpipe.datagen.kdd import write_kdd
 from gcpipe.kdd import ATTACK_CATEGORY
 from gcpipe.schemas import load_schema
@@ -58,6 +59,14 @@ MALFORMED = {  # line -> the reason the job must give
     spoiled("duration", "1.5"): "non_numeric: duration='1.5'",
     spoiled("protocol_type", ""): "empty_field: protocol_type",
     spoiled("src_bytes", ""): "empty_field: src_bytes",
+    # Two hostile values of one group whose sum passes 2^63: in ANSI mode Spark fails the job on overflow.
+    spoiled(
+        "src_bytes", str(5 * 10**18)
+    ): f"out_of_range: src_bytes={5 * 10**18} violates rule src_bytes BETWEEN 0 AND 4294967295",
+    spoiled(
+        "src_bytes", str(2**62)
+    ): f"out_of_range: src_bytes={2**62} violates rule src_bytes BETWEEN 0 AND 4294967295",
+    spoiled("duration", "-1"): "out_of_range: duration=-1 violates rule duration BETWEEN 0 AND 4294967295",
 }
 
 
@@ -134,9 +143,16 @@ def test_every_aggregate_is_written_as_parquet_and_csv_with_the_report(analysed)
 
 
 def test_malformed_lines_are_set_aside_with_their_reason_and_never_skew_the_aggregates(analysed):
+    """Every kind, hostile values whose sum overflows INT64 among them: the job finishes, each line is one
+    dead letter with its reason, and the aggregates are those of the valid lines alone."""
     (_, clean_out), (dirty, dirty_out) = analysed["clean"], analysed["dirty"]
     assert dirty["rows"] == len(VALID) + len(MALFORMED) and dirty["valid"] == len(VALID)
-    assert dirty["malformed"] == {"wrong_column_count": 3, "non_numeric": 2, "empty_field": 2}
+    assert dirty["malformed"] == {
+        "wrong_column_count": 3,
+        "non_numeric": 2,
+        "empty_field": 2,
+        "out_of_range": 3,
+    }
     for name in kdd_analysis.AGGREGATES:
         assert rows(dirty_out / f"{name}.parquet") == rows(clean_out / f"{name}.parquet"), name
     letters = [
@@ -146,6 +162,27 @@ def test_malformed_lines_are_set_aside_with_their_reason_and_never_skew_the_aggr
     ]
     assert {letter["raw"]: letter["reason"] for letter in letters} == MALFORMED
     assert all(letter["source"].endswith("dirty.csv") and letter["loaded_at"] for letter in letters)
+
+
+def test_the_benchmark_baseline_computes_what_the_job_computes(spark, analysed, tmp_path):
+    """The lab's way (the spark_kdd benchmark's baseline) on the dirty fixture: the same counts of valid and
+    malformed lines, and each aggregate's columns it writes hold the job's values, so the benchmark's ratio
+    compares the same work."""
+    dirty, out = analysed["dirty"]
+    lab = kdd_lab_baseline.analyse(spark.sparkContext, dirty["input"], str(tmp_path))
+    assert (lab["rows"], lab["valid"]) == (dirty["rows"], dirty["valid"])
+    assert lab["malformed"] == {kind: n for kind, n in dirty["malformed"].items() if n}
+    for name in kdd_analysis.AGGREGATES:
+        written = pacsv.read_csv(next((tmp_path / name).glob("part-*.csv")))
+        theirs = written.rename_columns([c.replace("sum(attacks)", "attacks") for c in written.column_names])
+        assert theirs.num_rows > 0, name
+        ours = columns(out, name, *theirs.column_names)
+        assert sorted(map(rounded, ours)) == sorted(rounded(r.values()) for r in theirs.to_pylist()), name
+
+
+def rounded(row) -> tuple:
+    """A row with its floats to 9 places (the baseline's pass through CSV text)."""
+    return tuple(round(value, 9) if isinstance(value, float) else value for value in row)
 
 
 def test_generated_data_matches_its_manifest(spark, tmp_path):

@@ -82,7 +82,8 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
     assert batch["pysparkBatch"]["jarFileUris"] == [f"{STAGED}/postgresql.jar"]
     assert batch["pysparkBatch"]["args"] == [
         "--source", "jdbc:postgresql://10.0.0.3:5432/rentals", "--sink", "gs://acme-lake/recs",
-        "--jdbc_user", "gcpipe", "--jdbc_password_secret", f"projects/{PROJECT}/secrets/pg/versions/latest",
+        "--rejected", "gs://acme-lake/rentals/rejected", "--jdbc_user", "gcpipe",
+        "--jdbc_password_secret", f"projects/{PROJECT}/secrets/pg/versions/latest",
     ]  # fmt: skip
     command = dataproc.batch_command(batch, config)
     assert command[:6] == ("gcloud", "dataproc", "batches", "submit", "pyspark", f"{STAGED}/als_recommend.py")
