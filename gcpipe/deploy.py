@@ -29,6 +29,7 @@ import click
 
 from gcpipe.config import PROJECT_ROOT, Config, load_config
 from gcpipe.errors import GcpipeError
+from gcpipe.options import option_pairs
 
 TERRAFORM_DIR = PROJECT_ROOT / "infra" / "terraform"
 DATAFLOW_DIR = PROJECT_ROOT / "infra" / "dataflow"
@@ -78,18 +79,17 @@ class Step:
     def shell(self) -> str:
         """The step as one line (or a here-document) of a shell script."""
         if self.content is not None:
-            return (
-                f"mkdir -p {_show(self.path.parent)} && cat > {_show(self.path)} <<'EOF'\n{self.content}EOF"
-            )
+            folder, file = show_path(self.path.parent), show_path(self.path)
+            return f"mkdir -p {folder} && cat > {file} <<'EOF'\n{self.content}EOF"
         line = shlex.join(self.argv)
         if self.stdout:
-            line += f" > {_show(self.stdout)}"
+            line += f" > {show_path(self.stdout)}"
         if self.unless:
             line = f"{shlex.join(self.unless)} >/dev/null 2>&1 || {line}"
         return line
 
 
-def _show(path: Path) -> str:
+def show_path(path: Path) -> str:
     """A path as the plan prints it: relative to the project root when inside it."""
     path = Path(path)
     return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
@@ -283,7 +283,7 @@ class Deployment:
 
     def tf(self, *args: str) -> tuple[str, ...]:
         """A Terraform command on infra/terraform (TERRAFORM names another binary, e.g. tofu)."""
-        return (os.environ.get("TERRAFORM", "terraform"), f"-chdir={_show(TERRAFORM_DIR)}", *args)
+        return (os.environ.get("TERRAFORM", "terraform"), f"-chdir={show_path(TERRAFORM_DIR)}", *args)
 
     def tf_path(self, path: Path) -> str:
         """A path as Terraform sees it after -chdir."""
@@ -353,7 +353,7 @@ def infra_plan(d: Deployment, plan_only: bool = False) -> list[Step]:
         Step("read the outputs", d.tf("output", "-json"), stdout=outputs),
         Step(
             "write the [gcp] section of gcpipe.toml from the outputs",
-            ("gcpipe", "deploy", "config", f"--outputs={_show(outputs)}"),
+            ("gcpipe", "deploy", "config", f"--outputs={show_path(outputs)}"),
             call=lambda: write_config(outputs),
         ),
     ]
@@ -369,7 +369,7 @@ def templates_plan(d: Deployment) -> list[Step]:
                     "builds",
                     "submit",
                     f"--region={d.region}",
-                    f"--config={_show(DATAFLOW_DIR / 'cloudbuild.yaml')}",
+                    f"--config={show_path(DATAFLOW_DIR / 'cloudbuild.yaml')}",
                     f"--substitutions=_PIPELINE={module},_IMAGE={d.image(template)}",
                     f"--service-account=projects/{d.project}/serviceAccounts/{d.service_account('build')}",
                     f"--gcs-source-staging-dir={d.staging}/cloudbuild/source",
@@ -388,7 +388,7 @@ def templates_plan(d: Deployment) -> list[Step]:
                     d.template_spec(template),
                     f"--image={d.image(template)}",
                     "--sdk-language=PYTHON",
-                    f"--metadata-file={_show(DATAFLOW_DIR / template / 'metadata.json')}",
+                    f"--metadata-file={show_path(DATAFLOW_DIR / template / 'metadata.json')}",
                     f"--service-account-email={d.service_account('dataflow')}",
                     f"--subnetwork={d.subnetwork}",
                     "--disable-public-ips",
@@ -420,7 +420,7 @@ def bundle_entries() -> list[str]:
 def dags_plan(d: Deployment) -> list[Step]:
     bundle = d.deploy_dir / "composer"
     env = d.config.composer_environment
-    requirements = _show(COMPOSER_DIR / "requirements.txt")
+    requirements = show_path(COMPOSER_DIR / "requirements.txt")
     steps = [
         Step(
             "install the PyPI packages the DAGs and support code need (takes several minutes)",
@@ -436,7 +436,7 @@ def dags_plan(d: Deployment) -> list[Step]:
         ),
         Step(
             "bundle the DAGs, the support code and a gcpipe.toml for the gcp target",
-            ("gcpipe", "deploy", "bundle", f"--output={_show(bundle)}"),
+            ("gcpipe", "deploy", "bundle", f"--output={show_path(bundle)}"),
             call=lambda: make_bundle(d, bundle),
         ),
     ]
@@ -452,7 +452,7 @@ def dags_plan(d: Deployment) -> list[Step]:
                     "import",
                     f"--environment={env}",
                     f"--location={d.region}",
-                    f"--source={_show(bundle / entry)}",
+                    f"--source={show_path(bundle / entry)}",
                 ),
             )
         )
@@ -483,7 +483,7 @@ def run_plan(d: Deployment, job: str, args: tuple[str, ...], job_name: str | Non
                 name,
                 f"--region={d.region}",
                 f"--template-file-gcs-location={d.template_spec(job)}",
-                f"--parameters={_gcloud_dict(parameters)}",
+                f"--parameters={gcloud_dict(parameters)}",
             ),
         )
     ]
@@ -497,16 +497,10 @@ def template_parameters(d: Deployment, template: str, args: tuple[str, ...]) -> 
     """``--name=value`` / ``--name value`` arguments as template parameters, checked and defaulted."""
     declared = {p["name"]: p for p in template_metadata(template)["parameters"]}
     parameters: dict[str, str] = {}
-    tokens = list(args)
-    while tokens:
-        token = tokens.pop(0)
-        if not token.startswith("--"):
-            raise DeployError(f"{token!r} is not an option: give the {template} options as --name=value.")
-        name, has_value, value = token[2:].partition("=")
-        if not has_value:
-            if not tokens:
-                raise DeployError(f"option --{name} of {template} needs a value.")
-            value = tokens.pop(0)
+    for option, value in option_pairs(args, f"the {template} options", DeployError):
+        name = option[2:]
+        if value is None:
+            raise DeployError(f"option --{name} of {template} needs a value.")
         if name not in declared:
             raise DeployError(f"{template} has no option --{name}; its options: {', '.join(declared)}.")
         parameters[name] = value
@@ -520,7 +514,7 @@ def template_parameters(d: Deployment, template: str, args: tuple[str, ...]) -> 
     return parameters
 
 
-def _gcloud_dict(values: dict[str, str]) -> str:
+def gcloud_dict(values: dict[str, str]) -> str:
     """gcloud's key=value list; values with commas switch the separator (gcloud topic escaping)."""
     if any("," in v for v in values.values()):
         separator = next(c for c in "~|#@" if not any(c in v for v in values.values()))

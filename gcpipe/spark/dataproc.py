@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from gcpipe.config import PROJECT_ROOT, Config
-from gcpipe.deploy import Deployment, Step, _gcloud_dict, _show
+from gcpipe.deploy import Deployment, Step, gcloud_dict, show_path
 from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE
 from gcpipe.spark.jobs import MAX_ATTEMPTS, SparkJob
 
@@ -173,11 +173,11 @@ def batch_command(batch: dict, config: Config) -> tuple[str, ...]:
         f"--py-files={','.join(job['pythonFileUris'])}",
         f"--files={','.join(job['fileUris'])}",
         *([f"--jars={','.join(job['jarFileUris'])}"] if job.get("jarFileUris") else []),
-        f"--properties={_gcloud_dict(runtime['properties'])}",
+        f"--properties={gcloud_dict(runtime['properties'])}",
         f"--service-account={execution['serviceAccount']}",
         f"--subnet={execution['subnetworkUri']}",
         f"--ttl={execution['ttl']}",
-        f"--labels={_gcloud_dict(batch['labels'])}",
+        f"--labels={gcloud_dict(batch['labels'])}",
         f"--project={config.project}",
     ]
     return (
@@ -200,7 +200,7 @@ def submit_plan(job: SparkJob, config: Config, args: list[str], serverless: bool
     steps = [
         Step(
             "package the Python code the job imports",
-            ("gcpipe", "spark", "package", f"--output={_show(package)}"),
+            ("gcpipe", "spark", "package", f"--output={show_path(package)}"),
             call=lambda: build_package(package),
         ),
         Step(
@@ -208,7 +208,7 @@ def submit_plan(job: SparkJob, config: Config, args: list[str], serverless: bool
             deployment.gcloud(
                 "storage",
                 "cp",
-                *[_show(path) for path in staged_files(job, config)],
+                *[show_path(path) for path in staged_files(job, config)],
                 staging_folder(config) + "/",
             ),
         ),
@@ -230,7 +230,7 @@ def submit_plan(job: SparkJob, config: Config, args: list[str], serverless: bool
                 "dataproc",
                 "workflow-templates",
                 "instantiate-from-file",
-                f"--file={_show(template)}",
+                f"--file={show_path(template)}",
                 f"--region={config.region}",
             ),
         ),

@@ -16,6 +16,7 @@ from time import sleep
 
 from gcpipe.config import PROJECT_ROOT, Config
 from gcpipe.errors import GcpipeError
+from gcpipe.options import option_pairs
 from spark_jobs.common import JDBC_DRIVER_JAR
 
 MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
@@ -86,18 +87,7 @@ def cloudsql_args(config: Config) -> list[str]:
 
 
 def _options(args: list[str]) -> list[tuple[str, str | None]]:
-    """``--name value`` / ``--name=value`` pairs, in order (a value-less token has None)."""
-    pairs: list[tuple[str, str | None]] = []
-    tokens = list(args)
-    while tokens:
-        token = tokens.pop(0)
-        if not token.startswith("--"):
-            raise SparkJobError(f"{token!r} is not an option: give job arguments as --name value.")
-        name, has_value, value = token.partition("=")
-        if not has_value and tokens and not tokens[0].startswith("--"):
-            value, has_value = tokens.pop(0), "="
-        pairs.append((name, value if has_value else None))
-    return pairs
+    return option_pairs(args, "job arguments", SparkJobError)
 
 
 def job_args(job: SparkJob, config: Config, *layers: list[str]) -> list[str]:
@@ -131,8 +121,9 @@ def prepare_local(config: Config, args: list[str]) -> None:
     """Start what the arguments need: the BigQuery emulator (and its datasets), PostgreSQL (and its database)."""
     from gcpipe import stack
 
-    values = [value or "" for _, value in _options(args)]
-    datasets = {v.split(".")[1] for n, v in _options(args) if n == "--bq_table" and v and v.count(".") == 2}
+    options = _options(args)
+    values = [value or "" for _, value in options]
+    datasets = {v.split(".")[1] for n, v in options if n == "--bq_table" and v and v.count(".") == 2}
     datasets |= {v.removeprefix("bq://").split(".")[1] for v in values if v.startswith("bq://") and "." in v}
     if datasets:
         from gcpipe.clients import bigquery_client, ensure_dataset

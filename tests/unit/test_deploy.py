@@ -312,6 +312,8 @@ def test_run_streaming_defaults_to_the_terraform_subscription(cloud):
             "csv_ingest has no option --colour",
         ),
         (("gs://a.csv",), "'gs://a.csv' is not an option"),
+        (("--input=gs://a.csv", "--table=p.d.t", "--schema"), "option --schema of csv_ingest needs a value"),
+        (("--input", "--schema=x", "--table=p.d.t"), "option --input of csv_ingest needs a value"),
     ],
 )
 def test_run_rejects_options_the_template_does_not_declare(cloud, args, message):
