@@ -90,7 +90,7 @@ deploy-infra:  ## Terraform state bucket, plan, apply; outputs into gcpipe.toml 
 build-templates:  ## Flex-template images (Cloud Build) and template specs (DRY_RUN=1 prints).
 	$(GCPIPE) deploy templates $(DEPLOY_FLAGS)
 
-deploy-dags:  ## Composer PyPI packages, then DAGs and support code (DRY_RUN=1 prints).
+deploy-dags:  ## Composer PyPI packages, the Spark jobs' code, then DAGs and support code (DRY_RUN=1 prints).
 	$(GCPIPE) deploy dags $(DEPLOY_FLAGS)
 
 run-gcp:  ## One job on GCP: JOB=csv_ingest|taxi_streaming|kdd_analysis|als_recommend ARGS="--input=gs://...".

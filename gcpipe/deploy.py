@@ -2,9 +2,10 @@
 
 Each command builds a plan, the exact commands (and the files it writes) in order: ``infra`` (Terraform
 state bucket, init, plan, apply, outputs back into gcpipe.toml), ``templates`` (the flex-template images
-through Cloud Build, then the template specs), ``dags`` (Composer's PyPI packages, then the DAGs and the
-support code), ``run`` (one pipeline as a flex-template job, or one Spark job). ``--dry-run`` prints the
-plan as a shell script and calls nothing; otherwise the steps run in turn and the first failure stops.
+through Cloud Build, then the template specs), ``dags`` (Composer's PyPI packages, the Spark jobs' code
+in the staging bucket, then the DAGs and the support code), ``run`` (one pipeline as a flex-template job,
+or one Spark job). ``--dry-run`` prints the plan as a shell script and calls nothing; otherwise the steps
+run in turn and the first failure stops.
 
 Names come from one place each: the project, region, buckets, datasets and Composer environment from
 gcpipe.config (``GCPIPE_*``, gcpipe.toml), every other resource name from
@@ -40,7 +41,8 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 # Flex templates: pipeline module per template; infra/dataflow/<template>/metadata.json names its options.
 TEMPLATES = {"csv_ingest": "pipelines.csv_ingest", "taxi_streaming": "pipelines.taxi_streaming"}
 STREAMING_TEMPLATES = {"taxi_streaming"}
-# Spark jobs run through `gcpipe spark submit JOB --target gcp` (spark_jobs/, infra/dataproc/).
+# Spark jobs run through `gcpipe spark submit JOB --target gcp` (spark_jobs/, infra/dataproc/); deploy dags
+# stages their code for the DAGs (gcpipe.spark.dataproc.stage_steps).
 # What the Composer bucket's dags/ folder holds besides the DAGs: it is the project root there.
 SUPPORT_CODE = ("gcpipe", "pipelines", "spark_jobs", "sql")
 # The infra files the DAGs read when Composer parses them: resource names, cluster shape, template options.
@@ -172,6 +174,15 @@ def _git_tag() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "latest"
     return commit + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def deployed_tag() -> str:
+    """The version of the code on GCP (images, the Spark jobs' code): GCPIPE_IMAGE_TAG if set, else the
+    tag deploy dags recorded in the bundle's gcpipe.toml (``[gcp.deploy] image_tag``: so on Composer), else
+    the current commit's."""
+    path = config_file()
+    recorded = tomllib.loads(path.read_text()).get("gcp", {}).get("deploy", {}) if path.exists() else {}
+    return os.environ.get("GCPIPE_IMAGE_TAG") or recorded.get("image_tag") or _git_tag()
 
 
 @dataclass(frozen=True)
@@ -418,6 +429,9 @@ def bundle_entries() -> list[str]:
 
 
 def dags_plan(d: Deployment) -> list[Step]:
+    from gcpipe.spark.dataproc import stage_steps
+    from gcpipe.spark.jobs import JOBS
+
     bundle = d.deploy_dir / "composer"
     env = d.config.composer_environment
     requirements = show_path(COMPOSER_DIR / "requirements.txt")
@@ -434,6 +448,8 @@ def dags_plan(d: Deployment) -> list[Step]:
             ),
             tolerate="No change",
         ),
+        # before the DAGs: the Spark DAGs' Dataproc requests name this code (code/<tag>/, never expired)
+        *stage_steps(list(JOBS.values()), d.config, d.tag),
         Step(
             "bundle the DAGs, the support code and a gcpipe.toml for the gcp target",
             ("gcpipe", "deploy", "bundle", f"--output={show_path(bundle)}"),

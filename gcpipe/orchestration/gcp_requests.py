@@ -2,6 +2,7 @@
 
 * Dataproc: the job cluster of ``infra/dataproc/cluster.yaml``, the PySpark job, or the Serverless batch of
   ``serverless.yaml`` (:mod:`gcpipe.spark.dataproc`, as ``gcpipe spark submit --target gcp`` sends them),
+  running the code ``deploy dags`` staged for the deployed version (``code/<tag>/`` in the staging bucket),
   turned into the Dataproc API's field names, which the Google operators take;
 * Dataflow: a batch pipeline's options on the DataflowRunner with the image ``make build-templates``
   built, and the flex-template launch of the streaming template, their options checked against the
@@ -55,6 +56,7 @@ def dataproc_job(job: str, config: Config, args: list[str], cluster_name: str) -
     (DataprocSubmitJobOperator), labelled as the cluster is."""
     from google.cloud import dataproc_v1
 
+    from gcpipe.deploy import deployed_tag
     from gcpipe.spark.dataproc import cluster_job, job_cluster
     from gcpipe.spark.jobs import get_job, job_args
 
@@ -62,7 +64,7 @@ def dataproc_job(job: str, config: Config, args: list[str], cluster_name: str) -
     resource = {
         "reference": {"projectId": config.project},
         "placement": {"clusterName": cluster_name},
-        "pysparkJob": cluster_job(spark_job, config, job_args(spark_job, config, args)),
+        "pysparkJob": cluster_job(spark_job, config, job_args(spark_job, config, args), tag=deployed_tag()),
         "labels": job_cluster(spark_job, config)["labels"],
     }
     return _api_fields(dataproc_v1.Job, resource)
@@ -72,11 +74,13 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
     """The Serverless Batch resource that runs ``job`` with ``args`` (DataprocCreateBatchOperator)."""
     from google.cloud import dataproc_v1
 
+    from gcpipe.deploy import deployed_tag
     from gcpipe.spark.dataproc import batch_request
     from gcpipe.spark.jobs import get_job, job_args
 
     spark_job = get_job(job)
-    return _api_fields(dataproc_v1.Batch, batch_request(spark_job, config, job_args(spark_job, config, args)))
+    batch = batch_request(spark_job, config, job_args(spark_job, config, args), tag=deployed_tag())
+    return _api_fields(dataproc_v1.Batch, batch)
 
 
 # -- Dataflow ---------------------------------------------------------------------------------------
@@ -90,15 +94,11 @@ def service_account(config: Config, workload: str) -> str:
 
 
 def deployed_image(config: Config, template: str) -> str:
-    """The image ``make build-templates`` built for ``template``: as ``deploy dags`` recorded it in the
-    bundle's gcpipe.toml (``[gcp.deploy] images``), else the current commit's."""
-    import tomllib
+    """The image ``make build-templates`` built for ``template``, of the deployed version
+    (:func:`gcpipe.deploy.deployed_tag`: on Composer the tag ``deploy dags`` recorded in the bundle)."""
+    from gcpipe.deploy import Deployment, deployed_tag
 
-    from gcpipe.deploy import Deployment, _git_tag, config_file
-
-    path = config_file()
-    recorded = tomllib.loads(path.read_text()).get("gcp", {}).get("deploy", {}) if path.exists() else {}
-    return recorded.get("images", {}).get(template) or Deployment(config, tag=_git_tag()).image(template)
+    return Deployment(config, tag=deployed_tag()).image(template)
 
 
 def dataflow_pipeline_options(config: Config, template: str, options: dict[str, str]) -> dict:

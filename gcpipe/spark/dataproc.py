@@ -3,9 +3,10 @@
 Both are built from ``infra/dataproc`` (``cluster.yaml``, ``serverless.yaml``) and the job's entry in
 gcpipe.spark.jobs; the names of the service account and subnetwork come from the deployment's
 (``infra/terraform/names.auto.tfvars.json`` through gcpipe.deploy). Submitting is a plan of gcpipe.deploy
-steps: package the Python code the jobs import, stage it with the job's main file, schema files and jars
-in the staging bucket, then either write the workflow template and instantiate it (Dataproc creates the
-cluster, runs the job, deletes the cluster) or submit the batch. ``--dry-run`` prints the plan.
+steps: stage the code (package the Python code the jobs import, copy it with the job's main file, schema
+files and jars to ``code/<tag>/`` of the staging bucket), then either write the workflow template and
+instantiate it (Dataproc creates the cluster, runs the job, deletes the cluster) or submit the batch.
+``--dry-run`` prints the plan. ``deploy dags`` stages the code of every job the same way, for the DAGs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from gcpipe.config import PROJECT_ROOT, Config
-from gcpipe.deploy import Deployment, Step, gcloud_dict, show_path
+from gcpipe.deploy import Deployment, Step, deployed_tag, gcloud_dict, show_path
 from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE
 from gcpipe.spark.jobs import MAX_ATTEMPTS, SparkJob
 
@@ -69,24 +70,28 @@ def staged_files(job: SparkJob, config: Config) -> list[Path]:
     return [job.main_file, package_path(config), *shipped_files(job), *map(Path, job.jars)]
 
 
-def staging_folder(config: Config) -> str:
-    return f"gs://{config.staging_bucket}/dataproc/gcpipe"
+def code_folder(config: Config, tag: str) -> str:
+    """Where the jobs' code of version ``tag`` (the deployment's tag: gcpipe.deploy.deployed_tag) is
+    staged. Outside the prefixes the staging bucket expires (infra/terraform/storage.tf): the DAGs that
+    deploy dags imported run this code for as long as they stay deployed."""
+    return f"gs://{config.staging_bucket}/code/{tag}"
 
 
-def staged(config: Config, path: Path | str) -> str:
-    return f"{staging_folder(config)}/{Path(path).name}"
-
-
-def pyspark_job(job: SparkJob, config: Config, args: list[str]) -> dict:
+def pyspark_job(job: SparkJob, config: Config, args: list[str], *, tag: str) -> dict:
     """The PySparkJob / PySparkBatch fields: main file, arguments and the staged files it uses."""
+    folder = code_folder(config, tag)
+
+    def staged(path: Path | str) -> str:
+        return f"{folder}/{Path(path).name}"
+
     request = {
-        "mainPythonFileUri": staged(config, job.main_file),
+        "mainPythonFileUri": staged(job.main_file),
         "args": list(args),
-        "pythonFileUris": [staged(config, PACKAGE)],
-        "fileUris": [staged(config, path) for path in shipped_files(job)],
+        "pythonFileUris": [staged(PACKAGE)],
+        "fileUris": [staged(path) for path in shipped_files(job)],
     }
     if job.jars:
-        request["jarFileUris"] = [staged(config, jar) for jar in job.jars]
+        request["jarFileUris"] = [staged(jar) for jar in job.jars]
     return request
 
 
@@ -113,12 +118,12 @@ def job_cluster(job: SparkJob, config: Config) -> dict:
     return {"config": cluster["config"], "labels": {**cluster["labels"], "job": step_id(job)}}
 
 
-def cluster_job(job: SparkJob, config: Config, args: list[str]) -> dict:
+def cluster_job(job: SparkJob, config: Config, args: list[str], *, tag: str) -> dict:
     """The PySparkJob a job cluster runs: the staged files, the arguments, the properties every job gets."""
-    return {**pyspark_job(job, config, args), "properties": spark_properties(config)}
+    return {**pyspark_job(job, config, args, tag=tag), "properties": spark_properties(config)}
 
 
-def workflow_template(job: SparkJob, config: Config, args: list[str]) -> dict:
+def workflow_template(job: SparkJob, config: Config, args: list[str], *, tag: str) -> dict:
     """The inline workflow template: a managed cluster of cluster.yaml's shape, the job, then deletion.
 
     The body of ``workflowTemplates:instantiateInline`` and the file ``gcloud dataproc workflow-templates
@@ -126,7 +131,7 @@ def workflow_template(job: SparkJob, config: Config, args: list[str]) -> dict:
     """
     cluster = job_cluster(job, config)
     labels = cluster["labels"]
-    spark_job = cluster_job(job, config, args)
+    spark_job = cluster_job(job, config, args, tag=tag)
     return {
         "placement": {
             "managedCluster": {
@@ -148,7 +153,7 @@ def workflow_template(job: SparkJob, config: Config, args: list[str]) -> dict:
     }
 
 
-def batch_request(job: SparkJob, config: Config, args: list[str]) -> dict:
+def batch_request(job: SparkJob, config: Config, args: list[str], *, tag: str) -> dict:
     """The Serverless batch: the body of ``POST .../locations/REGION/batches``."""
     deployment = Deployment(config)
     batch = infra_file("serverless.yaml")
@@ -157,7 +162,7 @@ def batch_request(job: SparkJob, config: Config, args: list[str]) -> dict:
     execution["subnetworkUri"] = deployment.subnetwork
     batch["runtimeConfig"]["properties"].update(spark_properties(config))
     return {
-        "pysparkBatch": pyspark_job(job, config, args),
+        "pysparkBatch": pyspark_job(job, config, args, tag=tag),
         **batch,
         "labels": {**batch["labels"], "job": step_id(job)},
     }
@@ -193,36 +198,44 @@ def batch_command(batch: dict, config: Config) -> tuple[str, ...]:
     )
 
 
-def submit_plan(job: SparkJob, config: Config, args: list[str], serverless: bool = False) -> list[Step]:
-    """Package, stage, then run the job on a job-specific cluster (or as a Serverless batch)."""
-    deployment = Deployment(config)
+def stage_steps(jobs: list[SparkJob], config: Config, tag: str) -> list[Step]:
+    """Package the Python code the jobs import, then copy it with their main files, schema files and jars
+    to ``code_folder``: how the code reaches Cloud Storage, for ``spark submit`` and ``deploy dags``."""
     package = package_path(config)
-    steps = [
+    files = dict.fromkeys(path for job in jobs for path in staged_files(job, config))  # once each, in order
+    return [
         Step(
-            "package the Python code the job imports",
+            "package the Python code the Spark jobs import",
             ("gcpipe", "spark", "package", f"--output={show_path(package)}"),
             call=lambda: build_package(package),
         ),
         Step(
-            "stage the job's main file, code, schema files and jars",
-            deployment.gcloud(
-                "storage",
-                "cp",
-                *[show_path(path) for path in staged_files(job, config)],
-                staging_folder(config) + "/",
+            f"stage the code of {', '.join(job.name for job in jobs)}: main files, package, schema files, jars",
+            Deployment(config).gcloud(
+                "storage", "cp", *map(show_path, files), code_folder(config, tag) + "/"
             ),
         ),
     ]
+
+
+def submit_plan(
+    job: SparkJob, config: Config, args: list[str], serverless: bool = False, tag: str | None = None
+) -> list[Step]:
+    """Stage the code, then run the job on a job-specific cluster (or as a Serverless batch); ``tag``:
+    the code's version, by default the deployment's (gcpipe.deploy.deployed_tag)."""
+    deployment = Deployment(config)
+    tag = tag or deployed_tag()
+    steps = stage_steps([job], config, tag)
     if serverless:
         return [*steps, Step(f"run {job.name} as a Dataproc Serverless batch", batch_command(
-            batch_request(job, config, args), config))]  # fmt: skip
+            batch_request(job, config, args, tag=tag), config))]  # fmt: skip
     template = config.state_dir / "dataproc" / f"{job.name}.workflow.yaml"
     return [
         *steps,
         Step(
             "write the workflow template (a job-specific cluster, the job, then deletion)",
             path=template,
-            content=yaml.safe_dump(workflow_template(job, config, args), sort_keys=False),
+            content=yaml.safe_dump(workflow_template(job, config, args, tag=tag), sort_keys=False),
         ),
         Step(
             f"run {job.name}: Dataproc creates the cluster, runs the job and deletes the cluster",

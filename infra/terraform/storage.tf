@@ -10,7 +10,8 @@ module "lake" {
   depends_on = [google_project_service.apis]
 }
 
-# Dataflow and Dataproc staging and temp files expire; the flex-template specs under templates/ stay.
+# Dataflow and Dataproc staging and temp files expire; the flex-template specs under templates/ and the
+# Spark jobs' code under code/<tag>/ (staged by `make deploy-dags`, run by the deployed DAGs) stay.
 module "staging" {
   # checkov:skip=CKV_GCP_78: the staging bucket holds temp and staging files that expire within days; old versions would keep only garbage, and the templates it holds are rebuilt by `make build-templates`
   source          = "./modules/bucket"

@@ -73,7 +73,7 @@ variable "deletion_protection" {
 }
 
 variable "staging_retention_days" {
-  description = "Days after which temp/ and staging/ files in the staging bucket are deleted."
+  description = "Days after which temp/, staging/, dataproc/ and cloudbuild/ files in the staging bucket are deleted (code/ and templates/ stay)."
   type        = number
   default     = 7
 }

@@ -13,8 +13,9 @@ from tests.conftest import CONFIG
 
 use_local_airflow(CONFIG, CONFIG.state_dir / "airflow-tests")
 
-PROJECT, REGION, LAKE = "acme-data-prod", "europe-west1", "acme-data-prod-lake"
+PROJECT, REGION, LAKE, TAG = "acme-data-prod", "europe-west1", "acme-data-prod-lake", "abc123"
 GCP_ENV = {
+    "GCPIPE_IMAGE_TAG": TAG,  # the deployed version: its images and Spark code
     "GCPIPE_TARGET": "gcp",
     "GCPIPE_PROJECT": PROJECT,
     "GCPIPE_REGION": REGION,

@@ -12,9 +12,9 @@ from unittest import mock
 import pytest
 
 from gcpipe.orchestration.airflow_home import logical_date, outcome
-from tests.dags.conftest import LAKE, PROJECT, REGION, parse, target
+from tests.dags.conftest import LAKE, PROJECT, REGION, TAG, parse, target
 
-STAGED = "gs://acme-data-prod-staging/dataproc/gcpipe"
+STAGED = f"gs://acme-data-prod-staging/code/{TAG}"  # where deploy dags staged the Spark code of version TAG
 DAY = date(2019, 4, 8)
 
 
@@ -137,7 +137,7 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
     )  # fmt: skip
     options = dict(ingest.pipeline_options)
     image = options.pop("sdk_container_image")
-    assert image.startswith(f"{REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:")
+    assert image == f"{REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG}"
     assert options == {
         "input": f"gs://{LAKE}/landing/taxi_trips/2019-04-08/*.csv*",
         "schema": "taxi_trips",

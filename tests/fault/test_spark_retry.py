@@ -55,6 +55,6 @@ def test_on_dataproc_the_job_is_restarted_as_often_as_locally():
     """The submit plan's workflow template: Dataproc restarts the failed driver MAX_ATTEMPTS - 1 times."""
     gcp = Config(target="gcp", project="acme-data-prod", region="europe-west1", lake_bucket="acme-lake",
                  staging_bucket="acme-staging")  # fmt: skip
-    template = dataproc.workflow_template(KDD, gcp, job_args(KDD, gcp))
+    template = dataproc.workflow_template(KDD, gcp, job_args(KDD, gcp), tag="v1")
     message = dataproc_v1.WorkflowTemplate.from_json(json.dumps(template))  # a valid request
     assert message.jobs[0].scheduling.max_failures_per_hour == MAX_ATTEMPTS - 1 == 1

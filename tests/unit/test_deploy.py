@@ -25,6 +25,7 @@ from gcpipe.deploy import (
     DeployError,
     Deployment,
     dags_plan,
+    deployed_tag,
     infra_plan,
     make_bundle,
     render,
@@ -32,7 +33,9 @@ from gcpipe.deploy import (
     templates_plan,
     toml_dumps,
 )
+from gcpipe.orchestration.gcp_requests import dataproc_batch, dataproc_job
 from gcpipe.schemas import load_tables
+from gcpipe.spark.jobs import JOBS
 
 PROJECT, REGION, TAG = "acme-data-prod", "europe-west1", "abc123"
 NAMES = json.loads(NAMES_FILE.read_text())
@@ -151,6 +154,8 @@ def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(clou
         "gcpipe deploy config",
         *["gcloud builds submit", "gcloud dataflow flex-template"] * len(TEMPLATES),
         "gcloud composer environments",  # PyPI packages
+        "gcpipe spark package",  # the Spark jobs' code, staged before the DAGs that run it
+        "gcloud storage cp",
         "gcpipe deploy bundle",
         *["gcloud composer environments"] * (2 + sum((PROJECT_ROOT / n).is_dir() for n in
                                                    ("gcpipe", "pipelines", "spark_jobs", "sql", "infra"))
@@ -180,6 +185,24 @@ def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(clou
         if "gs://" in word
     }
     assert buckets == {f"{PROJECT}-tfstate", f"{PROJECT}-staging"}
+    # The Spark DAGs' Dataproc requests name only files this plan staged, where they never expire.
+    [staged] = [line for line in lines if line[:3] == ["gcloud", "storage", "cp"]]
+    folder = staged[-2]
+    assert folder == f"gs://{PROJECT}-staging/code/{TAG}/"  # the tag the bundle records (deployed_tag)
+    uploaded = {Path(source).name for source in staged[3:-2]}
+    package = next(line for line in lines if line[:3] == ["gcpipe", "spark", "package"])
+    assert package[3] == f"--output={staged[4]}"  # the zip it builds is the zip it stages
+    assert uploaded == {
+        "kdd_analysis.py", "als_recommend.py", "gcpipe_spark.zip", "postgresql.jar", "tables.json",
+        *(f"{name}.json" for job in JOBS.values() for name in job.schemas),
+    }  # fmt: skip
+    config = deployment().config.replace(lake_bucket=f"{PROJECT}-lake", staging_bucket=f"{PROJECT}-staging")
+    for job in JOBS:
+        for request in (dataproc_job(job, config, [], "c")["pyspark_job"],
+                        dataproc_batch(job, config, [])["pyspark_batch"]):  # fmt: skip
+            uris = [request["main_python_file_uri"], *request["python_file_uris"], *request["file_uris"],
+                    *request.get("jar_file_uris", [])]  # fmt: skip
+            assert {uri.removeprefix(folder) for uri in uris} <= uploaded, uris
     # The variables Terraform gets.
     tfvars = json.loads(text.split("terraform.tfvars.json <<'EOF'\n")[1].split("\nEOF")[0])
     assert (
@@ -229,7 +252,10 @@ def test_deploy_dags_tolerates_unchanged_packages_and_imports_the_bundle(cloud):
 
     calls = cloud.calls()
     assert calls[0][:4] == ["gcloud", "composer", "environments", "update"]
-    imported = [c[-2].split("=", 1)[1] for c in calls[1:]]
+    package = cloud.state_dir / "dataproc" / "gcpipe_spark.zip"
+    assert package.exists() and calls[1][:3] == ["gcloud", "storage", "cp"] and str(package) in calls[1]
+    assert calls[1][-2] == f"gs://{PROJECT}-staging/code/{TAG}/"
+    imported = [c[-2].split("=", 1)[1] for c in calls[2:]]
     bundle = cloud.state_dir / "deploy" / f"{PROJECT}-prod" / "composer"
     assert [Path(p).name for p in imported] == [
         p.name for p in [bundle / ".airflowignore", bundle / "gcpipe.toml"]
@@ -268,15 +294,17 @@ def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does
     probe = (
         "import spark_kdd, batch_ingest; ingest = batch_ingest.dag.get_task('ingest_csv'); "
         "print('PARSED', sorted(t.task_type for t in spark_kdd.dag.tasks), ingest.task_type, "
-        "ingest.pipeline_options['sdk_container_image'])"
+        "ingest.pipeline_options['sdk_container_image'], "
+        "spark_kdd.dag.get_task('kdd_analysis').job['pyspark_job']['main_python_file_uri'])"
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(bundle), "AIRFLOW_HOME": str(tmp_path / "airflow")}
     done = subprocess.run([sys.executable, "-c", probe], cwd=bundle, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == (
         "PARSED ['DataprocCreateClusterOperator', 'DataprocDeleteClusterOperator', 'DataprocSubmitJobOperator'] "
-        f"BeamRunPythonPipelineOperator {REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG}"
-    )  # the image deploy dags recorded in the bundle's gcpipe.toml
+        f"BeamRunPythonPipelineOperator {REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG} "
+        f"gs://{PROJECT}-staging/code/{TAG}/kdd_analysis.py"
+    )  # the image and the Spark code of the version deploy dags recorded in the bundle's gcpipe.toml
 
 
 # -- run-gcp -------------------------------------------------------------------------------------------
@@ -362,6 +390,16 @@ def test_templates_plan_builds_each_image_before_its_spec():
     streaming = [s for s in steps if "--enable-streaming-engine" in s.argv]
     assert [s.argv[4] for s in streaming] == ["gs://s/templates/taxi_streaming.json"]
     assert dags_plan(d)[0].tolerate == "No change"
+
+
+def test_the_deployed_tag_is_the_environment_s_else_the_recorded_one_else_the_commit_s(cloud, monkeypatch):
+    assert deployed_tag() == TAG  # GCPIPE_IMAGE_TAG
+    monkeypatch.delenv("GCPIPE_IMAGE_TAG")
+    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, check=True).stdout.strip()  # fmt: skip
+    assert deployed_tag().removesuffix("-dirty") == commit  # nothing recorded: the checkout's version
+    cloud.config_file.write_text(toml_dumps({"gcp": {"deploy": {"image_tag": "v7"}}}))  # as the bundle's
+    assert deployed_tag() == "v7"
 
 
 def test_toml_dumps_round_trips_settings():

@@ -29,7 +29,8 @@ PROJECT, REGION = "acme-data-prod", "europe-west1"
 GCP = Config(
     target="gcp", project=PROJECT, region=REGION, lake_bucket="acme-lake", staging_bucket="acme-staging"
 )
-STAGED = "gs://acme-staging/dataproc/gcpipe"
+TAG = "v1"
+STAGED = f"gs://acme-staging/code/{TAG}"  # the code of version TAG
 
 
 def gcpipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -39,7 +40,7 @@ def gcpipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def test_the_workflow_template_creates_a_job_cluster_runs_the_job_on_gcs_and_is_a_valid_request():
     job = JOBS["kdd_analysis"]
-    template = dataproc.workflow_template(job, GCP, job_args(job, GCP))
+    template = dataproc.workflow_template(job, GCP, job_args(job, GCP), tag=TAG)
     dataproc_v1.WorkflowTemplate.from_json(json.dumps(template))  # the API's message: no unknown field
     cluster = template["placement"]["managedCluster"]
     assert cluster["clusterName"] == "gcpipe-kdd-analysis"
@@ -75,7 +76,7 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
     config = GCP.replace(jdbc_url="jdbc:postgresql://10.0.0.3:5432/rentals",
                          jdbc_password_secret=f"projects/{PROJECT}/secrets/pg/versions/latest")  # fmt: skip
     args = job_args(job, config, cloudsql_args(config), ["--sink", "gs://acme-lake/recs"])
-    batch = dataproc.batch_request(job, config, args)
+    batch = dataproc.batch_request(job, config, args, tag=TAG)
     dataproc_v1.Batch.from_json(json.dumps(batch))
     assert batch["runtimeConfig"]["version"] == "3.0"
     assert batch["environmentConfig"]["executionConfig"]["serviceAccount"].startswith("gcpipe-dataproc@")
@@ -94,7 +95,8 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
 def test_dry_run_prints_the_plan_with_the_exact_template_and_gcloud_commands(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GCPIPE_CONFIG": str(tmp_path / "none.toml"),
            "GCPIPE_STATE_DIR": str(tmp_path / "state"), "GCPIPE_PROJECT": PROJECT, "GCPIPE_REGION": REGION,
-           "GCPIPE_LAKE_BUCKET": "acme-lake", "GCPIPE_STAGING_BUCKET": "acme-staging"}  # fmt: skip
+           "GCPIPE_LAKE_BUCKET": "acme-lake", "GCPIPE_STAGING_BUCKET": "acme-staging",
+           "GCPIPE_IMAGE_TAG": TAG}  # fmt: skip
     (tmp_path / "none.toml").write_text("")
     done = gcpipe("spark", "submit", "kdd_analysis", "--target", "gcp", "--dry-run", "--input=gs://acme-lake/k.gz",
                   env=env)  # fmt: skip
@@ -104,15 +106,18 @@ def test_dry_run_prints_the_plan_with_the_exact_template_and_gcloud_commands(tmp
     heredoc = re.search(r"<<'EOF'\n(.*?)\nEOF\n", done.stdout, re.DOTALL)[1]
     job = JOBS["kdd_analysis"]
     args = job_args(job, GCP, ["--input", "gs://acme-lake/k.gz"])
-    assert yaml.safe_load(heredoc) == dataproc.workflow_template(job, GCP, args)
+    assert yaml.safe_load(heredoc) == dataproc.workflow_template(job, GCP, args, tag=TAG)
     lines = done.stdout.splitlines()
     assert (
         f"gcloud dataproc workflow-templates instantiate-from-file --file={template_file} --region={REGION} "
         f"--project={PROJECT}"
     ) in lines
     staged = next(line for line in lines if line.startswith("gcloud storage cp "))
-    assert staged.endswith(f" {STAGED}/ --project={PROJECT}")
-    assert "spark_jobs/kdd_analysis.py" in staged and "sql/schemas/kdd_connections.json" in staged
+    assert shlex.split(staged) == [
+        "gcloud", "storage", "cp", "spark_jobs/kdd_analysis.py", str(tmp_path / "state/dataproc/gcpipe_spark.zip"),
+        *(f"sql/schemas/{name}.json" for name in job.schemas), "sql/tables.json",
+        f"{STAGED}/", f"--project={PROJECT}",
+    ]  # fmt: skip
 
 
 def test_a_real_submit_runs_exactly_the_printed_plan(cloud, monkeypatch):  # noqa: F811
@@ -125,11 +130,23 @@ def test_a_real_submit_runs_exactly_the_printed_plan(cloud, monkeypatch):  # noq
     commands = [line for line in printed.stdout.splitlines() if line.startswith("gcloud ")]
     assert [shlex.join(call) for call in calls] == commands
     assert str(cloud.state_dir / "dataproc" / "gcpipe_spark.zip") in calls[0]
+    assert calls[0][-2] == f"gs://{PROJECT}-staging/code/abc123/"  # the code of version GCPIPE_IMAGE_TAG
     assert (cloud.state_dir / "dataproc" / "gcpipe_spark.zip").exists()
     assert calls[1][calls[1].index("--") + 1 :] == [
         "--source", f"gs://{PROJECT}-lake/landing/rentals", "--sink", f"gs://{PROJECT}-lake/rentals/recommendations",
         "--sink", f"bq://{PROJECT}.rentals",
     ]  # fmt: skip
+
+
+def test_the_staged_code_never_expires_as_the_staging_bucket_s_temporary_files_do():
+    """The DAGs deploy dags imported run the code it staged for as long as they stay deployed."""
+    [staging] = [block["staging"] for block in blocks(TERRAFORM_DIR, "module") if "staging" in block]
+    expiring = staging["expire_prefixes"]
+    assert "dataproc/" in expiring  # checkpoints: garbage after the run
+    folder = dataproc.code_folder(GCP, TAG).removeprefix("gs://acme-staging/") + "/"
+    assert folder == f"code/{TAG}/" and not any(folder.startswith(prefix) for prefix in expiring)
+    checkpoints = dataproc.spark_properties(GCP)["spark.checkpoint.dir"]
+    assert checkpoints.removeprefix("gs://acme-staging/").startswith(tuple(expiring))
 
 
 def test_user_arguments_replace_the_defaults_in_place():
