@@ -96,7 +96,7 @@ def _ensure_tables(config: Config, schemas: set[str]) -> None:
 
 
 def spark_submit(job: str, args: list[str]) -> dict:
-    """Run a Spark job on local Spark (``gcpipe spark submit JOB``) with ``args`` over its defaults;
+    """Run a Spark job once on local Spark (``gcpipe spark submit JOB``) with ``args`` over its defaults;
     return its JSON summary."""
     from gcpipe.spark.jobs import get_job, job_args, run_local
 
@@ -105,7 +105,8 @@ def spark_submit(job: str, args: list[str]) -> dict:
     arguments = job_args(spark_job, config, args)
     _ensure_tables(config, set(spark_job.schemas))
     log.info("spark-submit %s %s", job, " ".join(arguments))
-    summary = json.loads(run_local(spark_job, config, arguments).stdout)
+    # one run per try: the task's retries are Airflow's, as on Dataproc (run_local's own are the CLI's)
+    summary = json.loads(run_local(spark_job, config, arguments, attempts=1).stdout)
     log.info("%s", json.dumps(summary, default=str)[:2000])
     return summary
 

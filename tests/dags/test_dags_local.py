@@ -4,6 +4,7 @@ tables are filled, the checks pass (or fail the run, naming the check), the file
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -113,6 +114,26 @@ def test_a_task_that_fails_once_is_retried_and_the_run_succeeds(dags, lake, monk
     [moved] = [t for t in result.tasks if t.task_id == "files_to_success"]
     assert (moved.state, moved.tries) == ("success", 2)
     assert (lake[0] / f"processed/success/taxi_trips/{day}/trips.csv").exists()
+
+
+def test_a_failing_spark_job_runs_once_per_airflow_try_and_its_cluster_step_still_runs(
+    dags, monkeypatch, tmp_path
+):
+    """Airflow owns a DAG task's retries: each try runs the job once (run_local's own retry is the CLI's),
+    so a job that keeps failing runs 1 + retries times, as the gcp DAG's Dataproc job does."""
+    from gcpipe.spark import jobs
+
+    runs = tmp_path / "runs.log"
+    failing = f"open({str(runs)!r}, 'a').write('run\\n'); raise SystemExit(1)"
+    monkeypatch.setattr(jobs, "local_command", lambda job, args: [sys.executable, "-c", failing])
+    monkeypatch.setattr(jobs, "sleep", lambda _: None)  # were run_local to run it again: no pause
+    result = run(dags, "spark_kdd", date(2019, 4, 10), kdd_analysis={"retry_delay": timedelta(seconds=1)})
+    assert result.state == "failed"
+    [task] = [t for t in result.tasks if t.task_id == "kdd_analysis"]
+    assert dags["spark_kdd"].get_task("kdd_analysis").retries == 2  # gcpipe_ops.DEFAULT_ARGS
+    assert (task.state, task.tries) == ("failed", 3)
+    assert runs.read_text().splitlines() == ["run"] * 3
+    assert states(result)["delete_cluster"] == "success"
 
 
 @pytest.mark.spark
