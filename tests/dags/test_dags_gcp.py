@@ -11,11 +11,59 @@ from unittest import mock
 
 import pytest
 
+from gcpipe.config import PROJECT_ROOT
 from gcpipe.orchestration.airflow_home import logical_date, outcome
 from tests.dags.conftest import LAKE, PROJECT, REGION, TAG, parse, target
 
 STAGED = f"gs://acme-data-prod-staging/code/{TAG}"  # where deploy dags staged the Spark code of version TAG
+CHECKPOINTS = {"spark.checkpoint.dir": "gs://acme-data-prod-staging/dataproc/checkpoints"}
 DAY = date(2019, 4, 8)
+KDD_RUN = {  # spark_kdd's job on a cluster or as a batch, for DAY: the staged code, the run's arguments
+    "main_python_file_uri": f"{STAGED}/kdd_analysis.py",
+    "args": [
+        "--input", f"gs://{LAKE}/landing/kdd/kddcup.data.gz",
+        "--output", f"gs://{LAKE}/kdd/analysis/2019-04-08",
+        "--bq_table", f"{PROJECT}.kdd.attack_stats",
+    ],
+    "python_file_uris": [f"{STAGED}/gcpipe_spark.zip"],
+    "file_uris": [f"{STAGED}/{schema}.json" for schema in (
+        "kdd_connections", "kdd_attack_stats", "kdd_connections_by_protocol", "kdd_connections_by_label",
+        "kdd_connections_by_category", "kdd_top_attacked_services", "dead_letter", "tables")],
+}  # fmt: skip
+NAMES = {"project": PROJECT, "taxi_dataset": "taxi", "ecommerce_dataset": "ecommerce"}  # the gcp target's
+
+
+def sql_text(path: str) -> str:
+    """``sql/<path>`` with its names filled as the gcp target names them."""
+    return re.sub(r"\{\{ (\w+) \}\}", lambda name: NAMES[name[1]], (PROJECT_ROOT / "sql" / path).read_text())
+
+
+def query_job(path: str, label: str, **parameters: tuple[str, str]) -> dict:
+    """The configuration of the query job that runs ``sql/<path>`` with ``parameters``: {name: (type, value)}."""
+    text = sql_text(path).removesuffix(
+        "\n"
+    )  # the operator renders it with Jinja, which drops the last newline
+    query = {"query": text, "useLegacySql": False}
+    if parameters:
+        query["parameterMode"] = "NAMED"
+        query["queryParameters"] = [
+            {"name": name, "parameterType": {"type": kind}, "parameterValue": {"value": value}}
+            for name, (kind, value) in sorted(parameters.items())
+        ]
+    return {"query": query, "labels": {"app": "gcpipe", "sql": label}}
+
+
+def assert_check_job(configuration: dict, path: str, label: str, **parameters: tuple[str, str]) -> None:
+    """A check's job: its one statement, inside the query that fails naming the check when it counts any."""
+    statement = "\n".join(line for line in sql_text(path).splitlines() if not line.startswith("--"))
+    query = configuration["query"].pop("query")
+    assert query.startswith(
+        """SELECT check_name, IF(failures > 0, ERROR(FORMAT("check %s failed: %'d %s%s", """
+    )
+    assert query.endswith(f"FROM (\n{statement.strip().removesuffix(';')}\n) AS c")
+    expected = query_job(path, label, **parameters)
+    expected["query"].pop("query")
+    assert configuration == expected
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +121,14 @@ def test_spark_kdd_creates_a_cluster_of_its_own_submits_the_job_on_it_and_delete
     assert create["cluster_config"]["software_config"]["image_version"] == "3.0-debian12"
     assert create["labels"]["job"] == "kdd-analysis"
 
-    job = dataproc.submit_job.call_args.kwargs["job"]
-    assert job["placement"] == {"cluster_name": name}
-    assert job["pyspark_job"]["main_python_file_uri"] == f"{STAGED}/kdd_analysis.py"
-    assert job["pyspark_job"]["args"] == [
-        "--input", f"gs://{LAKE}/landing/kdd/kddcup.data.gz",
-        "--output", f"gs://{LAKE}/kdd/analysis/2019-04-08",
-        "--bq_table", f"{PROJECT}.kdd.attack_stats",
-    ]  # fmt: skip
-    assert job["pyspark_job"]["python_file_uris"] == [f"{STAGED}/gcpipe_spark.zip"]
+    submitted = dataproc.submit_job.call_args.kwargs
+    assert (submitted["project_id"], submitted["region"]) == (PROJECT, REGION)
+    assert submitted["job"] == {
+        "reference": {"project_id": PROJECT},
+        "placement": {"cluster_name": name},
+        "pyspark_job": {**KDD_RUN, "properties": CHECKPOINTS},
+        "labels": create["labels"],
+    }  # fmt: skip
     dataproc.wait_for_job.assert_called_once()
     delete = dataproc.delete_cluster.call_args.kwargs
     assert (delete["cluster_name"], delete["project_id"], delete["region"]) == (name, PROJECT, REGION)
@@ -101,6 +148,21 @@ def test_a_failed_spark_job_still_deletes_its_cluster_and_fails_the_run(dags, da
     name = dataproc.create_cluster.call_args.kwargs["cluster_name"]
     assert dataproc.delete_cluster.call_args.kwargs["cluster_name"] == name
     assert name.startswith("gcpipe-als-recommend-20190408-")
+    job = dataproc.submit_job.call_args.kwargs["job"]
+    assert job["placement"] == {"cluster_name": name}
+    assert job["pyspark_job"] == {
+        "main_python_file_uri": f"{STAGED}/als_recommend.py",
+        "args": [
+            "--source", f"gs://{LAKE}/landing/rentals",
+            "--sink", f"gs://{LAKE}/rentals/recommendations/2019-04-08",
+            "--sink", f"bq://{PROJECT}.rentals",
+        ],
+        "python_file_uris": [f"{STAGED}/gcpipe_spark.zip"],
+        "file_uris": [f"{STAGED}/{schema}.json" for schema in ("accommodations", "ratings", "recommendations",
+                                                                 "tables")],
+        "jar_file_uris": [f"{STAGED}/postgresql.jar"],
+        "properties": CHECKPOINTS,
+    }  # fmt: skip
 
 
 def test_serverless_runs_the_job_as_a_batch_and_keeps_the_graph(monkeypatch):
@@ -113,8 +175,8 @@ def test_serverless_runs_the_job_as_a_batch_and_keeps_the_graph(monkeypatch):
     }
     batch = rendered(dag, "kdd_analysis")
     assert re.fullmatch(r"gcpipe-kdd-analysis-20190408-[0-9a-f]{8}-try1", batch.batch_id)
-    assert batch.batch["pyspark_batch"]["main_python_file_uri"] == f"{STAGED}/kdd_analysis.py"
-    assert f"gs://{LAKE}/kdd/analysis/2019-04-08" in batch.batch["pyspark_batch"]["args"]
+    assert batch.batch["pyspark_batch"] == KDD_RUN
+    assert CHECKPOINTS.items() <= batch.batch["runtime_config"]["properties"].items()
     assert batch.batch["environment_config"]["execution_config"]["service_account"] == (
         f"gcpipe-dataproc@{PROJECT}.iam.gserviceaccount.com"
     )
@@ -157,15 +219,33 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
     )  # fmt: skip
     assert dataflow.service_account == f"gcpipe-dataflow@{PROJECT}.iam.gserviceaccount.com"
 
-    check = rendered(dag, "check_day_loaded").configuration["query"]
-    assert f"`{PROJECT}.taxi.taxi_trips`" in check["query"]
-    assert """ERROR(FORMAT("check %s failed: %'d %s%s", check_name, failures,""" in check["query"]
-    assert {p["name"]: p["parameterValue"]["value"] for p in check["queryParameters"]} == {
-        "partition_date": "2019-04-08",
-        "max_dead_letter_percent": "1.0",
-    }
-    summary = rendered(dag, "build_trips_by_zone_hour").configuration["query"]["query"]
-    assert f"`{PROJECT}.taxi.trips_by_zone_hour`" in summary
+    def configuration(task_id: str) -> dict:
+        task = rendered(dag, task_id)
+        assert (task.task_type, task.project_id, task.location) == (
+            "BigQueryInsertJobOperator",
+            PROJECT,
+            REGION,
+        )
+        return task.configuration
+
+    # the tables' DDL and seeds, the transform: the files' SQL, names filled, into taxi.<table>
+    assert configuration("create_zones_table") == query_job("ddl/taxi_zones.sql", "ddl-taxi_zones")
+    assert f"CREATE TABLE IF NOT EXISTS `{PROJECT}.taxi.taxi_zones`" in sql_text("ddl/taxi_zones.sql")
+    assert configuration("seed_zones") == query_job("seeds/taxi_zones.sql", "seeds-taxi_zones")
+    assert f"INSERT INTO `{PROJECT}.taxi.taxi_zones`" in sql_text("seeds/taxi_zones.sql")
+    summary = "transforms/taxi_trips_by_zone_hour.sql"
+    assert configuration("build_trips_by_zone_hour") == query_job(
+        summary, "transforms-taxi_trips_by_zone_hour"
+    )
+    assert f"`{PROJECT}.taxi.trips_by_zone_hour`" in sql_text(summary)
+    assert_check_job(
+        configuration("check_day_loaded"), "checks/taxi_trips_day_loaded.sql", "checks-taxi_trips_day_loaded",
+        max_dead_letter_percent=("STRING", "1.0"), partition_date=("STRING", "2019-04-08"),
+    )  # fmt: skip
+    assert_check_job(
+        configuration("check_trips_by_zone_hour"), "checks/trips_by_zone_hour_row_counts.sql",
+        "checks-trips_by_zone_hour_row_counts",
+    )  # fmt: skip
 
     for task_id, outcome_ in (("files_to_success", "success"), ("files_to_failure", "failure")):
         move = rendered(dag, task_id)
@@ -184,15 +264,21 @@ def test_a_run_without_a_logical_date_works_on_the_day_it_was_triggered_or_the_d
 
 def test_bqml_purchase_sends_the_flow_sql_and_gates_on_roc_auc(dags):
     dag = dags["bqml_purchase"]
-    train = rendered(dag, "train_model").configuration["query"]
-    assert f"CREATE OR REPLACE MODEL `{PROJECT}.ecommerce.purchase_model`" in train["query"]
-    assert {p["name"] for p in train["queryParameters"]} == {"train_from", "train_to"}
-    gate = rendered(dag, "roc_auc_gate", conf={"min_roc_auc": 0.8}).configuration["query"]
-    assert "purchase_model.roc_auc_at_least_the_minimum" in gate["query"] and "ERROR(" in gate["query"]
-    values = {p["name"]: p["parameterValue"]["value"] for p in gate["queryParameters"]}
-    assert values == {"eval_from": "2017-05-01", "eval_to": "2017-07-31", "min_roc_auc": "0.8"}
-    predict = rendered(dag, "predict").configuration["query"]["query"]
-    assert f"`{PROJECT}.ecommerce.purchase_predictions`" in predict
+    for task_id, path, dates, writes in (
+        ("train_model", "ml/purchase_model.sql", {"train_from": "2016-08-01", "train_to": "2017-04-30"},
+         f"CREATE OR REPLACE MODEL `{PROJECT}.ecommerce.purchase_model`"),
+        ("predict", "ml/purchase_predictions.sql", {"predict_from": "2017-05-01", "predict_to": "2017-07-31"},
+         f"`{PROJECT}.ecommerce.purchase_predictions`"),
+    ):  # fmt: skip
+        configuration = rendered(dag, task_id).configuration
+        label = path.removesuffix(".sql").replace("/", "-")
+        assert configuration == query_job(path, label, **{name: ("DATE", day) for name, day in dates.items()})
+        assert writes in configuration["query"]["query"]
+    assert_check_job(
+        rendered(dag, "roc_auc_gate", conf={"min_roc_auc": 0.8}).configuration,
+        "checks/purchase_model_roc_auc.sql", "checks-purchase_model_roc_auc",
+        eval_from=("DATE", "2017-05-01"), eval_to=("DATE", "2017-07-31"), min_roc_auc=("STRING", "0.8"),
+    )  # fmt: skip
     assert [t.task_id for t in dag.get_task("predict").upstream_list] == ["roc_auc_gate"]
 
 
