@@ -524,6 +524,8 @@ def template_parameters(d: Deployment, template: str, args: tuple[str, ...]) -> 
         if "input_subscription" not in parameters and "input_topic" not in parameters:
             parameters["input_subscription"] = d.rides_subscription
         parameters.setdefault("output_dataset", f"{d.project}:{d.config.dataset('taxi')}")
+    if template == "csv_ingest" and "table" in parameters:  # the launcher has no lake: this config's
+        parameters.setdefault("output", f"{d.config.lake}/ingest/{parameters['table'].rsplit('.', 1)[-1]}")
     missing = [n for n, p in declared.items() if not p.get("isOptional") and n not in parameters]
     if missing:
         raise DeployError(f"{template} needs {', '.join('--' + n for n in missing)}.")

@@ -313,12 +313,13 @@ def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does
 def test_run_a_template_passes_checked_options_as_parameters(cloud):
     args = ("--input=gs://lake/raw/*.csv", "--schema", "taxi_trips", f"--table={PROJECT}:taxi.taxi_trips",
             "--pii=passenger_name,card")  # fmt: skip
-    [step] = run_plan(deployment(), "csv_ingest", args, job_name="load-1")
+    d = deployment()
+    [step] = run_plan(d, "csv_ingest", args, job_name="load-1")
     assert list(step.argv) == [
         "gcloud", "dataflow", "flex-template", "run", "load-1", f"--region={REGION}",
         f"--template-file-gcs-location=gs://{PROJECT}-staging/templates/csv_ingest.json",
         f"--parameters=^~^input=gs://lake/raw/*.csv~schema=taxi_trips~table={PROJECT}:taxi.taxi_trips"
-        "~pii=passenger_name,card",
+        f"~pii=passenger_name,card~output={d.config.lake}/ingest/taxi_trips",  # the launcher has no lake
         f"--project={PROJECT}",
     ]  # fmt: skip
 
