@@ -45,6 +45,9 @@ LOCAL_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.checkpoint.dir": str(Path(tempfile.gettempdir()) / "gcpipe-spark-checkpoints"),
     "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
+    # The code Spark generates to type a 42-column KDD line outgrows 8,000 bytes of bytecode, which the JVM
+    # leaves interpreted by default (measured here: the real 10% file's analysis 12.1 s, 9.9 s with this).
+    "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
 }
 
 log = logging.getLogger("spark_jobs")
