@@ -496,7 +496,9 @@ def test_the_dag_gates_pass_on_good_data_and_name_what_breaks(wh):
     wh.bq.query(f"""INSERT INTO `{wh.table("rides_per_minute")}` (window_start, window_end, pickups, dropoffs,
         passengers, revenue, active_rides, events, pane_timing, pane_index, window_key, emitted_at)
         VALUES (CURRENT_TIMESTAMP(), CURRENT_TIMESTAMP(), 1, 0, 1, 1.0, 1, 1, 'EARLY', 0, 'k',
-                TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1815 SECOND))""").result()
+                TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1800 SECOND))""").result()
+    # Exactly 30 minutes: the emulator's TIMESTAMP_DIFF counts minute boundaries crossed, BigQuery whole
+    # minutes elapsed; they agree on a whole number of minutes (30.25 minutes was 30 or 31 by the clock).
     with pytest.raises(CheckFailed, match=r"check rides_per_minute\.freshness failed: 20 minutes\.$"):
         wh.run(freshness, max_age_minutes=10)  # the newest pane is 30 minutes old
     assert wh.run(freshness, max_age_minutes=45).rows[0]["failures"] == 0
