@@ -255,7 +255,7 @@ def run(spark, args: argparse.Namespace) -> dict:
         letters.append(rejected)
     accommodations, ratings = used["accommodations"], used["ratings"]
     read = {table: sum(counts[table].values()) for table in TABLES}  # read = used + rejected, per table
-    counts = {table: {k: n for k, n in counts[table].items() if k is not None} for table in TABLES}
+    kept = {table: counts[table].pop(None, 0) for table in TABLES}  # the rows without a reason: used
     if any(counts.values()):
         write_dead_letters(letters[0].unionByName(letters[1]), args.rejected)
     else:  # no stale rejects from an earlier run
@@ -268,7 +268,7 @@ def run(spark, args: argparse.Namespace) -> dict:
     recommendations, metrics = recommend(spark, accommodations, ratings, args)
     metrics.update(source=args.source, read=read)
     for table in TABLES:
-        metrics[table] = used[table].count()
+        metrics[table] = kept[table]
         metrics[f"rejected_{table}"] = counts[table]
     metrics["rejected"] = args.rejected if any(counts.values()) else None
     log.info("RMSE %.3f on %.0f%% held out (the mean rating: %.3f)", metrics["rmse"], 100 * args.test_fraction,
