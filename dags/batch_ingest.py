@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from airflow.sdk import TriggerRule
 from airflow.timetables.interval import CronDataIntervalTimetable
-from gcpipe_ops import (
+
+from gcpipe.orchestration.operators import (
     RUN_DATE,
     beam_batch,
     check,

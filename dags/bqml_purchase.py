@@ -9,7 +9,7 @@
   `ecommerce.purchase_predictions`.
 * **TEARDOWN** none: every step replaces what it writes (`CREATE OR REPLACE`), so a re-run is safe.
 
-The SQL files and their dates are those of the e-commerce flow (`gcpipe.ecommerce_flow.STEPS`, which
+The SQL files and their dates are those of the e-commerce flow (`gcpipe.flows.ecommerce.STEPS`, which
 `make demo` runs too). BigQuery ML on gcp; gcpipe's local BigQuery ML on the emulator locally. Weekly,
 Sundays at 06:00 UTC.
 """
@@ -17,7 +17,8 @@ Sundays at 06:00 UTC.
 from datetime import timedelta
 
 from airflow.timetables.trigger import CronTriggerTimetable
-from gcpipe_ops import check, flow_params, gcpipe_dag, sql
+
+from gcpipe.orchestration.operators import check, flow_params, gcpipe_dag, sql
 
 with gcpipe_dag(
     "bqml_purchase",

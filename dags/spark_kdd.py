@@ -15,7 +15,8 @@ as a Dataproc Serverless batch instead (the cluster steps become no-ops).
 from datetime import timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
-from gcpipe_ops import RUN_DATE, gcpipe_dag, lake_uri, spark_job
+
+from gcpipe.orchestration.operators import RUN_DATE, gcpipe_dag, lake_uri, spark_job
 
 with gcpipe_dag(
     "spark_kdd",

@@ -15,7 +15,8 @@ Daily at 05:00 UTC. `GCPIPE_SPARK_SERVERLESS=1` in the Composer environment: a D
 from datetime import timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
-from gcpipe_ops import RUN_DATE, gcpipe_dag, lake_uri, spark_job, table_id
+
+from gcpipe.orchestration.operators import RUN_DATE, gcpipe_dag, lake_uri, spark_job, table_id
 
 with gcpipe_dag(
     "spark_recommendations",

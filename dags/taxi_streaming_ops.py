@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from airflow.sdk import TriggerRule
 from airflow.timetables.trigger import CronTriggerTimetable
-from gcpipe_ops import check, gcpipe_dag, streaming_job, streaming_source, table_id
+
+from gcpipe.orchestration.operators import check, gcpipe_dag, streaming_job, streaming_source, table_id
 
 with gcpipe_dag(
     "taxi_streaming_ops",

@@ -63,10 +63,9 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
 )
 
-from gcpipe.config import Config, load_config, validate_table_id
-from gcpipe.errors import GcpipeError
-from gcpipe.schemas import TableSpec, load_schema, load_tables
-from gcpipe.stack import apply_env
+from gcpipe.core.config import Config, load_config, validate_table_id
+from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import TableSpec, load_schema, load_tables
 from pipelines.transforms.bigquery_load import LoadAndReplace
 from pipelines.transforms.csv_records import BOM, split_records
 from pipelines.transforms.csv_validation import BlockValidator, Layout, check_csv_schema, read_layout
@@ -331,7 +330,7 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
         raise IngestError(f"--block_mb must be at least 1, not {args.block_mb}.")
     options = pipeline_options(beam_args, save_main_session)
     config = target_config(options)
-    apply_env(config)  # on the local target, clients and Beam's file systems reach the emulators
+    config.apply_env()  # on the local target, clients and Beam's file systems reach the emulators
     try:
         partition_date = date.fromisoformat(args.partition_date) if args.partition_date else None
     except ValueError:

@@ -15,9 +15,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
+from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.taxi_trips import MALFORMED_KINDS, write_trips_csv
-from gcpipe.schemas import table_spec
 from pipelines import csv_ingest
 from pipelines.csv_ingest import ValidateCsv
 from pipelines.transforms.csv_validation import CsvLayoutError

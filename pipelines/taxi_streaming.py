@@ -32,9 +32,9 @@ import apache_beam as beam
 from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
-from gcpipe import pubsub
-from gcpipe.config import validate_dataset_id
-from gcpipe.errors import GcpipeError
+from gcpipe.core import pubsub
+from gcpipe.core.config import validate_dataset_id
+from gcpipe.core.errors import GcpipeError
 from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush, rejected_row
 from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
 from pipelines.transforms.ride_messages import (
@@ -150,8 +150,8 @@ def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | No
     """Create the tables (DDL from the catalog) and, for a topic, a durable subscription; return it."""
     from google.cloud import bigquery, pubsub_v1
 
-    from gcpipe.clients import ensure_table
-    from gcpipe.schemas import table_spec
+    from gcpipe.core.clients import ensure_table
+    from gcpipe.core.schemas import table_spec
 
     client = bigquery.Client(project=project)
     for name, table_id in tables.items():
@@ -257,11 +257,10 @@ def run(argv: list[str] | None = None, save_main_session: bool = True):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from gcpipe.config import load_config
-    from gcpipe.stack import apply_env
+    from gcpipe.core.config import load_config
 
     logging.getLogger().setLevel(logging.WARNING)
-    apply_env(load_config())  # the local target's emulators; nothing on gcp
+    load_config().apply_env()  # the local target's emulators; nothing on gcp
     try:
         run(argv)
     except GcpipeError as err:

@@ -14,7 +14,7 @@ and the best ``--top`` per user are written with the predicted rating.
 * ``bq://PROJECT.DATASET`` with the tables ``accommodations`` and ``ratings``;
 * ``jdbc:postgresql://HOST:PORT/DATABASE`` with those tables (Cloud SQL, as the lab; locally the stack's
   PostgreSQL), read as ``--jdbc_user`` with the password behind ``--jdbc_password_secret``
-  (``file:PATH``, ``env:NAME`` or a Secret Manager version; see gcpipe.secrets).
+  (``file:PATH``, ``env:NAME`` or a Secret Manager version; see gcpipe.core.secrets).
 
 ``--sink`` (repeatable) takes the same forms: a folder gets ``recommendations.parquet/``,
 ``recommendations.csv/`` and ``metrics.json``; BigQuery and JDBC get the table ``recommendations``
@@ -31,8 +31,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from gcpipe.config import ConfigError
-from gcpipe.secrets import read_secret
+from gcpipe.core.config import ConfigError
+from gcpipe.core.secrets import read_secret
 from spark_jobs.common import (
     JDBC_DRIVER,
     arrow_table,

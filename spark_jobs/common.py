@@ -25,8 +25,8 @@ import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from gcpipe.config import ConfigError, validate_dataset_id, validate_table_id
-from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
+from gcpipe.core.config import ConfigError, validate_dataset_id, validate_table_id
+from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
 
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
 JDBC_DRIVER = "org.postgresql.Driver"
@@ -209,7 +209,7 @@ def load_bigquery(table: pa.Table, table_id: str, schema: Schema) -> str:
     """
     from google.cloud import bigquery
 
-    from gcpipe.bq_load import load_arrow
+    from gcpipe.warehouse.load import load_arrow
 
     project = bigquery_id(table_id, 3)[0]
     load_arrow(bigquery.Client(project=project), table, schema, table_id)

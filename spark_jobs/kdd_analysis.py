@@ -34,8 +34,8 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from gcpipe.config import ConfigError
-from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, UNKNOWN_CATEGORY
+from gcpipe.core.config import ConfigError
+from gcpipe.core.kdd import ATTACK_CATEGORY, MALFORMED_KINDS, UNKNOWN_CATEGORY
 from spark_jobs import kdd_report
 from spark_jobs.common import (
     arrow_table,

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from gcpipe import stack
-from gcpipe.config import load_config
+from gcpipe.core.config import load_config
+from gcpipe.local import stack
 
 CONFIG = load_config(target="local")
 # Before any Google library is imported: the metadata host is read at import time.
@@ -34,7 +34,7 @@ def local_stack():
 
 @pytest.fixture(scope="session")
 def bq(local_stack):
-    from gcpipe.clients import bigquery_client
+    from gcpipe.core.clients import bigquery_client
 
     return bigquery_client(local_stack)
 
@@ -70,7 +70,7 @@ def postgres():
 @pytest.fixture
 def database(postgres):
     """A fresh, uniquely named PostgreSQL database, dropped afterwards."""
-    from gcpipe import cloudsql
+    from gcpipe.warehouse import cloudsql
 
     name = cloudsql.ensure_database(postgres, f"test_{uuid.uuid4().hex[:10]}")
     yield name

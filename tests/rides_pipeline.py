@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gcpipe import rides
+from gcpipe.flows import streaming
 
 
 def start_pipeline(source: str, dataset: str, duration: float, log: Path) -> subprocess.Popen:
     options = ("--duration_seconds", str(duration), "--allowed_lateness", "600", "--firing_seconds", "2")
-    return rides.start_pipeline(source, dataset, *options, log=log)
+    return streaming.start_pipeline(source, dataset, *options, log=log)
 
 
 @contextmanager
@@ -23,11 +23,11 @@ def running_pipeline(source: str, dataset: str, duration: float, log: Path) -> I
     try:
         yield process
     finally:
-        rides.stop_pipeline(process)
+        streaming.stop_pipeline(process)
 
 
 def wait_until_reading(process: subprocess.Popen, subscription: str) -> None:
-    rides.wait_until_reading(process, subscription, timeout=90)
+    streaming.wait_until_reading(process, subscription, timeout=90)
 
 
 def finish(process: subprocess.Popen, log: Path, timeout: float = 180) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import click
 
@@ -88,3 +89,37 @@ def rentals(output: str, accommodations: int, users: int, seed: int) -> None:
     from gcpipe.datagen.rentals import write_rentals
 
     _report(write_rentals(output, accommodations, users, seed=seed))
+
+
+@click.group()
+def rides() -> None:
+    """Simulated taxi rides for the streaming pipeline."""
+
+
+@rides.command()
+@click.option("--topic", default="taxirides-realtime", show_default=True, help="Topic (created if missing).")
+@click.option("--rate", default=100.0, show_default=True, help="Messages per second.")
+@click.option("--duration", default=60.0, show_default=True, help="Seconds to publish for.")
+@click.option("--count", type=int, default=None, help="Messages to publish (instead of --duration).")
+@click.option("--duplicates", default=0.0, show_default=True, help="Fraction sent again (same event_id).")
+@click.option("--late", default=0.0, show_default=True, help="Fraction stamped --late-minutes behind.")
+@click.option("--late-minutes", default=3.0, show_default=True)
+@click.option("--malformed", default=0.0, show_default=True, help="Fraction spoiled (five kinds).")
+@click.option("--seed", type=int, default=None, help="Same seed, same messages (default: fresh rides).")
+@click.option("--summary", "summary_path", default=None, help="Write the summary JSON here too.")
+@click.option("--manifest", default=None, help="Write every message (JSON lines): the ground truth.")
+def publish(
+    topic, rate, duration, count, duplicates, late, late_minutes, malformed, seed, summary_path, manifest
+):
+    """Publish ride events to Pub/Sub in real time; print what was sent."""
+    total = count if count is not None else int(rate * duration)
+    from gcpipe.datagen.ride_publisher import publish_rides
+
+    summary = publish_rides(
+        topic, rate, total, duplicates=duplicates, late=late, malformed=malformed,
+        late_minutes=late_minutes, seed=seed, manifest=manifest,
+    )  # fmt: skip
+    text = json.dumps(asdict(summary), indent=2)
+    if summary_path:
+        Path(summary_path).write_text(text + "\n")
+    click.echo(text)

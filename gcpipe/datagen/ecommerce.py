@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gcpipe.ui import progress
+from gcpipe.core.ui import progress
 
 COUNTRIES = (  # (country, continent, subContinent, city, weight)
     ("United States", "Americas", "Northern America", "Mountain View", 0.40),

@@ -21,9 +21,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from gcpipe.core.kdd import ATTACK_CATEGORY, MALFORMED_KINDS
+from gcpipe.core.schemas import load_schema
 from gcpipe.datagen.lines import write_lines
-from gcpipe.kdd import ATTACK_CATEGORY, MALFORMED_KINDS
-from gcpipe.schemas import load_schema
 
 CHUNK_ROWS = 200_000
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gcpipe.ui import progress
+from gcpipe.core.ui import progress
 
 
 def write_lines(

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from gcpipe.core.ui import progress
 from gcpipe.datagen.taxi_trips import HOT_SPOTS
-from gcpipe.ui import progress
 
 NEW_YORK = ZoneInfo("America/New_York")
 GRID_ANGLE = math.radians(29.0)  # Manhattan's avenues run 29 degrees east of true north

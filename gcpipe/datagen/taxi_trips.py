@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from gcpipe.core.schemas import load_schema
 from gcpipe.datagen.lines import write_lines
-from gcpipe.schemas import load_schema
 
 MALFORMED_KINDS = (
     "wrong_column_count",

@@ -6,6 +6,6 @@
   and batch; Dataflow flex-template launches; BigQuery jobs), built from the helpers the CLI uses;
 * :mod:`gcpipe.orchestration.airflow_home`: Airflow on SQLite under the state folder, ``gcpipe dags``.
 
-The DAG files and their operator factory (``dags/gcpipe_ops.py``) import these lazily, inside callables,
-so a DAG file parses with Airflow and the providers alone.
+The operator factory the DAG files import (:mod:`gcpipe.orchestration.operators`) imports these
+lazily, inside callables, so a DAG file parses with Airflow and the providers alone.
 """

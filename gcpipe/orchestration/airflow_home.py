@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from gcpipe.config import PROJECT_ROOT, Config
-from gcpipe.errors import GcpipeError
+from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.core.errors import GcpipeError
 
 DAGS_DIR = PROJECT_ROOT / "dags"
 

@@ -8,8 +8,8 @@ import sys
 import click
 from rich.table import Table
 
-from gcpipe.config import load_config
-from gcpipe.ui import console
+from gcpipe.core.config import load_config
+from gcpipe.core.ui import console
 
 
 def _local_airflow():
@@ -44,7 +44,7 @@ def list_dags() -> None:
 @click.option("--conf", "conf", multiple=True, metavar="NAME=VALUE", help="A run param (repeatable).")
 def test(dag_id: str, day, conf: tuple[str, ...]) -> None:
     """Run DAG_ID once, end to end, on the local target: for DAY (YYYY-MM-DD), or without a logical date."""
-    from gcpipe import stack
+    from gcpipe.local import stack
     from gcpipe.orchestration.airflow_home import DagRunError, run_dag
 
     config, _ = _local_airflow()

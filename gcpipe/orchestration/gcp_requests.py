@@ -1,14 +1,14 @@
 """The requests each DAG step sends on gcp, built from the helpers the CLI uses (nothing written twice):
 
 * Dataproc: the job cluster of ``infra/dataproc/cluster.yaml``, the PySpark job, or the Serverless batch of
-  ``serverless.yaml`` (:mod:`gcpipe.spark.dataproc`, as ``gcpipe spark submit --target gcp`` sends them),
+  ``serverless.yaml`` (:mod:`gcpipe.deploy.dataproc`, as ``gcpipe spark submit --target gcp`` sends them),
   running the code ``deploy dags`` staged for the deployed version (``code/<tag>/`` in the staging bucket),
   turned into the Dataproc API's field names, which the Google operators take;
 * Dataflow: a batch pipeline's options on the DataflowRunner with the image ``make build-templates``
   built, and the flex-template launch of the streaming template, their options checked against the
-  template's ``metadata.json`` (:func:`gcpipe.deploy.template_parameters`);
+  template's ``metadata.json`` (:func:`gcpipe.deploy.plans.template_parameters`);
 * BigQuery: a query job for a SQL file, its ``{{ names }}`` filled from the configuration and its values
-  as named query parameters (:mod:`gcpipe.sql_script`, :mod:`gcpipe.sql_params`); a data-quality check
+  as named query parameters (:mod:`gcpipe.warehouse.script`, :mod:`gcpipe.warehouse.params`); a data-quality check
   becomes a job that fails, naming the check and its count, when the check finds offending rows.
 
 Values that depend on the run (dates, names) may be Airflow templates (``{{ ... }}``): the operators render
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gcpipe.config import PROJECT_ROOT, Config
+from gcpipe.core.config import PROJECT_ROOT, Config
 
 SQL_DIR = PROJECT_ROOT / "sql"
 
@@ -41,7 +41,7 @@ def dataproc_cluster(job: str, config: Config) -> dict:
     """``cluster_config`` and ``labels`` of the job's cluster (DataprocCreateClusterOperator)."""
     from google.cloud import dataproc_v1
 
-    from gcpipe.spark.dataproc import job_cluster
+    from gcpipe.deploy.dataproc import job_cluster
     from gcpipe.spark.jobs import get_job
 
     cluster = job_cluster(get_job(job), config)
@@ -56,8 +56,8 @@ def dataproc_job(job: str, config: Config, args: list[str], cluster_name: str) -
     (DataprocSubmitJobOperator), labelled as the cluster is."""
     from google.cloud import dataproc_v1
 
-    from gcpipe.deploy import deployed_tag
-    from gcpipe.spark.dataproc import cluster_job, job_cluster
+    from gcpipe.deploy.dataproc import cluster_job, job_cluster
+    from gcpipe.deploy.naming import deployed_tag
     from gcpipe.spark.jobs import get_job, job_args
 
     spark_job = get_job(job)
@@ -74,8 +74,8 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
     """The Serverless Batch resource that runs ``job`` with ``args`` (DataprocCreateBatchOperator)."""
     from google.cloud import dataproc_v1
 
-    from gcpipe.deploy import deployed_tag
-    from gcpipe.spark.dataproc import batch_request
+    from gcpipe.deploy.dataproc import batch_request
+    from gcpipe.deploy.naming import deployed_tag
     from gcpipe.spark.jobs import get_job, job_args
 
     spark_job = get_job(job)
@@ -88,15 +88,15 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
 
 def service_account(config: Config, workload: str) -> str:
     """The service account a workload (``dataflow``, ``dataproc``) runs as, of the deployment's names."""
-    from gcpipe.deploy import Deployment
+    from gcpipe.deploy.naming import Deployment
 
     return Deployment(config).service_account(workload)
 
 
 def deployed_image(config: Config, template: str) -> str:
     """The image ``make build-templates`` built for ``template``, of the deployed version
-    (:func:`gcpipe.deploy.deployed_tag`: on Composer the tag ``deploy dags`` recorded in the bundle)."""
-    from gcpipe.deploy import Deployment, deployed_tag
+    (:func:`gcpipe.deploy.naming.deployed_tag`: on Composer the tag ``deploy dags`` recorded in the bundle)."""
+    from gcpipe.deploy.naming import Deployment, deployed_tag
 
     return Deployment(config, tag=deployed_tag()).image(template)
 
@@ -107,7 +107,8 @@ def dataflow_pipeline_options(config: Config, template: str, options: dict[str, 
     set its template up: the workers run the pipeline's image (every package inside, nothing installed at
     start), stage in the staging bucket, on the private subnetwork without public IPs. The project, region,
     job name and service account come from the operator's DataflowConfiguration."""
-    from gcpipe.deploy import Deployment, template_parameters
+    from gcpipe.deploy.naming import Deployment
+    from gcpipe.deploy.plans import template_parameters
 
     deployment = Deployment(config)
     args = tuple(f"--{name}={value}" for name, value in options.items())
@@ -130,7 +131,8 @@ def flex_template_launch(
     The template spec carries the service account, subnetwork, private IPs, staging and temp locations
     ``make build-templates`` gave it; ``update`` replaces the running job of that name in place.
     """
-    from gcpipe.deploy import Deployment, template_parameters
+    from gcpipe.deploy.naming import Deployment
+    from gcpipe.deploy.plans import template_parameters
 
     deployment = Deployment(config)
     launch = {
@@ -145,7 +147,7 @@ def flex_template_launch(
 
 # -- BigQuery ---------------------------------------------------------------------------------------
 
-_FAILING_CHECK = (  # the message of gcpipe.sql_runner's checks; `unit` is optional, hence via TO_JSON
+_FAILING_CHECK = (  # the message of gcpipe.warehouse.runner's checks; `unit` is optional, hence via TO_JSON
     'SELECT check_name, IF(failures > 0, ERROR(FORMAT("check %s failed: %\'d %s%s", check_name, failures, '
     "IFNULL(JSON_VALUE(TO_JSON(c), '$.unit'), 'offending row'), IF(failures = 1, '', 's'))), failures) "
     "AS failures\nFROM (\n{check}\n) AS c"
@@ -159,8 +161,8 @@ def query_job(config: Config, path: str, params: dict | None = None, *, check: b
     with ``check <name> failed: <n> offending rows`` (or the check's ``unit``) when a check finds any, so the
     task fails too.
     """
-    from gcpipe.sql_params import ParameterError, query_parameter
-    from gcpipe.sql_script import parse_script
+    from gcpipe.warehouse.params import ParameterError, query_parameter
+    from gcpipe.warehouse.script import parse_script
 
     file = SQL_DIR / path
     script = parse_script(Path(file).read_text(), config.template_vars(), str(file))

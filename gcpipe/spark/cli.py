@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gcpipe.config import TARGETS, load_config
+from gcpipe.core.config import TARGETS, load_config
 from gcpipe.spark.jobs import JOBS, SparkJobError, cloudsql_args, get_job, job_args, local_command, run_local
 
 
@@ -43,8 +43,8 @@ def submit(
             return
         click.echo(run_local(spark_job, config, arguments).stdout, nl=False)
         return
-    from gcpipe.deploy import execute, render
-    from gcpipe.spark.dataproc import submit_plan
+    from gcpipe.deploy.dataproc import submit_plan
+    from gcpipe.deploy.steps import execute, render
 
     steps = submit_plan(spark_job, config.require_gcp(), arguments, serverless)
     if dry_run:
@@ -57,7 +57,7 @@ def submit(
 @click.option("--output", type=click.Path(path_type=Path), help="Default: .gcpipe/dataproc/gcpipe_spark.zip.")
 def package(output: Path | None) -> None:
     """Build the zip of the Python code the jobs import on Dataproc (--py-files)."""
-    from gcpipe.spark.dataproc import build_package, package_path
+    from gcpipe.deploy.dataproc import build_package, package_path
 
     click.echo(build_package(output or package_path(load_config())))
 
@@ -69,7 +69,7 @@ def package(output: Path | None) -> None:
 @click.option("--target", type=click.Choice(TARGETS), help="Default: the configured target.")
 def load_rentals(folder: Path | None, target: str | None) -> None:
     """Load the lab's accommodations.csv and ratings.csv into Cloud SQL (locally: the stack's PostgreSQL)."""
-    from gcpipe import cloudsql
+    from gcpipe.warehouse import cloudsql
 
     config = load_config(target=target)
     folder = folder or Path(config.lake) / "landing" / "rentals"

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import sleep
 
-from gcpipe.config import PROJECT_ROOT, Config
-from gcpipe.errors import GcpipeError
-from gcpipe.options import option_pairs
+from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.core.errors import GcpipeError
+from gcpipe.core.options import option_pairs
 from spark_jobs.common import JDBC_DRIVER_JAR
 
 MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
@@ -119,14 +119,14 @@ def local_command(job: SparkJob, args: list[str]) -> list[str]:
 
 def prepare_local(config: Config, args: list[str]) -> None:
     """Start what the arguments need: the BigQuery emulator (and its datasets), PostgreSQL (and its database)."""
-    from gcpipe import stack
+    from gcpipe.local import stack
 
     options = _options(args)
     values = [value or "" for _, value in options]
     datasets = {v.split(".")[1] for n, v in options if n == "--bq_table" and v and v.count(".") == 2}
     datasets |= {v.removeprefix("bq://").split(".")[1] for v in values if v.startswith("bq://") and "." in v}
     if datasets:
-        from gcpipe.clients import bigquery_client, ensure_dataset
+        from gcpipe.core.clients import bigquery_client, ensure_dataset
 
         stack.up(config, ["metadata", "bigquery"], report=lambda *_: None)
         client = bigquery_client(config)
@@ -134,7 +134,7 @@ def prepare_local(config: Config, args: list[str]) -> None:
             ensure_dataset(client, dataset)
     databases = {v.rsplit("/", 1)[1] for v in values if v.startswith("jdbc:postgresql://")}
     if databases:
-        from gcpipe.cloudsql import ensure_database
+        from gcpipe.warehouse.cloudsql import ensure_database
 
         for database in sorted(databases):
             ensure_database(config, database)

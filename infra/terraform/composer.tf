@@ -1,5 +1,5 @@
 # Cloud Composer 3 runs the DAGs as the composer service account. gcpipe's settings reach the DAGs and
-# the support code through the GCPIPE_* variables that gcpipe.config reads; `gcpipe deploy dags` also
+# the support code through the GCPIPE_* variables that gcpipe.core.config reads; `gcpipe deploy dags` also
 # uploads a gcpipe.toml beside them (datasets, images, templates). The PyPI packages are installed by
 # `gcpipe deploy dags` from infra/composer/requirements.txt, so Terraform leaves them alone.
 

@@ -1,4 +1,4 @@
-# What the Makefile and gcpipe.config read back (`terraform output -json`; `gcpipe deploy infra` writes
+# What the Makefile and gcpipe.core.config read back (`terraform output -json`; `gcpipe deploy infra` writes
 # the [gcp] section of gcpipe.toml from them).
 
 output "project" {

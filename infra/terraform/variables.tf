@@ -1,6 +1,6 @@
-# Settings gcpipe.config also knows (project, region, buckets, datasets, the Composer environment) are
+# Settings gcpipe.core.config also knows (project, region, buckets, datasets, the Composer environment) are
 # passed by `gcpipe deploy infra` from the config; the names of everything else live in
-# names.auto.tfvars.json, which Terraform loads by itself and gcpipe.deploy reads too.
+# names.auto.tfvars.json, which Terraform loads by itself and gcpipe.deploy.plans reads too.
 
 variable "project" {
   description = "The GCP project id."

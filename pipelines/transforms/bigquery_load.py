@@ -18,10 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from gcpipe.clients import row_count
-from gcpipe.config import validate_table_id
-from gcpipe.schemas import TableSpec
-from gcpipe.sql_params import string_literal
+from gcpipe.core.clients import row_count
+from gcpipe.core.config import validate_table_id
+from gcpipe.core.schemas import TableSpec
+from gcpipe.warehouse.params import string_literal
 
 
 def replace_script(target: str, staging: str | None, spec: TableSpec, where: str) -> str:
@@ -62,7 +62,7 @@ class LoadAndReplace(beam.DoFn):
     def process(self, _, valid_files: list[str], dead_files: list[str]):
         from google.cloud import bigquery
 
-        from gcpipe.clients import ensure_table
+        from gcpipe.core.clients import ensure_table
 
         # From the environment, not gcpipe's config: on Dataflow workers that is BigQuery itself, locally
         # the emulator (BIGQUERY_EMULATOR_HOST and the metadata stand-in, which run() sets).

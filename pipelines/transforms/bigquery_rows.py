@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import apache_beam as beam
 
-from gcpipe.schemas import load_schema, to_json_row
+from gcpipe.core.schemas import load_schema, to_json_row
 from pipelines.transforms.pubsub_batches import acknowledge
 from pipelines.transforms.ride_messages import EVENT_ID, RideBatch, RideMessage, dead_letter, event_rows
 

@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from gcpipe.errors import GcpipeError
-from gcpipe.schemas import RAW_LIMIT, Schema, TableSpec
+from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import RAW_LIMIT, Schema, TableSpec
 from pipelines.transforms.csv_records import Records
 
 _INTEGER = r"^-?\d{1,18}$"  # no overflow possible; other forms (+7, 1_000) go to the row validator

@@ -29,10 +29,10 @@ from functools import cached_property
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gcpipe.config import Config
-from gcpipe.errors import GcpipeError
-from gcpipe.schemas import Schema
-from gcpipe.secrets import SecretError, ensure_local_secret, read_secret
+from gcpipe.core.config import Config
+from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import Schema
+from gcpipe.core.secrets import SecretError, ensure_local_secret, read_secret
 from pipelines.transforms.csv_validation import record_cells
 
 METHODS = ("hash", "mask", "redact")
@@ -51,7 +51,7 @@ def default_key_source(config: Config) -> str:
 
 
 def load_key(source: str, make: bool = False) -> bytes:
-    """The HMAC key: $GCPIPE_PII_KEY, else the secret ``source`` points at (gcpipe.secrets references; a
+    """The HMAC key: $GCPIPE_PII_KEY, else the secret ``source`` points at (gcpipe.core.secrets references; a
     plain path is a file). ``make`` (the local target only): a key file that does not exist yet is made,
     for its owner only. Elsewhere a missing key is an error: a key made on the fly would differ between
     machines and runs, and so would the hashes."""

@@ -239,7 +239,7 @@ def replay_events(replay: Replay) -> list[RideMessage]:
     """The events stored since ``replay.since``, as messages again."""
     from google.cloud import bigquery
 
-    from gcpipe.schemas import to_json_row
+    from gcpipe.core.schemas import to_json_row
 
     client = _CLIENTS.get("bigquery") or _CLIENTS.setdefault("bigquery", bigquery.Client())
     query = f"SELECT * FROM `{replay.table}` WHERE timestamp >= @since"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import apache_beam as beam
 
-from gcpipe.schemas import RAW_LIMIT, table_spec, to_json_row
+from gcpipe.core.schemas import RAW_LIMIT, table_spec, to_json_row
 
 EVENT_ID = "event_id"  # the message attribute the publisher sets; one logical event, however often sent
 EVENT_TIME = "ts"  # event time in epoch milliseconds, as ReadFromPubSub(timestamp_attribute=...) reads it

@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
 
 
 def gcpipe(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gcpipe.cli", *args],
+        [sys.executable, "-m", "gcpipe.app.cli", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from unittest import mock
 
 import pytest
 
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.orchestration.airflow_home import logical_date, outcome
 from tests.dags.conftest import LAKE, PROJECT, REGION, TAG, parse, target
 

@@ -130,7 +130,7 @@ def test_a_failing_spark_job_runs_once_per_airflow_try_and_its_cluster_step_stil
     result = run(dags, "spark_kdd", date(2019, 4, 10), kdd_analysis={"retry_delay": timedelta(seconds=1)})
     assert result.state == "failed"
     [task] = [t for t in result.tasks if t.task_id == "kdd_analysis"]
-    assert dags["spark_kdd"].get_task("kdd_analysis").retries == 2  # gcpipe_ops.DEFAULT_ARGS
+    assert dags["spark_kdd"].get_task("kdd_analysis").retries == 2  # operators.DEFAULT_ARGS
     assert (task.state, task.tries) == ("failed", 3)
     assert runs.read_text().splitlines() == ["run"] * 3
     assert states(result)["delete_cluster"] == "success"
@@ -169,11 +169,11 @@ def test_spark_recommendations_writes_five_per_user_to_the_lake_and_bigquery(dag
 
 
 def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_path):
-    from gcpipe.bq_load import load_json_lines
-    from gcpipe.clients import ensure_table
-    from gcpipe.config import load_config
+    from gcpipe.core.clients import ensure_table
+    from gcpipe.core.config import load_config
+    from gcpipe.core.schemas import table_spec
     from gcpipe.datagen.ecommerce import write_sessions
-    from gcpipe.schemas import table_spec
+    from gcpipe.warehouse.load import load_json_lines
 
     config = load_config(target="local")
     sessions = write_sessions(tmp_path / "ga_sessions.jsonl", 600)
@@ -193,9 +193,9 @@ def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_p
 
 
 def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, bq):
-    from gcpipe.deploy import load_names
+    from gcpipe.datagen.ride_publisher import publish_rides
+    from gcpipe.deploy.naming import load_names
     from gcpipe.orchestration.local_steps import stop_streaming
-    from gcpipe.rides import publish_rides
 
     job, started, done = "gcpipe-taxi-streaming", datetime.now(UTC), threading.Event()
     stop_streaming(job)  # a job an earlier run left: this run must start it

@@ -15,12 +15,12 @@ import uuid
 
 import pytest
 
-from gcpipe import pubsub
-from gcpipe.clients import ensure_table
-from gcpipe.dashboard import queries
-from gcpipe.dashboard.app import create_app
-from gcpipe.rides import publish_rides
-from gcpipe.schemas import table_spec
+from gcpipe.app.dashboard import queries
+from gcpipe.app.dashboard.app import create_app
+from gcpipe.core import pubsub
+from gcpipe.core.clients import ensure_table
+from gcpipe.core.schemas import table_spec
+from gcpipe.datagen.ride_publisher import publish_rides
 from pipelines.taxi_streaming import TABLES
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 

@@ -6,8 +6,9 @@ from html.parser import HTMLParser
 import pytest
 from rich.console import Console
 
-from gcpipe import demo_report, stack
-from gcpipe.demo import STAGES, run_demo
+from gcpipe.app import demo_report
+from gcpipe.app.demo import STAGES, run_demo
+from gcpipe.local import stack
 
 pytestmark = pytest.mark.stack
 

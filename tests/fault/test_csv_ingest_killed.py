@@ -16,9 +16,9 @@ from datetime import date
 
 import pytest
 
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.datagen.taxi_trips import write_trips_csv
-from gcpipe.rides import stop_pipeline
+from gcpipe.flows.streaming import stop_pipeline
 from pipelines import csv_ingest
 from tests.integration.test_csv_ingest import day_args
 

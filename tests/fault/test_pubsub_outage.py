@@ -20,10 +20,11 @@ import uuid
 import pytest
 from google.api_core.exceptions import GoogleAPIError
 
-from gcpipe import pubsub, stack
-from gcpipe.clients import publisher_client, subscriber_client
-from gcpipe.errors import GcpipeError
-from gcpipe.rides import publish_rides
+from gcpipe.core import pubsub
+from gcpipe.core.clients import publisher_client, subscriber_client
+from gcpipe.core.errors import GcpipeError
+from gcpipe.datagen.ride_publisher import publish_rides
+from gcpipe.local import stack
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 from tests.unit.test_bad_input import GOOD_RIDE
 

@@ -12,9 +12,10 @@ import json
 import pytest
 from google.cloud import dataproc_v1
 
-from gcpipe.config import Config, load_config
+from gcpipe.core.config import Config, load_config
 from gcpipe.datagen.kdd import write_kdd
-from gcpipe.spark import dataproc, jobs
+from gcpipe.deploy import dataproc
+from gcpipe.spark import jobs
 from gcpipe.spark.jobs import JOBS, MAX_ATTEMPTS, RETRY_PAUSE, SparkJobError, job_args, run_local
 
 KDD = JOBS["kdd_analysis"]

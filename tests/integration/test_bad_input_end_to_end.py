@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from gcpipe.schemas import RAW_LIMIT
+from gcpipe.core.schemas import RAW_LIMIT
 from pipelines import csv_ingest
 from tests.unit.test_bad_input import GOOD_TRIP
 

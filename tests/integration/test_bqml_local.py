@@ -16,13 +16,13 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from gcpipe.bq_load import load_json_lines
-from gcpipe.bqml.local import ModelStore
-from gcpipe.bqml.sql import ModelRef
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.datagen.ecommerce import write_sessions
-from gcpipe.sql_runner import run_sql, run_sql_file
-from gcpipe.sql_script import SqlError
+from gcpipe.warehouse.bqml.local import ModelStore
+from gcpipe.warehouse.bqml.sql import ModelRef
+from gcpipe.warehouse.load import load_json_lines
+from gcpipe.warehouse.runner import run_sql, run_sql_file
+from gcpipe.warehouse.script import SqlError
 
 pytestmark = pytest.mark.stack
 

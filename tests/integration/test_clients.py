@@ -2,9 +2,9 @@
 
 import pytest
 
-from gcpipe.clients import ensure_table, row_count
-from gcpipe.config import ConfigError
-from gcpipe.schemas import SchemaError, table_spec
+from gcpipe.core.clients import ensure_table, row_count
+from gcpipe.core.config import ConfigError
+from gcpipe.core.schemas import SchemaError, table_spec
 
 pytestmark = pytest.mark.stack
 

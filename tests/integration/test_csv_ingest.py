@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
+from gcpipe.core.schemas import SCHEMA_DIR, table_spec
 from gcpipe.datagen.taxi_trips import write_trips_csv
-from gcpipe.schemas import SCHEMA_DIR, table_spec
 from pipelines import csv_ingest
 
 pytestmark = pytest.mark.stack
@@ -143,7 +143,7 @@ def test_your_own_schema_reruns_without_duplicates_and_a_copy_of_a_catalog_schem
 
 
 def test_a_gs_glob_and_a_gs_schema_through_the_storage_emulator(bq, local_stack, dataset, tmp_path):
-    from gcpipe.clients import storage_client
+    from gcpipe.core.clients import storage_client
 
     bucket = storage_client(local_stack).bucket(local_stack.lake_bucket)
     prefix = f"landing/test-{uuid.uuid4().hex[:8]}"

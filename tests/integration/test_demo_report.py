@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
-from gcpipe import demo_report
-from gcpipe.clients import ensure_table
-from gcpipe.dashboard.queries import reason_kind
-from gcpipe.demo import DemoContext
-from gcpipe.schemas import table_spec
+from gcpipe.app import demo_report
+from gcpipe.app.dashboard.queries import reason_kind
+from gcpipe.app.demo import DemoContext
+from gcpipe.core.clients import ensure_table
+from gcpipe.core.schemas import table_spec
 
 pytestmark = pytest.mark.stack
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -53,7 +53,7 @@ def test_hostile_values_and_names_on_the_command_line(bq, local_stack, dataset, 
     params = [
         arg for name, value in zip("abcdef", HOSTILE, strict=True) for arg in ("--param", f"{name}={value}")
     ]
-    ran = _run("-m", "gcpipe.cli", "sql", "run", str(query), *params, "--format", "json")
+    ran = _run("-m", "gcpipe.app.cli", "sql", "run", str(query), *params, "--format", "json")
     assert ran.returncode == 0, ran.stderr
     [row] = json.loads(ran.stdout)["statements"][-1]["rows"]
     assert [row[name] for name in "abcdef"] == HOSTILE and row["hits"] == 0  # data, compared as data
@@ -63,7 +63,7 @@ def test_hostile_values_and_names_on_the_command_line(bq, local_stack, dataset, 
                   "--table", f"{local_stack.project}:{dataset}.{name}")  # fmt: skip
     assert ingest.returncode == 1
     assert "is not a table id" in _one_sentence(ingest.stderr)
-    dashboard = _run("-m", "gcpipe.cli", "dashboard", "--dataset", f"{dataset}\n; DROP TABLE people")
+    dashboard = _run("-m", "gcpipe.app.cli", "dashboard", "--dataset", f"{dataset}\n; DROP TABLE people")
     assert dashboard.returncode == 1
     assert "is not a dataset id" in _one_sentence(dashboard.stderr)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gcpipe import cloudsql, stack
-from gcpipe.config import load_config
+from gcpipe.core.config import load_config
+from gcpipe.local import stack
+from gcpipe.warehouse import cloudsql
 from tests.integration.test_stack import QUIET, _listening_addresses, _processes_mentioning
 
 pytestmark = pytest.mark.stack

@@ -3,8 +3,8 @@ letters with its reason, the rest is stored, and a refused row with nowhere to g
 
 import pytest
 
-from gcpipe.clients import ensure_table
-from gcpipe.schemas import table_spec
+from gcpipe.core.clients import ensure_table
+from gcpipe.core.schemas import table_spec
 from pipelines.transforms.bigquery_rows import Job, RowsRejected, _Writer
 
 pytestmark = pytest.mark.stack

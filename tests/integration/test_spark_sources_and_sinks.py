@@ -9,10 +9,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from gcpipe import cloudsql
+from gcpipe.core.schemas import load_schema
 from gcpipe.datagen.kdd import write_kdd
 from gcpipe.datagen.rentals import write_rentals
-from gcpipe.schemas import load_schema
+from gcpipe.warehouse import cloudsql
 from spark_jobs import als_recommend, kdd_analysis
 from spark_jobs.common import load_bigquery
 

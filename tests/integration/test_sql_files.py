@@ -16,13 +16,13 @@ import pytest
 from google.api_core.exceptions import NotFound
 from sklearn import metrics
 
-from gcpipe.bq_load import load_arrow, load_json_lines
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
+from gcpipe.core.schemas import load_tables, table_spec
 from gcpipe.datagen.ecommerce import write_sessions
 from gcpipe.datagen.ride_events import write_ride_events
 from gcpipe.datagen.taxi_trips import generate_trips
-from gcpipe.schemas import load_tables, table_spec
-from gcpipe.sql_runner import CheckFailed, run_sql_file
+from gcpipe.warehouse.load import load_arrow, load_json_lines
+from gcpipe.warehouse.runner import CheckFailed, run_sql_file
 
 pytestmark = pytest.mark.stack
 

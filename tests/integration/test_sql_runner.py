@@ -11,10 +11,10 @@ from google.api_core.exceptions import BadRequest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 
-from gcpipe.cli import main
-from gcpipe.config import load_config
-from gcpipe.sql_runner import CheckFailed, run_sql, run_sql_file
-from gcpipe.sql_script import SqlError
+from gcpipe.app.cli import main
+from gcpipe.core.config import load_config
+from gcpipe.warehouse.runner import CheckFailed, run_sql, run_sql_file
+from gcpipe.warehouse.script import SqlError
 
 pytestmark = pytest.mark.stack
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gcpipe.datagen.taxi_trips import write_trips_csv
-from gcpipe.sql_params import ParameterError, string_literal
-from gcpipe.sql_runner import run_sql
+from gcpipe.warehouse.params import ParameterError, string_literal
+from gcpipe.warehouse.runner import run_sql
 from pipelines import csv_ingest
 from tests.integration.test_csv_ingest import day_args
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gcpipe import stack
-from gcpipe.config import load_config
-from gcpipe.schemas import load_tables
+from gcpipe.core.config import load_config
+from gcpipe.core.schemas import load_tables
+from gcpipe.local import stack
 
 pytestmark = pytest.mark.stack
 QUIET = {"report": lambda *_: None}
@@ -132,7 +132,7 @@ def test_the_cli_prints_the_sentence_not_a_traceback(tmp_path, side_config):
         "GCPIPE_PORT_OFFSET": str(side_config.port_offset),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "gcpipe.cli", "up", "--service", "pubsub"],
+        [sys.executable, "-m", "gcpipe.app.cli", "up", "--service", "pubsub"],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 1
@@ -173,7 +173,7 @@ def test_bigquery_round_trip_with_tables_from_the_catalog_ddl(bq, dataset, local
 
 
 def test_storage_round_trip(local_stack):
-    from gcpipe.clients import storage_client
+    from gcpipe.core.clients import storage_client
 
     client = storage_client(local_stack)
     bucket = client.bucket(local_stack.lake_bucket)
@@ -185,7 +185,7 @@ def test_storage_round_trip(local_stack):
 
 
 def test_pubsub_round_trip(local_stack):
-    from gcpipe.clients import publisher_client, subscriber_client
+    from gcpipe.core.clients import publisher_client, subscriber_client
 
     publisher, subscriber = publisher_client(local_stack), subscriber_client(local_stack)
     suffix = uuid.uuid4().hex[:8]

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from google.api_core.exceptions import NotFound
 
-from gcpipe import pubsub
-from gcpipe.dashboard import queries
-from gcpipe.rides import publish_rides
+from gcpipe.app.dashboard import queries
+from gcpipe.core import pubsub
+from gcpipe.datagen.ride_publisher import publish_rides
 from pipelines.transforms import geohash
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
@@ -130,7 +130,7 @@ def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
     assert {(int(r["window_start"].timestamp()), r["area"]): r["pickups"] for r in rows} == expected_areas
 
     # All acknowledged: the subscription has nothing left.
-    from gcpipe.clients import subscriber_client
+    from gcpipe.core.clients import subscriber_client
 
     subscription = pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming")
     assert (
@@ -145,7 +145,7 @@ def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, t
     be stored twice: an event later than --replay_seconds that was stored but not yet acknowledged at the
     kill (README, Delivery); this test's events are all on time, so it measures zero of both.
     """
-    from gcpipe.clients import publisher_client, subscriber_client
+    from gcpipe.core.clients import publisher_client, subscriber_client
 
     project = bq.project
     dataset = f"{project}.restart_{uuid.uuid4().hex[:8]}"
@@ -183,8 +183,8 @@ def test_a_restart_rewrites_only_windows_its_replay_holds_whole(bq, topic, tmp_p
     """Stored events reach back past the replay horizon (window + lateness, 15 minutes here): the restarted
     pipeline rebuilds the windows from the events since a minute boundary, and writes no pane for a window
     that starts earlier (it would hold only part of its events, and replace that window's final count)."""
-    from gcpipe.clients import ensure_table, publisher_client, subscriber_client
-    from gcpipe.schemas import table_spec
+    from gcpipe.core.clients import ensure_table, publisher_client, subscriber_client
+    from gcpipe.core.schemas import table_spec
 
     dataset = f"{bq.project}.replay_{uuid.uuid4().hex[:8]}"
     bq.create_dataset(dataset)

@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from gcpipe.schemas import RAW_LIMIT, table_spec, to_json_row
+from gcpipe.core.schemas import RAW_LIMIT, table_spec, to_json_row
 from pipelines.csv_ingest import read_blocks
 from pipelines.transforms.csv_validation import BlockValidator, read_layout
 from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage

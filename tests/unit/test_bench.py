@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from gcpipe.bench import BEGIN, END, Figure, measure, write_report
-from gcpipe.errors import GcpipeError
+from gcpipe.app.bench import BEGIN, END, Figure, measure, write_report
+from gcpipe.core.errors import GcpipeError
 
 
 def test_measure_reports_time_peak_memory_and_output():

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from sklearn import linear_model, metrics
 
-from gcpipe.bqml.model import GlmModel, ModelError, _split, roc_curve
-from gcpipe.bqml.options import ModelOptions, ModelOptionsError
+from gcpipe.warehouse.bqml.model import GlmModel, ModelError, _split, roc_curve
+from gcpipe.warehouse.bqml.options import ModelOptions, ModelOptionsError
 
 
 def _table(n=4000, seed=0, classes=2):
@@ -226,7 +226,7 @@ def test_training_data_problems_are_one_sentence(monkeypatch):
         _fit(table.set_column(5, "label", pa.array(np.zeros(600, dtype=np.int64))))
     with pytest.raises(ModelError, match="no label column 'will_buy'"):
         _fit(table, input_label_cols=["will_buy"])
-    monkeypatch.setattr("gcpipe.bqml.model.MAX_DESIGN_COLUMNS", 100)
+    monkeypatch.setattr("gcpipe.warehouse.bqml.model.MAX_DESIGN_COLUMNS", 100)
     ids = table.append_column("session_id", pa.array([str(i) for i in range(600)]))
     with pytest.raises(ModelError, match="feature session_id alone has 600 categories"):
         _fit(ids)

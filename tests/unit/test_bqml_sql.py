@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from gcpipe.bqml.sql import (
+from gcpipe.warehouse.bqml.sql import (
     MlSqlError,
     ModelRef,
     find_ml_calls,

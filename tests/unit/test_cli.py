@@ -2,11 +2,11 @@ import json
 import subprocess
 import sys
 
-from gcpipe.cli import COMMANDS, cli
+from gcpipe.app.cli import COMMANDS, cli
 
 
 def _gcpipe(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "gcpipe.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "gcpipe.app.cli", *args], capture_output=True, text=True, timeout=120,
                           **kwargs)  # fmt: skip
 
 

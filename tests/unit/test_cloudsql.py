@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gcpipe.cloudsql import CloudSqlError, JdbcTarget, create_table_sql
-from gcpipe.schemas import load_schema
+from gcpipe.core.schemas import load_schema
+from gcpipe.warehouse.cloudsql import CloudSqlError, JdbcTarget, create_table_sql
 
 
 def test_jdbc_urls():

@@ -1,6 +1,6 @@
 import pytest
 
-from gcpipe.config import ConfigError, load_config, validate_identifier
+from gcpipe.core.config import ConfigError, load_config, validate_identifier
 
 
 @pytest.fixture(autouse=True)

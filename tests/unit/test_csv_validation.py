@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcpipe.schemas import Field, Schema, TableSpec, table_spec
+from gcpipe.core.schemas import Field, Schema, TableSpec, table_spec
 from pipelines.transforms.csv_records import split_records
 from pipelines.transforms.csv_validation import BlockValidator, CsvLayoutError, Layout, read_layout
 
@@ -70,7 +70,7 @@ def test_records_handle_stray_quotes_and_unterminated_fields():
 
 def _spec(*fields: tuple[str, str, str], rules=()) -> TableSpec:
     schema = Schema("t", tuple(Field(name, kind, mode) for name, kind, mode in fields))
-    from gcpipe.schemas import Rule
+    from gcpipe.core.schemas import Rule
 
     return TableSpec("t", "", schema, rules=tuple(Rule.parse(r, schema) for r in rules))
 

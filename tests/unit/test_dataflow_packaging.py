@@ -16,9 +16,10 @@ import tomllib
 
 import pytest
 
-from gcpipe.config import PROJECT_ROOT
-from gcpipe.deploy import DATAFLOW_DIR, TEMPLATES
-from gcpipe.schemas import load_tables
+from gcpipe.core.config import PROJECT_ROOT
+from gcpipe.core.schemas import load_tables
+from gcpipe.deploy.naming import TEMPLATES
+from gcpipe.deploy.plans import DATAFLOW_DIR
 
 DOCKERFILE = (DATAFLOW_DIR / "Dockerfile").read_text()
 WORKDIR = re.search(r"^WORKDIR (\S+)", DOCKERFILE, re.M).group(1)
@@ -26,7 +27,7 @@ COPIES = re.findall(r"^COPY (?!--from)(\S+) (\S+)", DOCKERFILE, re.M)
 
 PROBE = """
 import json, os
-from gcpipe.schemas import load_tables
+from gcpipe.core.schemas import load_tables
 
 def run(argv=None, save_main_session=True):
     with open(os.environ["PROBE_OUT"], "w") as out:

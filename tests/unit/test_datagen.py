@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from gcpipe.core.schemas import load_schema, table_spec
 from gcpipe.datagen import kdd, taxi_trips
 from gcpipe.datagen.ecommerce import write_sessions
 from gcpipe.datagen.rentals import write_rentals
 from gcpipe.datagen.ride_events import RideSimulator
-from gcpipe.schemas import load_schema, table_spec
 
 
 def _digest(path):

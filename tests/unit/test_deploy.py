@@ -18,23 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from gcpipe.config import PROJECT_ROOT, Config, load_config
-from gcpipe.deploy import (
-    NAMES_FILE,
-    TEMPLATES,
-    DeployError,
-    Deployment,
-    dags_plan,
-    deployed_tag,
-    infra_plan,
-    make_bundle,
-    render,
-    run_plan,
-    templates_plan,
-    toml_dumps,
-)
+from gcpipe.core.config import PROJECT_ROOT, Config, load_config
+from gcpipe.core.schemas import load_tables
+from gcpipe.deploy.naming import NAMES_FILE, TEMPLATES, Deployment, deployed_tag, toml_dumps
+from gcpipe.deploy.plans import dags_plan, infra_plan, make_bundle, run_plan, templates_plan
+from gcpipe.deploy.steps import DeployError, render
 from gcpipe.orchestration.gcp_requests import dataproc_batch, dataproc_job
-from gcpipe.schemas import load_tables
 from gcpipe.spark.jobs import JOBS
 
 PROJECT, REGION, TAG = "acme-data-prod", "europe-west1", "abc123"
@@ -102,7 +91,7 @@ def cloud(tmp_path, monkeypatch):
 
 def gcpipe(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [sys.executable, "-m", "gcpipe.cli", *args],
+        [sys.executable, "-m", "gcpipe.app.cli", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -260,12 +249,8 @@ def test_deploy_dags_tolerates_unchanged_packages_and_imports_the_bundle(cloud):
     assert [Path(p).name for p in imported] == [
         p.name for p in [bundle / ".airflowignore", bundle / "gcpipe.toml"]
     ] + [n for n in ("gcpipe", "pipelines", "spark_jobs", "sql", "infra") if (PROJECT_ROOT / n).is_dir()] + [
-        "gcpipe_ops.py",
-        *sorted(p.name for p in (PROJECT_ROOT / "dags").glob("*.py") if p.name != "gcpipe_ops.py"),
-    ]
-    assert {"batch_ingest.py", "spark_kdd.py"} <= {
-        Path(p).name for p in imported
-    }  # after the factory they import
+        *sorted(p.name for p in (PROJECT_ROOT / "dags").glob("*.py")),
+    ]  # the DAGs last: after gcpipe/, whose operator factory they import
     assert all((PROJECT_ROOT / p).exists() for p in imported)
 
 
@@ -274,7 +259,7 @@ def test_the_composer_bundle_is_a_project_root_for_the_gcp_target(tmp_path, clou
 
     assert not list(bundle.rglob("__pycache__")) and not list(bundle.rglob("*_test.py"))
     probe = (
-        "import json; from gcpipe.config import load_config; from gcpipe.schemas import load_tables;"
+        "import json; from gcpipe.core.config import load_config; from gcpipe.core.schemas import load_tables;"
         "c = load_config(); print(json.dumps([c.target, c.project, c.lake, c.dataset('taxi'), sorted(load_tables())]))"
     )
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(bundle)}  # as on Composer: no GCPIPE_CONFIG
@@ -290,7 +275,7 @@ def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does
     """Composer's dags/ folder is on sys.path and its .airflowignore keeps Airflow out of the support code."""
     bundle = make_bundle(deployment(), tmp_path / "bundle")
     ignored = (bundle / ".airflowignore").read_text().split()
-    assert {"gcpipe/", "sql/", "infra/", "gcpipe_ops.py"} <= set(ignored)
+    assert {"gcpipe/", "sql/", "infra/"} <= set(ignored)
     probe = (
         "import spark_kdd, batch_ingest; ingest = batch_ingest.dag.get_task('ingest_csv'); "
         "print('PARSED', sorted(t.task_type for t in spark_kdd.dag.tasks), ingest.task_type, "
@@ -351,7 +336,7 @@ def test_run_rejects_options_the_template_does_not_declare(cloud, args, message)
 
 
 def test_run_a_spark_job_is_the_plan_spark_submit_makes(cloud):
-    from gcpipe.spark.dataproc import submit_plan
+    from gcpipe.deploy.dataproc import submit_plan
     from gcpipe.spark.jobs import JOBS, job_args
 
     d = deployment()

@@ -9,10 +9,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from gcpipe.bench import kdd_lab_baseline
+from gcpipe.app.bench import kdd_lab_baseline
+from gcpipe.core.kdd import ATTACK_CATEGORY
+from gcpipe.core.schemas import load_schema
 from gcpipe.datagen.kdd import write_kdd
-from gcpipe.kdd import ATTACK_CATEGORY
-from gcpipe.schemas import load_schema
 from spark_jobs import kdd_analysis
 
 pytestmark = pytest.mark.spark

@@ -8,7 +8,7 @@ import stat
 import pyarrow as pa
 import pytest
 
-from gcpipe.schemas import table_spec
+from gcpipe.core.schemas import table_spec
 from pipelines.transforms.pii import PiiError, PiiPolicy, load_key
 
 SCHEMA = table_spec("taxi_trips").schema

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gcpipe.config import PROJECT_ROOT
+from gcpipe.core.config import PROJECT_ROOT
 
 
 def test_no_tracked_file_holds_a_secret():

@@ -39,7 +39,7 @@ def test_without_a_process_memory_a_retried_bundle_keeps_its_events():
 
 
 def test_a_row_bigquery_rejects_is_dead_lettered_like_any_message():
-    from gcpipe.schemas import RAW_LIMIT
+    from gcpipe.core.schemas import RAW_LIMIT
     from pipelines.transforms.bigquery_rows import rejected_row
 
     row = {**EVENT, "ride_id": "x" * (2 * RAW_LIMIT), "event_id": "e9", "message_id": "m9"}

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from gcpipe.errors import GcpipeError
-from gcpipe.rides import MALFORMED_KINDS, RidePublisher
+from gcpipe.core.errors import GcpipeError
+from gcpipe.datagen.ride_publisher import MALFORMED_KINDS, RidePublisher
 from pipelines.transforms import geohash
 from pipelines.transforms.ride_messages import RideMessage, SeenIds, parse_message
 

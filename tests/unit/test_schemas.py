@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import types as T
 
-from gcpipe.schemas import (
+from gcpipe.core.schemas import (
     Rule,
     SchemaError,
     load_schema,

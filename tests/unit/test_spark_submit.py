@@ -18,9 +18,9 @@ import pytest
 import yaml
 from google.cloud import dataproc_v1
 
-from gcpipe.config import PROJECT_ROOT, Config
-from gcpipe.deploy import TERRAFORM_DIR
-from gcpipe.spark import dataproc
+from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.deploy import dataproc
+from gcpipe.deploy.naming import TERRAFORM_DIR
 from gcpipe.spark.jobs import JOBS, SparkJobError, cloudsql_args, job_args
 from tests.unit.test_deploy import cloud  # noqa: F401 (the fixture: gcloud stand-in, state dir, gcp settings)
 from tests.unit.test_terraform import blocks, resources
@@ -34,7 +34,7 @@ STAGED = f"gs://acme-staging/code/{TAG}"  # the code of version TAG
 
 
 def gcpipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gcpipe.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "gcpipe.app.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=120, env=env)  # fmt: skip
 
 
@@ -165,15 +165,17 @@ def test_the_package_runs_the_jobs_without_the_checkout(tmp_path):
     package = dataproc.build_package(tmp_path / "gcpipe_spark.zip")
     assert dataproc.build_package(tmp_path / "again.zip").read_bytes() == package.read_bytes()
     names = zipfile.ZipFile(package).namelist()
-    assert {"spark_jobs/kdd_analysis.py", "spark_jobs/als_recommend.py", "gcpipe/schemas.py"} <= set(names)
+    assert {"spark_jobs/kdd_analysis.py", "spark_jobs/als_recommend.py", "gcpipe/core/schemas.py"} <= set(
+        names
+    )
     # As on Dataproc: only the zip on the path, the schema file in the working directory (--files).
     (tmp_path / "kdd_connections.json").write_text(
         (PROJECT_ROOT / "sql/schemas/kdd_connections.json").read_text()
     )
     probe = (
-        "import gcpipe.config, spark_jobs.kdd_analysis, spark_jobs.als_recommend;"
+        "import gcpipe.core.config, spark_jobs.kdd_analysis, spark_jobs.als_recommend;"
         "from spark_jobs.common import job_schema;"
-        f"assert gcpipe.config.__file__.startswith({str(package)!r});"
+        f"assert gcpipe.core.config.__file__.startswith({str(package)!r});"
         "print(len(job_schema('kdd_connections').names))"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,

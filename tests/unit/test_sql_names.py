@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcpipe.config import (
+from gcpipe.core.config import (
     PROJECT_ROOT,
     ConfigError,
     load_config,
@@ -23,7 +23,7 @@ from gcpipe.config import (
     validate_identifier,
     validate_table_id,
 )
-from gcpipe.errors import GcpipeError
+from gcpipe.core.errors import GcpipeError
 
 HOSTILE = [
     "taxi`; DROP TABLE taxi.taxi_trips; --",
@@ -40,10 +40,10 @@ def _entry_points():
     """(what, call) for each place a user-supplied name turns into SQL text."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from gcpipe.bqml.sql import find_ml_calls
-    from gcpipe.clients import ensure_table
-    from gcpipe.dashboard import queries
-    from gcpipe.schemas import table_spec
+    from gcpipe.app.dashboard import queries
+    from gcpipe.core.clients import ensure_table
+    from gcpipe.core.schemas import table_spec
+    from gcpipe.warehouse.bqml.sql import find_ml_calls
     from pipelines import taxi_streaming
     from pipelines.csv_ingest import parse_table_id
     from pipelines.transforms.bigquery_load import replace_script
@@ -107,7 +107,7 @@ def test_a_hostile_project_or_dataset_in_the_configuration_is_refused(monkeypatc
 
 
 def test_sql_file_placeholders_take_plain_names_only():
-    from gcpipe.sql_script import SqlError, render
+    from gcpipe.warehouse.script import SqlError, render
 
     assert render("SELECT 1 FROM `{{ project }}.{{ taxi_dataset }}.t`", load_config().template_vars())
     for value in [v for v in HOSTILE if v != "../../etc"]:  # paths are names here: {{ lake }}
@@ -130,7 +130,7 @@ def test_what_the_validators_accept_cannot_leave_a_quoted_name(text):
 
 # -- static checks: values as parameters, names through the validators ------------------------------
 
-RUNNER_MODULES = ["gcpipe/sql_runner.py", "gcpipe/bqml/local.py"]
+RUNNER_MODULES = ["gcpipe/warehouse/runner.py", "gcpipe/warehouse/bqml/local.py"]
 
 
 def _query_calls(tree: ast.AST):
@@ -179,17 +179,17 @@ def test_no_sql_text_quotes_an_unchecked_name():
     """Production code that formats a name into SQL (`{name}`) validates names itself, or is listed here
     with the place that does: a new module that builds SQL from names cannot skip the check unnoticed."""
     checked_elsewhere = {
-        "gcpipe/bqml/local.py": "scratch tables of the configured project and a model's validated dataset",
-        "gcpipe/bqml/sql.py": "names from model_ref, which validates them",
-        "gcpipe/demo_report.py": "the configured project and datasets, which load_config validates",
-        "gcpipe/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
+        "gcpipe/warehouse/bqml/local.py": "scratch tables of the configured project and a model's validated dataset",
+        "gcpipe/warehouse/bqml/sql.py": "names from model_ref, which validates them",
+        "gcpipe/app/demo_report.py": "the configured project and datasets, which load_config validates",
+        "gcpipe/core/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
         "pipelines/transforms/pubsub_batches.py": "the replay table, from taxi_streaming._resolve's check",
     }
     offenders = []
     for folder in ("gcpipe", "pipelines", "spark_jobs", "dags"):
         for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
             relative = path.relative_to(PROJECT_ROOT).as_posix()
-            if relative.endswith("_test.py") or relative.startswith("gcpipe/bench/"):
+            if relative.endswith("_test.py") or relative.startswith("gcpipe/app/bench/"):
                 continue  # benchmarks name their own scratch tables
             text = path.read_text()
             validates = re.search(r"validate_(identifier|dataset_id|table_id)\(", text)

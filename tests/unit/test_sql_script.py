@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from gcpipe.sql_cli import DDL_DIR, ddl_file_text
-from gcpipe.sql_params import ParameterError, job_config, parse_param, query_parameter
-from gcpipe.sql_script import SqlError, parse_script, render
+from gcpipe.warehouse.cli import DDL_DIR, ddl_file_text
+from gcpipe.warehouse.params import ParameterError, job_config, parse_param, query_parameter
+from gcpipe.warehouse.script import SqlError, parse_script, render
 
 NAMES = {"project": "acme-data-prod", "taxi_dataset": "taxi_prod"}
 
@@ -89,7 +89,7 @@ def test_python_values_become_typed_query_parameters():
 
 def test_ddl_files_are_the_catalog_ddl():
     """sql/ddl is generated from the schemas (`gcpipe sql ddl --write`): no schema is typed twice."""
-    from gcpipe.schemas import load_tables
+    from gcpipe.core.schemas import load_tables
 
     tables = load_tables()
     assert {p.stem for p in DDL_DIR.glob("*.sql")} == set(tables)

@@ -1,7 +1,7 @@
 """The Terraform in infra/terraform, checked offline.
 
 Terraform itself evaluates the catalog module (it has no provider, so `terraform apply` runs here) and
-the tables it yields are compared with what gcpipe.schemas reads from the same files. The rest parses
+the tables it yields are compared with what gcpipe.core.schemas reads from the same files. The rest parses
 the HCL (python-hcl2): no bucket is public, no primitive role, every reference resolves (what
 `terraform validate` would catch, which needs the provider plugins), and the names file agrees with the
 variables.
@@ -19,9 +19,9 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from gcpipe.config import PROJECT_ROOT, Config
-from gcpipe.deploy import NAMES_FILE, TERRAFORM_DIR, Deployment
-from gcpipe.schemas import SCHEMA_DIR, TABLES_FILE, load_tables
+from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE, load_tables
+from gcpipe.deploy.naming import NAMES_FILE, TERRAFORM_DIR, Deployment
 
 TERRAFORM = PROJECT_ROOT / ".venv-infra" / "bin" / "terraform"
 PRIMITIVE_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
@@ -95,7 +95,7 @@ def terraform_catalog(tmp_path: Path, catalog: Path = TABLES_FILE, schemas: Path
 
 
 def catalog_drift(terraform_tables: dict) -> list[str]:
-    """Each way Terraform's tables differ from gcpipe.schemas' reading of sql/, one sentence each."""
+    """Each way Terraform's tables differ from gcpipe.core.schemas' reading of sql/, one sentence each."""
     problems = []
     expected = load_tables()
     for name in sorted(set(expected) ^ set(terraform_tables)):
@@ -105,7 +105,7 @@ def catalog_drift(terraform_tables: dict) -> list[str]:
         if json.loads(table["schema"]) != json.loads((SCHEMA_DIR / f"{spec.schema.name}.json").read_text()):
             problems.append(f"{name}: schema differs from sql/schemas/{spec.schema.name}.json")
         if [f["name"] for f in json.loads(table["schema"])] != spec.schema.names:
-            problems.append(f"{name}: columns differ from gcpipe.schemas")
+            problems.append(f"{name}: columns differ from gcpipe.core.schemas")
         if table["dataset_key"] != spec.dataset_key:
             problems.append(f"{name}: dataset {table['dataset_key']} instead of {spec.dataset_key}")
         if list(table["clustering"]) != list(spec.clustering):
@@ -152,7 +152,7 @@ def test_a_schema_that_diverges_from_terraform_is_caught(tmp_path):
     problems = catalog_drift(terraform_catalog(tmp_path, tmp_path / "tables.json", changed))
 
     assert "taxi_trips: schema differs from sql/schemas/taxi_trips.json" in problems
-    assert "taxi_trips: columns differ from gcpipe.schemas" in problems
+    assert "taxi_trips: columns differ from gcpipe.core.schemas" in problems
     assert "ratings: clustering ['user_id'] instead of []" in problems
     assert len(problems) == 3, problems
 
@@ -246,7 +246,7 @@ def test_names_file_and_deploy_variables_match_the_declared_variables():
     names = json.loads(NAMES_FILE.read_text())
     required = {name for name, body in variables.items() if "default" not in body}
     assert set(names) <= set(variables)
-    assert required - set(names) == {"project"}  # project comes from gcpipe.config with the rest
+    assert required - set(names) == {"project"}  # project comes from gcpipe.core.config with the rest
     tfvars = Deployment(Config(target="gcp", project="acme-data-prod"), names=names).tfvars()
     assert set(tfvars) <= set(variables)
     assert set(names["service_accounts"]) == {"dataflow", "dataproc", "composer", "build"}

@@ -1,7 +1,7 @@
 # The warehouse's tables as Terraform sees them, read from the one definition: sql/tables.json (where
 # each table lives and how it is laid out) and sql/schemas/<schema>.json (its BigQuery JSON schema).
 # No provider and no resource: `terraform apply` of this module alone runs offline, which is how the
-# tests compare what Terraform would create with what gcpipe.schemas reads.
+# tests compare what Terraform would create with what gcpipe.core.schemas reads.
 
 variable "catalog_file" {
   description = "Path of sql/tables.json."

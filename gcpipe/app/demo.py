@@ -1,0 +1,313 @@
+"""``gcpipe demo``: the whole platform, end to end, on the local target.
+
+The demo is a list of stages. Each stage takes the run's context, does its work against the local
+stack and returns a one-line summary of what it produced and where to look. A failed stage stops the
+run with its message; the summary table shows what ran, how long each stage took, and what it made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from gcpipe.core.config import Config, load_config
+from gcpipe.core.ui import console, progress
+from gcpipe.local import stack
+
+
+@dataclass
+class DemoContext:
+    config: Config
+    lake: Path
+    scale: float = 1.0  # multiplies data sizes; tests run the demo small
+    facts: dict[str, object] = field(default_factory=dict)  # what stages hand to later stages
+
+    def rows(self, n: int) -> int:
+        return max(100, int(n * self.scale))
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable[[DemoContext], str]
+
+
+def _stack(ctx: DemoContext) -> str:
+    outcome = stack.up(ctx.config, report=lambda *_: None)
+    return ", ".join(f"{name} {state}" for name, state in outcome.items())
+
+
+def _warehouse(ctx: DemoContext) -> str:
+    from gcpipe.core.clients import bigquery_client, ensure_table
+    from gcpipe.core.schemas import load_tables
+
+    client = bigquery_client(ctx.config)
+    tables = load_tables()
+    for spec in tables.values():
+        ensure_table(client, spec, spec.table_id(ctx.config))
+    datasets = sorted({ctx.config.dataset(spec.dataset_key) for spec in tables.values()})
+    return f"{len(tables)} tables from sql/schemas in datasets {', '.join(datasets)}"
+
+
+def _datagen(ctx: DemoContext) -> str:
+    from gcpipe.datagen.ecommerce import write_sessions
+    from gcpipe.datagen.kdd import write_kdd
+    from gcpipe.datagen.rentals import write_rentals
+    from gcpipe.datagen.taxi_trips import write_trips_csv
+
+    landing = ctx.lake / "landing"
+    day = date(2019, 3, 1)
+    trips = write_trips_csv(
+        landing / "taxi_trips" / day.isoformat() / "trips.csv", ctx.rows(200_000), malformed=0.001, start=day
+    )
+    kdd = write_kdd(landing / "kdd" / "kddcup.data.gz", ctx.rows(494_021), malformed=0.001)
+    sessions = write_sessions(landing / "ecommerce" / "ga_sessions.jsonl.gz", ctx.rows(20_000))
+    rentals = write_rentals(landing / "rentals")
+    ctx.facts.update(trips=trips, kdd=kdd, sessions=sessions, rentals=rentals, trips_date=day)
+    return (
+        f"{trips.rows:,} taxi trips ({trips.rows - trips.valid} malformed), {kdd.rows:,} KDD connections, "
+        f"{sessions.sessions:,} e-commerce sessions, {rentals.ratings:,} ratings, under {landing}"
+    )
+
+
+def _csv_ingest(ctx: DemoContext) -> str:
+    from pipelines import csv_ingest
+
+    trips, day = ctx.facts["trips"], ctx.facts["trips_date"]
+    table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.taxi_trips"
+    result = csv_ingest.run([
+        "--input", trips.path, "--schema", "taxi_trips", "--table", table, "--partition_date", day.isoformat(),
+        "--output", str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
+    ])  # fmt: skip
+    ctx.facts["ingest"] = result
+    name = table.split(".", 1)[1]
+    return (
+        f"{result.rows_read:,} trips read = {result.rows_loaded:,} loaded into {name} + "
+        f"{result.rows_dead_lettered:,} dead-lettered with their reason into {name}_dead_letter"
+    )
+
+
+def _trips_by_zone(ctx: DemoContext) -> str:
+    """The trips placed in their taxi zone (GIS) by hour of pickup, then checked: no trip lost or counted twice."""
+    from gcpipe.core.clients import bigquery_client
+    from gcpipe.flows.ecommerce import SQL_DIR
+    from gcpipe.warehouse.runner import run_sql_file
+
+    client = bigquery_client(ctx.config)
+    for path in TRIPS_BY_ZONE_STEPS:
+        run_sql_file(SQL_DIR / path, config=ctx.config, client=client)
+    return (
+        f"taxi_zones seeded, taxi_trips placed in their zone by hour (ST_COVERS) into "
+        f"{ctx.config.dataset('taxi')}.trips_by_zone_hour; trips and revenue conserved (checked)"
+    )
+
+
+TRIPS_BY_ZONE_STEPS = [
+    "seeds/taxi_zones.sql", "transforms/taxi_trips_by_zone_hour.sql", "checks/trips_by_zone_hour_row_counts.sql",
+]  # fmt: skip
+
+
+def _spark_kdd(ctx: DemoContext) -> str:
+    from gcpipe.spark.jobs import JOBS, job_args, run_local
+
+    job, output = JOBS["kdd_analysis"], ctx.lake / "kdd" / "analysis"
+    args = job_args(job, ctx.config, ["--input", ctx.facts["kdd"].path, "--output", str(output)])
+    summary = json.loads(run_local(job, ctx.config, args).stdout)
+    ctx.facts["kdd_analysis"] = summary
+    return (
+        f"{summary['valid']:,} connections analysed, {sum(summary['malformed'].values())} malformed lines set "
+        f"aside; attack stats in BigQuery {summary['bigquery_tables'][0]}; report: {output}/report/report.md"
+    )
+
+
+def _spark_als(ctx: DemoContext) -> str:
+    from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
+    from gcpipe.warehouse import cloudsql
+
+    job, config = JOBS["als_recommend"], ctx.config
+    # Into Cloud SQL (the local PostgreSQL), as the lab imports its CSVs.
+    cloudsql.load_rentals(config, Path(ctx.facts["rentals"].ratings_path).parent)
+    rentals = f"bq://{config.project}.{config.dataset('rentals')}"
+    sinks = [config.jdbc_url, str(ctx.lake / "rentals" / "recommendations"), rentals]
+    args = job_args(job, config, cloudsql_args(config), [arg for sink in sinks for arg in ("--sink", sink)])
+    metrics = json.loads(run_local(job, config, args).stdout)
+    ctx.facts["als_recommend"] = metrics
+    return (
+        f"top 5 unseen accommodations for {metrics['users']} users from Cloud SQL (local PostgreSQL), RMSE "
+        f"{metrics['rmse']:.2f} on held-out ratings (the mean rating: {metrics['baseline_rmse']:.2f}); written "
+        "to Cloud SQL, the lake and BigQuery rentals.recommendations"
+    )
+
+
+def _ecommerce_ml(ctx: DemoContext) -> str:
+    from gcpipe.core.clients import bigquery_client, row_count
+    from gcpipe.flows.ecommerce import STEPS, run_ecommerce_flow
+
+    client = bigquery_client(ctx.config)
+    with progress("e-commerce SQL files", len(STEPS)) as advance:
+        flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client, lambda *_: advance())
+    metrics = ctx.facts["purchase_model"] = flow.metrics
+    ctx.facts["purchase_roc_curve"] = flow.roc_curve
+    table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
+    table.add_row(*(str(v) for v in metrics.values()))
+    console.print(table)
+    dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
+    trained, predicted = (
+        row_count(client, f"{dataset}.{t}") for t in ("purchase_training", "purchase_predictions")
+    )
+    checks = sum(path.startswith("checks/") for path, _ in STEPS)
+    return (
+        f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
+        f"passed; purchase model trained on {trained:,} first visits, ROC AUC {metrics['roc_auc']} on later ones "
+        f"({metrics['model_quality']}); {predicted:,} predictions in {dataset}.purchase_predictions"
+    )
+
+
+def _streaming(ctx: DemoContext) -> str:
+    """About a minute of simulated rides through Pub/Sub and the streaming pipeline into BigQuery."""
+    from gcpipe.app.dashboard import queries
+    from gcpipe.core import pubsub
+    from gcpipe.core.clients import bigquery_client
+    from gcpipe.core.errors import GcpipeError
+    from gcpipe.datagen.ride_publisher import publish_rides
+    from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
+
+    config, topic = ctx.config, "demo-rides"
+    dataset = f"{config.project}.{config.dataset('taxi')}"
+    seconds, rate = max(10, round(60 * ctx.scale)), 100
+    log = config.state_dir / "logs" / "taxi_streaming.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    bq = bigquery_client(config)
+    before = queries.landed(bq, dataset)
+    live = _dashboard(config)
+    process = start_pipeline(
+        topic, dataset, "--duration_seconds", str(seconds + 20), "--firing_seconds", "2", log=log
+    )
+    try:
+        wait_until_reading(
+            process, pubsub.path(config.project, "subscriptions", f"{topic}-taxi-streaming"), config
+        )
+        sent = publish_rides(
+            topic, rate, rate * seconds, duplicates=0.01, late=0.01, malformed=0.005, config=config
+        )
+        console.print("all sent; the pipeline stores the last rides and fires its final panes (about 20 s)")
+        process.wait(timeout=seconds + 180)
+    finally:
+        stop_pipeline(process)  # its whole process group; nothing once it has ended
+    if process.returncode:
+        raise GcpipeError(f"the streaming pipeline failed: see {log}.")
+    after = queries.landed(bq, dataset)
+    added = {key: after[key] - before[key] for key in ("events_stored", "dead_letters")}
+    ctx.facts.update(rides=after, rides_added=added, rides_sent=sent)
+    stored, dead = added["events_stored"], added["dead_letters"]
+    return (
+        f"{sent.sent:,} ride messages in {seconds} s -> {stored:,} events and {dead} dead letters in {dataset}, "
+        f"{after['windows']} one-minute windows; {live}"
+    )
+
+
+def _dashboard(config) -> str:
+    """Start the live dashboard as a stack service (it stays up after the demo, until `make down`)."""
+    from gcpipe.local import stack
+
+    try:
+        stack.up(config, ["dashboard"], report=lambda *_: None)
+    except stack.StackError as err:  # the stream runs without it; say why it is missing
+        console.print(f"no live dashboard: {err}", style="yellow", markup=False)
+        return f"no live dashboard ({err})"
+    url = stack.SERVICES["dashboard"].url(config) + "/"
+    console.print(f"watch the rides arrive live: [bold]{url}[/bold]")
+    return f"live dashboard at {url} (up until `make down`)"
+
+
+def _dag_run(ctx: DemoContext) -> str:
+    """One Airflow DAG run end to end: batch_ingest on the local target (``gcpipe dags test``), in a process
+    of its own as Airflow reads its settings at import, on the day's trips landed in the stack's lake."""
+    import subprocess
+    import sys
+
+    from gcpipe.core.errors import GcpipeError
+    from gcpipe.datagen.taxi_trips import write_trips_csv
+
+    day = date(2019, 3, 2)  # a day of its own: the ingestion stage loaded the 1st
+    lake = Path(ctx.config.lake)
+    trips = write_trips_csv(
+        lake / "landing" / "taxi_trips" / day.isoformat() / "trips.csv",
+        ctx.rows(20_000),
+        malformed=0.001,
+        start=day,
+    )
+    command = [sys.executable, "-m", "gcpipe.app.cli", "dags", "test", "batch_ingest", day.isoformat()]
+    log = ctx.config.state_dir / "logs" / "dag_batch_ingest.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:
+        done = subprocess.run(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "GCPIPE_QUIET": "1"}
+        )
+    if done.returncode:
+        raise GcpipeError(f"the batch_ingest DAG run failed: see {log}.")
+    moved = lake / "processed" / "success" / "taxi_trips" / day.isoformat() / "trips.csv"
+    ctx.facts["dag_run"] = {"day": day, "moved": moved}
+    return (
+        f"batch_ingest for {day}: {trips.rows:,} trips sensed, ingested with Beam, zone summary built, checks "
+        "passed, file moved "
+        f"to {moved.parent}; the DAG's log: {log}; `make airflow` shows it in the Airflow UI"
+    )
+
+
+STAGES: list[Stage] = [
+    Stage("local stack", _stack),
+    Stage("warehouse tables", _warehouse),
+    Stage("generate data", _datagen),
+    Stage("batch CSV ingestion (Beam)", _csv_ingest),
+    Stage("taxi trips by zone and hour (SQL, GIS)", _trips_by_zone),
+    Stage("Spark: KDD Cup 99 analysis", _spark_kdd),
+    Stage("Spark: ALS recommendations", _spark_als),
+    Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
+    Stage("streaming rides", _streaming),
+    Stage("one DAG run end to end (Airflow)", _dag_run),
+]
+
+
+def run_demo(config: Config, scale: float = 1.0, lake: Path | None = None) -> tuple[DemoContext, list]:
+    """Run every stage in order; return the context and (stage, seconds, summary) for each."""
+    ctx = DemoContext(config, lake or Path(config.lake), scale)
+    results = []
+    for number, stage in enumerate(STAGES, start=1):
+        console.rule(f"[bold]{number}/{len(STAGES)} {stage.name}")
+        started = time.monotonic()
+        summary = stage.run(ctx)
+        results.append((stage.name, time.monotonic() - started, summary))
+        console.print(f"[green]done[/] in {results[-1][1]:.1f} s: {summary}")
+    return ctx, results
+
+
+@click.command()
+@click.option(
+    "--scale", default=1.0, show_default=True, help="Multiply the data sizes (0.1 for a quick look)."
+)
+def demo(scale: float) -> None:
+    """Run the whole platform end to end on the local target."""
+    from gcpipe.app import demo_report
+
+    config = load_config(target="local")
+    started = time.monotonic()
+    ctx, results = run_demo(config, scale)
+    console.rule("[bold]report")
+    report = demo_report.collect(ctx, results, time.monotonic() - started)
+    demo_report.print_summary(report)
+    page = demo_report.write_html(report, config.state_dir / "demo" / "report.html")
+    console.print(
+        f"[bold green]demo finished in {time.monotonic() - started:.0f} s.[/] Report: {page} (open it in a "
+        "browser; it works offline). The stack is still up "
+        "(`make status`; `make down` stops it); the lake is under "
+        f"{config.lake}; `source {stack.env_file(config)}` points bq/clients at the emulators."
+    )

@@ -1,0 +1,308 @@
+"""The demo's final report: a terminal summary and one self-contained HTML page of what the run made.
+
+What a stage measured (its time, the ingestion's accounting, model metrics, what the stream added) comes
+from the facts the stage recorded; what the tables hold is read back from BigQuery (the emulator locally)
+through gcpipe's clients. The page inlines plotly.js and its CSS, so it opens offline, from a file.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from google.api_core.exceptions import NotFound
+from rich.console import Console
+from rich.table import Table
+
+from gcpipe.app.dashboard import figures, queries
+from gcpipe.core.ui import console as default_console
+
+# (dataset key, table): the tables the demo's stages write, in the order they run.
+KEY_TABLES = [
+    ("taxi", "taxi_trips"),
+    ("taxi", "taxi_trips_dead_letter"),
+    ("taxi", "trips_by_zone_hour"),
+    ("kdd", "attack_stats"),
+    ("kdd", "connections_by_category"),
+    ("rentals", "recommendations"),
+    ("ecommerce", "ga_sessions"),
+    ("ecommerce", "purchase_features"),
+    ("ecommerce", "purchase_predictions"),
+    ("taxi", "ride_events"),
+    ("taxi", "rides_per_minute"),
+    ("taxi", "rides_by_area"),
+    ("taxi", "ride_dead_letter"),
+]
+DEAD_LETTER_TABLES = {"taxi_trips_dead_letter": "CSV ingestion", "ride_dead_letter": "streaming rides"}
+# The rides chart: the last minutes of event time, which hold this run's windows (a minute of rides, and
+# late ones stamped 3 minutes back) and, unless a run ended minutes ago, no other run's.
+STREAM_MINUTES = 5
+TOP_REASONS = 3
+TABLES_TITLE = "Key tables in BigQuery (rows now: every run so far)"
+DEAD_LETTERS_TITLE = "Dead letters (BigQuery tables: every run so far; Spark jobs: this run)"
+METRICS_TITLE = "Models and accounting (this run)"
+PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
+
+
+@dataclass
+class DemoReport:
+    stages: list[tuple[str, float, str]]  # (stage, seconds, summary)
+    seconds: float
+    row_counts: dict[str, int | None]  # "dataset.table" -> rows in it now (None: the table does not exist)
+    dead_letters: dict[str, list[dict]]  # where -> [{"reason", "messages"}], most first
+    metrics: dict[str, dict[str, object]]  # model -> metric -> value
+    kdd_categories: list[dict] = field(default_factory=list)  # connections_by_category's rows
+    trips_by_hour: list[dict] = field(default_factory=list)
+    trips_by_zone: list[dict] = field(default_factory=list)
+    rides_per_minute: list[dict] = field(default_factory=list)
+    roc_curve: list[dict] = field(default_factory=list)  # the purchase model's ML.ROC_CURVE rows
+    generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def _unless_missing(read: Callable[[], list]) -> list:
+    try:
+        return read()
+    except NotFound:  # the stage that writes the table did not run
+        return []
+
+
+def _rows(client, sql: str) -> list[dict]:
+    return _unless_missing(lambda: [dict(row.items()) for row in client.query(sql).result()])
+
+
+def _dead_letters(ctx, client) -> dict[str, list[dict]]:
+    """By kind of reason: the BigQuery dead-letter tables, and what the Spark jobs set aside."""
+    taxi = ctx.config.dataset("taxi")
+    dataset = f"{ctx.config.project}.{taxi}"
+    found = {
+        f"{where} ({taxi}.{table})": _unless_missing(
+            lambda table=table: queries.dead_letters(client, dataset, table)
+        )
+        for table, where in DEAD_LETTER_TABLES.items()
+    }
+    if kdd := ctx.facts.get("kdd_analysis"):
+        found["Spark KDD (malformed lines, in the lake)"] = _by_count(kdd["malformed"])
+    if als := ctx.facts.get("als_recommend"):
+        rejected = {f"{table}: {reason}": n for table in ("accommodations", "ratings")
+                    for reason, n in als[f"rejected_{table}"].items()}  # fmt: skip
+        found["Spark ALS (rows set aside, in the lake)"] = _by_count(rejected)
+    return found
+
+
+def _by_count(counts: dict[str, int]) -> list[dict]:
+    ordered = sorted(((n, reason) for reason, n in counts.items() if n), key=lambda item: (-item[0], item[1]))
+    return [{"reason": reason, "messages": n} for n, reason in ordered]
+
+
+def _metrics(ctx) -> dict[str, dict[str, object]]:
+    metrics = {}
+    if model := ctx.facts.get("purchase_model"):
+        metrics["purchase model (BigQuery ML, ML.EVALUATE on later visits)"] = dict(model)
+    if als := ctx.facts.get("als_recommend"):
+        metrics["ALS recommendations (Spark ML, held-out ratings)"] = {
+            "rmse": als["rmse"], "baseline_rmse (the mean rating)": als["baseline_rmse"], "users": als["users"],
+            "recommendations": als["recommendations"],
+        }  # fmt: skip
+    if ingest := ctx.facts.get("ingest"):
+        metrics["CSV ingestion (Beam)"] = {
+            "rows read": ingest.rows_read, "loaded": ingest.rows_loaded, "dead-lettered": ingest.rows_dead_lettered,
+        }  # fmt: skip
+    if sent := ctx.facts.get("rides_sent"):
+        added = ctx.facts["rides_added"]
+        metrics["streaming rides (this run)"] = {
+            "messages sent": sent.sent, "events stored": added["events_stored"],
+            "dead letters": added["dead_letters"], "duplicates dropped": sent.duplicates,
+        }  # fmt: skip
+    return metrics
+
+
+def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=None) -> DemoReport:
+    """Read what the run made: the stages' facts, and the key tables from BigQuery."""
+    from gcpipe.core.clients import bigquery_client, row_count
+
+    config = ctx.config
+    client = client or bigquery_client(config)
+
+    def table(key: str, name: str) -> str:
+        return f"`{config.project}.{config.dataset(key)}.{name}`"
+
+    counts = {}
+    for key, name in KEY_TABLES:
+        shown = f"{config.dataset(key)}.{name}"
+        try:
+            counts[shown] = row_count(client, f"{config.project}.{shown}")
+        except NotFound:  # the stage that writes it did not run
+            counts[shown] = None
+    zones = table("taxi", "trips_by_zone_hour")
+    return DemoReport(
+        stages=list(stages),
+        seconds=seconds,
+        row_counts=counts,
+        dead_letters=_dead_letters(ctx, client),
+        metrics=_metrics(ctx),
+        kdd_categories=_rows(
+            client, f"SELECT * FROM {table('kdd', 'connections_by_category')} ORDER BY connections DESC"
+        ),
+        trips_by_hour=_rows(
+            client, f"SELECT hour, SUM(trips) AS trips FROM {zones} GROUP BY hour ORDER BY hour"
+        ),
+        trips_by_zone=_rows(
+            client,
+            f"SELECT zone, borough, SUM(trips) AS trips, ROUND(SUM(revenue), 2) AS revenue FROM {zones} "
+            "GROUP BY zone, borough ORDER BY trips DESC, zone",
+        ),
+        roc_curve=ctx.facts.get("purchase_roc_curve", []),
+        rides_per_minute=_unless_missing(
+            lambda: queries.per_minute(client, f"{config.project}.{config.dataset('taxi')}", STREAM_MINUTES)
+        ),
+    )
+
+
+def format_value(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return str(value)
+
+
+def _top_reasons(reasons: list[dict]) -> str:
+    return "; ".join(f"{r['reason']} ({r['messages']:,})" for r in reasons[:TOP_REASONS]) or "none"
+
+
+def summary_tables(report: DemoReport) -> list[Table]:
+    """The terminal summary: stages, key tables, dead letters, model metrics."""
+    stages = Table("stage", "seconds", "what it produced", title="gcpipe demo")
+    for name, seconds, summary in report.stages:
+        stages.add_row(name, f"{seconds:.1f}", summary)
+    tables = Table("table", "rows", title=TABLES_TITLE)
+    for name, rows in report.row_counts.items():
+        tables.add_row(name, format_value(rows))
+    dead = Table("where", "records", f"top {TOP_REASONS} reasons", title=DEAD_LETTERS_TITLE)
+    for where, reasons in report.dead_letters.items():
+        dead.add_row(where, f"{sum(r['messages'] for r in reasons):,}", _top_reasons(reasons))
+    metrics = Table("what", "figures", title=METRICS_TITLE)
+    for what, values in report.metrics.items():
+        metrics.add_row(what, ", ".join(f"{k} {format_value(v)}" for k, v in values.items()))
+    if report.kdd_categories:
+        metrics.add_row(
+            "KDD Cup 99 connections by attack category (Spark)",
+            ", ".join(f"{r['attack_category']} {r['connections']:,}" for r in report.kdd_categories),
+        )
+    return [stages, tables, dead, metrics]
+
+
+def print_summary(report: DemoReport, console: Console = default_console) -> None:
+    for table in summary_tables(report):
+        console.print(table)
+
+
+def _html_table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_value(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def charts(report: DemoReport) -> list:
+    """The page's Plotly figures, drawn with the dashboard's helpers."""
+    bars = figures.bars
+    found = [
+        bars([s[0] for s in report.stages], [round(s[1], 1) for s in report.stages], "Seconds per stage")
+    ]
+    if report.trips_by_hour:
+        found.append(
+            bars([r["hour"] for r in report.trips_by_hour], [r["trips"] for r in report.trips_by_hour],
+                 "Taxi trips by hour of pickup", horizontal=False)
+        )  # fmt: skip
+        found.append(bars([r["zone"] for r in report.trips_by_zone], [r["trips"] for r in report.trips_by_zone],
+                          "Taxi trips by pickup zone (GIS: ST_COVERS)"))  # fmt: skip
+    if report.kdd_categories:
+        figure = bars(
+            [r["attack_category"] for r in report.kdd_categories],
+            [r["connections"] for r in report.kdd_categories],
+            "KDD Cup 99 connections by attack category (log scale)",
+        )
+        found.append(figure.update_xaxes(type="log"))
+    for what, values in report.metrics.items():  # the models' scores (counts are in the tables)
+        scores = {k: v for k, v in values.items() if isinstance(v, float) and k != "log_loss"}
+        if scores:
+            found.append(bars(list(scores), list(scores.values()), what, horizontal=False))
+    if report.roc_curve:
+        found.append(
+            figures.roc_curve(report.roc_curve, "Purchase model: ROC curve on later visits (ML.ROC_CURVE)")
+        )
+    found.append(
+        figures.per_minute(
+            report.rides_per_minute, {"pickups": "rides started", "dropoffs": "rides completed"},
+            f"Rides per minute (the stream's last {STREAM_MINUTES} minutes of event time)",
+        )
+    )  # fmt: skip
+    for where, reasons in report.dead_letters.items():
+        if reasons:
+            found.append(
+                bars(
+                    [r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}"
+                )
+            )
+    return found
+
+
+def render_html(report: DemoReport) -> str:
+    """One page, nothing fetched: plotly.js is inlined once, before the first chart."""
+    plots = "".join(
+        f'<div class="chart">{figure.to_html(full_html=False, include_plotlyjs=i == 0, config=PLOT_CONFIG)}</div>'
+        for i, figure in enumerate(charts(report))
+    )
+    sections = [
+        ("Stages", _html_table(["stage", "seconds", "what it produced"],
+                               [[n, f"{s:.1f}", summary] for n, s, summary in report.stages])),
+        (TABLES_TITLE, _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
+        (DEAD_LETTERS_TITLE, _html_table(
+            ["where", "reason", "records"],
+            [[where, r["reason"], r["messages"]] for where, reasons in report.dead_letters.items() for r in reasons],
+        )),
+        (METRICS_TITLE, _html_table(
+            ["what", "figure", "value"],
+            [[what, k, v] for what, values in report.metrics.items() for k, v in values.items()],
+        )),
+        ("KDD Cup 99 connections by attack category", _html_table(
+            ["attack category", "connections", "share", "labels"],
+            [[r["attack_category"], r["connections"], r["share"], r["labels"]] for r in report.kdd_categories],
+        )),
+        ("Taxi trips by pickup zone", _html_table(
+            ["zone", "borough", "trips", "revenue (USD)"],
+            [[r["zone"], r["borough"], r["trips"], r["revenue"]] for r in report.trips_by_zone],
+        )),
+    ]  # fmt: skip
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
+    when = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gcpipe demo report</title>"
+        f"<style>{STYLE}</style></head><body><div class='page'><h1>gcpipe demo report</h1>"
+        f"<p class='status'>The whole platform on the local target: {len(report.stages)} stages in "
+        f"{report.seconds:.0f} s, {when}.</p><div class='grid'>{plots}</div>{body}</div></body></html>"
+    )
+
+
+def write_html(report: DemoReport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+    return path
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 0; background: #fafafa; }
+.page { max-width: 1200px; margin: 0 auto; padding: 12px 20px; } .status { color: #555; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
+.chart { background: white; border: 1px solid #ddd; border-radius: 6px; }
+table { border-collapse: collapse; background: white; margin-bottom: 12px; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; }
+"""
