@@ -29,7 +29,9 @@ with gcpipe_dag(
     spark_job(
         "als_recommend",
         [
-            "--sink", lake_uri(f"rentals/recommendations/{RUN_DATE}"),
-            "--sink", f"bq://{recommendations}",
+            "--sink",
+            lake_uri(f"rentals/recommendations/{RUN_DATE}"),
+            "--sink",
+            f"bq://{recommendations}",
         ],
-    )  # fmt: skip
+    )

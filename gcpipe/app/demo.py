@@ -18,9 +18,26 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from gcpipe.app import demo_report
+from gcpipe.app.dashboard import queries
+from gcpipe.core import pubsub
+from gcpipe.core.clients import bigquery_client, ensure_table, row_count
 from gcpipe.core.config import Config, load_config
+from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import load_tables
 from gcpipe.core.ui import console, progress
+from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.kdd import write_kdd
+from gcpipe.datagen.rentals import write_rentals
+from gcpipe.datagen.ride_publisher import publish_rides
+from gcpipe.datagen.taxi_trips import write_trips_csv
+from gcpipe.flows.ecommerce import SQL_DIR, STEPS, run_ecommerce_flow
+from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
 from gcpipe.local import stack
+from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
+from gcpipe.warehouse import cloudsql
+from gcpipe.warehouse.runner import run_sql_file
+from pipelines import csv_ingest
 
 
 @dataclass
@@ -46,8 +63,6 @@ def _stack(ctx: DemoContext) -> str:
 
 
 def _warehouse(ctx: DemoContext) -> str:
-    from gcpipe.core.clients import bigquery_client, ensure_table
-    from gcpipe.core.schemas import load_tables
 
     client = bigquery_client(ctx.config)
     tables = load_tables()
@@ -58,10 +73,6 @@ def _warehouse(ctx: DemoContext) -> str:
 
 
 def _datagen(ctx: DemoContext) -> str:
-    from gcpipe.datagen.ecommerce import write_sessions
-    from gcpipe.datagen.kdd import write_kdd
-    from gcpipe.datagen.rentals import write_rentals
-    from gcpipe.datagen.taxi_trips import write_trips_csv
 
     landing = ctx.lake / "landing"
     day = date(2019, 3, 1)
@@ -79,14 +90,23 @@ def _datagen(ctx: DemoContext) -> str:
 
 
 def _csv_ingest(ctx: DemoContext) -> str:
-    from pipelines import csv_ingest
 
     trips, day = ctx.facts["trips"], ctx.facts["trips_date"]
     table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.taxi_trips"
-    result = csv_ingest.run([
-        "--input", trips.path, "--schema", "taxi_trips", "--table", table, "--partition_date", day.isoformat(),
-        "--output", str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
-    ])  # fmt: skip
+    result = csv_ingest.run(
+        [
+            "--input",
+            trips.path,
+            "--schema",
+            "taxi_trips",
+            "--table",
+            table,
+            "--partition_date",
+            day.isoformat(),
+            "--output",
+            str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
+        ]
+    )
     ctx.facts["ingest"] = result
     name = table.split(".", 1)[1]
     return (
@@ -97,9 +117,6 @@ def _csv_ingest(ctx: DemoContext) -> str:
 
 def _trips_by_zone(ctx: DemoContext) -> str:
     """The trips placed in their taxi zone (GIS) by hour of pickup, then checked: no trip lost or counted twice."""
-    from gcpipe.core.clients import bigquery_client
-    from gcpipe.flows.ecommerce import SQL_DIR
-    from gcpipe.warehouse.runner import run_sql_file
 
     client = bigquery_client(ctx.config)
     for path in TRIPS_BY_ZONE_STEPS:
@@ -111,12 +128,13 @@ def _trips_by_zone(ctx: DemoContext) -> str:
 
 
 TRIPS_BY_ZONE_STEPS = [
-    "seeds/taxi_zones.sql", "transforms/taxi_trips_by_zone_hour.sql", "checks/trips_by_zone_hour_row_counts.sql",
-]  # fmt: skip
+    "seeds/taxi_zones.sql",
+    "transforms/taxi_trips_by_zone_hour.sql",
+    "checks/trips_by_zone_hour_row_counts.sql",
+]
 
 
 def _spark_kdd(ctx: DemoContext) -> str:
-    from gcpipe.spark.jobs import JOBS, job_args, run_local
 
     job, output = JOBS["kdd_analysis"], ctx.lake / "kdd" / "analysis"
     args = job_args(job, ctx.config, ["--input", ctx.facts["kdd"].path, "--output", str(output)])
@@ -129,8 +147,6 @@ def _spark_kdd(ctx: DemoContext) -> str:
 
 
 def _spark_als(ctx: DemoContext) -> str:
-    from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
-    from gcpipe.warehouse import cloudsql
 
     job, config = JOBS["als_recommend"], ctx.config
     # Into Cloud SQL (the local PostgreSQL), as the lab imports its CSVs.
@@ -148,8 +164,6 @@ def _spark_als(ctx: DemoContext) -> str:
 
 
 def _ecommerce_ml(ctx: DemoContext) -> str:
-    from gcpipe.core.clients import bigquery_client, row_count
-    from gcpipe.flows.ecommerce import STEPS, run_ecommerce_flow
 
     client = bigquery_client(ctx.config)
     with progress("e-commerce SQL files", len(STEPS)) as advance:
@@ -173,12 +187,6 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
 
 def _streaming(ctx: DemoContext) -> str:
     """About a minute of simulated rides through Pub/Sub and the streaming pipeline into BigQuery."""
-    from gcpipe.app.dashboard import queries
-    from gcpipe.core import pubsub
-    from gcpipe.core.clients import bigquery_client
-    from gcpipe.core.errors import GcpipeError
-    from gcpipe.datagen.ride_publisher import publish_rides
-    from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
 
     config, topic = ctx.config, "demo-rides"
     dataset = f"{config.project}.{config.dataset('taxi')}"
@@ -216,7 +224,6 @@ def _streaming(ctx: DemoContext) -> str:
 
 def _dashboard(config) -> str:
     """Start the live dashboard as a stack service (it stays up after the demo, until `make down`)."""
-    from gcpipe.local import stack
 
     try:
         stack.up(config, ["dashboard"], report=lambda *_: None)
@@ -233,9 +240,6 @@ def _dag_run(ctx: DemoContext) -> str:
     of its own as Airflow reads its settings at import, on the day's trips landed in the stack's lake."""
     import subprocess
     import sys
-
-    from gcpipe.core.errors import GcpipeError
-    from gcpipe.datagen.taxi_trips import write_trips_csv
 
     day = date(2019, 3, 2)  # a day of its own: the ingestion stage loaded the 1st
     lake = Path(ctx.config.lake)
@@ -296,7 +300,6 @@ def run_demo(config: Config, scale: float = 1.0, lake: Path | None = None) -> tu
 )
 def demo(scale: float) -> None:
     """Run the whole platform end to end on the local target."""
-    from gcpipe.app import demo_report
 
     config = load_config(target="local")
     started = time.monotonic()

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcpipe.app.dashboard import figures, queries
+from gcpipe.core.clients import bigquery_client, row_count
 from gcpipe.core.ui import console as default_console
 
 # (dataset key, table): the tables the demo's stages write, in the order they run.
@@ -86,8 +87,11 @@ def _dead_letters(ctx, client) -> dict[str, list[dict]]:
     if kdd := ctx.facts.get("kdd_analysis"):
         found["Spark KDD (malformed lines, in the lake)"] = _by_count(kdd["malformed"])
     if als := ctx.facts.get("als_recommend"):
-        rejected = {f"{table}: {reason}": n for table in ("accommodations", "ratings")
-                    for reason, n in als[f"rejected_{table}"].items()}  # fmt: skip
+        rejected = {
+            f"{table}: {reason}": n
+            for table in ("accommodations", "ratings")
+            for reason, n in als[f"rejected_{table}"].items()
+        }
         found["Spark ALS (rows set aside, in the lake)"] = _by_count(rejected)
     return found
 
@@ -103,25 +107,30 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
         metrics["purchase model (BigQuery ML, ML.EVALUATE on later visits)"] = dict(model)
     if als := ctx.facts.get("als_recommend"):
         metrics["ALS recommendations (Spark ML, held-out ratings)"] = {
-            "rmse": als["rmse"], "baseline_rmse (the mean rating)": als["baseline_rmse"], "users": als["users"],
+            "rmse": als["rmse"],
+            "baseline_rmse (the mean rating)": als["baseline_rmse"],
+            "users": als["users"],
             "recommendations": als["recommendations"],
-        }  # fmt: skip
+        }
     if ingest := ctx.facts.get("ingest"):
         metrics["CSV ingestion (Beam)"] = {
-            "rows read": ingest.rows_read, "loaded": ingest.rows_loaded, "dead-lettered": ingest.rows_dead_lettered,
-        }  # fmt: skip
+            "rows read": ingest.rows_read,
+            "loaded": ingest.rows_loaded,
+            "dead-lettered": ingest.rows_dead_lettered,
+        }
     if sent := ctx.facts.get("rides_sent"):
         added = ctx.facts["rides_added"]
         metrics["streaming rides (this run)"] = {
-            "messages sent": sent.sent, "events stored": added["events_stored"],
-            "dead letters": added["dead_letters"], "duplicates dropped": sent.duplicates,
-        }  # fmt: skip
+            "messages sent": sent.sent,
+            "events stored": added["events_stored"],
+            "dead letters": added["dead_letters"],
+            "duplicates dropped": sent.duplicates,
+        }
     return metrics
 
 
 def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=None) -> DemoReport:
     """Read what the run made: the stages' facts, and the key tables from BigQuery."""
-    from gcpipe.core.clients import bigquery_client, row_count
 
     config = ctx.config
     client = client or bigquery_client(config)
@@ -219,11 +228,20 @@ def charts(report: DemoReport) -> list:
     ]
     if report.trips_by_hour:
         found.append(
-            bars([r["hour"] for r in report.trips_by_hour], [r["trips"] for r in report.trips_by_hour],
-                 "Taxi trips by hour of pickup", horizontal=False)
-        )  # fmt: skip
-        found.append(bars([r["zone"] for r in report.trips_by_zone], [r["trips"] for r in report.trips_by_zone],
-                          "Taxi trips by pickup zone (GIS: ST_COVERS)"))  # fmt: skip
+            bars(
+                [r["hour"] for r in report.trips_by_hour],
+                [r["trips"] for r in report.trips_by_hour],
+                "Taxi trips by hour of pickup",
+                horizontal=False,
+            )
+        )
+        found.append(
+            bars(
+                [r["zone"] for r in report.trips_by_zone],
+                [r["trips"] for r in report.trips_by_zone],
+                "Taxi trips by pickup zone (GIS: ST_COVERS)",
+            )
+        )
     if report.kdd_categories:
         figure = bars(
             [r["attack_category"] for r in report.kdd_categories],
@@ -241,10 +259,11 @@ def charts(report: DemoReport) -> list:
         )
     found.append(
         figures.per_minute(
-            report.rides_per_minute, {"pickups": "rides started", "dropoffs": "rides completed"},
+            report.rides_per_minute,
+            {"pickups": "rides started", "dropoffs": "rides completed"},
             f"Rides per minute (the stream's last {STREAM_MINUTES} minutes of event time)",
         )
-    )  # fmt: skip
+    )
     for where, reasons in report.dead_letters.items():
         if reasons:
             found.append(
@@ -262,26 +281,50 @@ def render_html(report: DemoReport) -> str:
         for i, figure in enumerate(charts(report))
     )
     sections = [
-        ("Stages", _html_table(["stage", "seconds", "what it produced"],
-                               [[n, f"{s:.1f}", summary] for n, s, summary in report.stages])),
+        (
+            "Stages",
+            _html_table(
+                ["stage", "seconds", "what it produced"],
+                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages],
+            ),
+        ),
         (TABLES_TITLE, _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
-        (DEAD_LETTERS_TITLE, _html_table(
-            ["where", "reason", "records"],
-            [[where, r["reason"], r["messages"]] for where, reasons in report.dead_letters.items() for r in reasons],
-        )),
-        (METRICS_TITLE, _html_table(
-            ["what", "figure", "value"],
-            [[what, k, v] for what, values in report.metrics.items() for k, v in values.items()],
-        )),
-        ("KDD Cup 99 connections by attack category", _html_table(
-            ["attack category", "connections", "share", "labels"],
-            [[r["attack_category"], r["connections"], r["share"], r["labels"]] for r in report.kdd_categories],
-        )),
-        ("Taxi trips by pickup zone", _html_table(
-            ["zone", "borough", "trips", "revenue (USD)"],
-            [[r["zone"], r["borough"], r["trips"], r["revenue"]] for r in report.trips_by_zone],
-        )),
-    ]  # fmt: skip
+        (
+            DEAD_LETTERS_TITLE,
+            _html_table(
+                ["where", "reason", "records"],
+                [
+                    [where, r["reason"], r["messages"]]
+                    for where, reasons in report.dead_letters.items()
+                    for r in reasons
+                ],
+            ),
+        ),
+        (
+            METRICS_TITLE,
+            _html_table(
+                ["what", "figure", "value"],
+                [[what, k, v] for what, values in report.metrics.items() for k, v in values.items()],
+            ),
+        ),
+        (
+            "KDD Cup 99 connections by attack category",
+            _html_table(
+                ["attack category", "connections", "share", "labels"],
+                [
+                    [r["attack_category"], r["connections"], r["share"], r["labels"]]
+                    for r in report.kdd_categories
+                ],
+            ),
+        ),
+        (
+            "Taxi trips by pickup zone",
+            _html_table(
+                ["zone", "borough", "trips", "revenue (USD)"],
+                [[r["zone"], r["borough"], r["trips"], r["revenue"]] for r in report.trips_by_zone],
+            ),
+        ),
+    ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     when = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
     return (

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from gcpipe.core.clients import bigquery_client, ensure_table
 from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.core.schemas import table_spec
+from gcpipe.warehouse.load import load_json_lines
 from gcpipe.warehouse.runner import RunResult, run_sql_file
 
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -59,9 +62,6 @@ def run_ecommerce_flow(
     report: Callable[[str, RunResult], None] | None = None,
 ) -> FlowResult:
     """Load ``sessions_path`` (JSON lines) into ga_sessions, then run every step; checks stop the flow."""
-    from gcpipe.core.clients import bigquery_client, ensure_table
-    from gcpipe.core.schemas import table_spec
-    from gcpipe.warehouse.load import load_json_lines
 
     client = client or bigquery_client(config)
     spec = table_spec("ga_sessions")

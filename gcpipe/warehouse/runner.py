@@ -31,9 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcpipe.core.clients import bigquery_client
 from gcpipe.core.config import Config, load_config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.ui import console
+from gcpipe.warehouse.bqml.local import LocalBigQueryML
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import Script, SqlError, Statement, parse_script, tokenize, used_parameters
 
@@ -133,8 +135,6 @@ def run_sql(
 def _client(config: Config):
     from google.auth.exceptions import DefaultCredentialsError
 
-    from gcpipe.core.clients import bigquery_client
-
     try:
         return bigquery_client(config)
     except DefaultCredentialsError:
@@ -165,8 +165,6 @@ class _Runner:
     def ml(self):
         """Local BigQuery ML, made when a statement first needs it."""
         if self._ml is None:
-            from gcpipe.warehouse.bqml.local import LocalBigQueryML
-
             self._ml = LocalBigQueryML(self.client, self.config)
         return self._ml
 
@@ -174,7 +172,6 @@ class _Runner:
         """What local BigQuery ML makes of a statement (None on gcp, where BigQuery runs it all)."""
         if not self.config.is_local:
             return None
-        from gcpipe.warehouse.bqml.local import LocalBigQueryML
 
         return LocalBigQueryML.statement_kind(text)
 
@@ -261,9 +258,12 @@ class _Runner:
             if job.total_bytes_processed is not None:
                 verdict += f"; it would process {format_bytes(job.total_bytes_processed)}"
             return StatementResult(
-                1, job.statement_type or "SCRIPT", time.perf_counter() - started,
-                bytes_processed=job.total_bytes_processed, message=verdict,
-            )  # fmt: skip
+                1,
+                job.statement_type or "SCRIPT",
+                time.perf_counter() - started,
+                bytes_processed=job.total_bytes_processed,
+                message=verdict,
+            )
         created: set[str] = set()
         unchecked = 0
         for statement in self.script.statements:

@@ -38,10 +38,16 @@ def browser(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--window-size=1280,1500",
-    ):  # fmt: skip
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,1500",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver
@@ -133,9 +139,13 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
     areas = queries.by_area(bq, dataset)
     assert landed["events_stored"] == 800 - landed["dead_letters"] and landed["dead_letters"] > 0
     wait_for(lambda: number(browser, "events") == landed["events_stored"], what="the final count")
-    wait_for(lambda: chart(browser, "rides-per-minute") == [[r["pickups"] for r in minutes],
-                                                             [r["dropoffs"] for r in minutes]],
-             what="the rides chart")  # fmt: skip
+    wait_for(
+        lambda: (
+            chart(browser, "rides-per-minute")
+            == [[r["pickups"] for r in minutes], [r["dropoffs"] for r in minutes]]
+        ),
+        what="the rides chart",
+    )
     assert number(browser, "dead-letters") == landed["dead_letters"]
     assert number(browser, "pickups") == sum(r["pickups"] for r in minutes)
     plotted = chart(browser, "pickups-map")

@@ -12,6 +12,7 @@ import click
 from dash import Dash, Input, Output, dcc, html
 
 from gcpipe.app.dashboard import figures, queries
+from gcpipe.core.clients import bigquery_client
 from gcpipe.core.config import Config, load_config, validate_dataset_id
 
 MINUTES_SHOWN = 30
@@ -123,7 +124,6 @@ body { font-family: system-ui, sans-serif; margin: 0; background: #fafafa; }
 
 
 def serve(config: Config, dataset: str | None = None, port: int | None = None, refresh: float = 3.0) -> None:
-    from gcpipe.core.clients import bigquery_client
 
     dataset = dataset or f"{config.project}.{config.dataset('taxi')}"
     if "." not in dataset:
