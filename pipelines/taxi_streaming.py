@@ -264,7 +264,6 @@ def run(argv: list[str] | None = None, save_main_session: bool = True):
 
 
 def main(argv: list[str] | None = None) -> None:
-
     logging.getLogger().setLevel(logging.WARNING)
     load_config().apply_env()  # the local target's emulators; nothing on gcp
     try:

@@ -174,7 +174,6 @@ def test_pickups_by_area_slide_over_five_windows():
     ],
 )
 def test_malformed_messages_get_one_reason_each(payload, reason):
-
     row, why = parse_message(RideMessage(payload, {}, "m1", T0))
     assert row is None and why.startswith(reason)
 
@@ -221,6 +220,5 @@ def test_windows_before_the_replay_horizon_are_not_written():
     ],
 )
 def test_options_out_of_range_are_one_sentence(flags, error):
-
     with pytest.raises(PipelineArgumentError, match=re.escape(error)):
         _resolve(PipelineOptions(["--input_topic", "rides", "--output_dataset", "acme-prod:taxi", *flags]))

@@ -37,7 +37,6 @@ def local_stack():
 
 @pytest.fixture(scope="session")
 def bq(local_stack):
-
     return bigquery_client(local_stack)
 
 

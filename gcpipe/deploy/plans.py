@@ -168,7 +168,6 @@ def bundle_entries() -> list[str]:
 
 
 def dags_plan(d: Deployment) -> list[Step]:
-
     bundle = d.deploy_dir / "composer"
     env = d.config.composer_environment
     requirements = show_path(COMPOSER_DIR / "requirements.txt")

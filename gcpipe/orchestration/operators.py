@@ -421,11 +421,27 @@ def streaming_job(
     return find, start, update
 
 
-def flow_params(path: str) -> dict:
-    """The parameters the e-commerce flow (gcpipe.flows.ecommerce.STEPS) runs ``sql/<path>`` with."""
-    from gcpipe.flows.ecommerce import STEPS
+def flow(name: str):
+    """A flow of the registry (gcpipe.flows.registry): its steps are the DAG's tasks, what they run and with
+    which parameters, the same steps ``make demo`` runs."""
+    from gcpipe.flows.registry import flow as find
 
-    return dict(STEPS)[path]
+    return find(name)
+
+
+def task(step, *, params: dict | None = None, options: dict[str, str] | None = None, args=(), **kwargs):
+    """The task of a flow's step, by its kind: a SQL file (``params`` over the step's own), a data-quality
+    check, a batch Beam pipeline (``options``), or a Spark job (``args``; returns its cluster's three tasks)."""
+    from gcpipe.flows import registry
+
+    if step.kind in (registry.SQL, registry.CHECK):
+        make = check if step.kind == registry.CHECK else sql
+        return make(step.name, step.runs, {**step.params, **(params or {})}, **kwargs)
+    if step.kind == registry.BEAM:
+        return beam_batch(step.name, step.runs.removeprefix("pipelines."), options or {}, **kwargs)
+    if step.kind == registry.SPARK:
+        return spark_job(step.runs, list(args), **kwargs)
+    raise ValueError(f"step {step.name} is a {step.kind} step: build it with its own operator function.")
 
 
 def streaming_source() -> dict[str, str]:

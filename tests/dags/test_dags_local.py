@@ -63,7 +63,6 @@ def lake(local_stack):
 
 
 def landed_day(lake, day: date, rows: int, malformed: float):
-
     root, made = lake
     for folder in ("landing", "ingest", "processed/success", "processed/failure"):
         made(f"{folder}/taxi_trips/{day}")
@@ -148,7 +147,6 @@ def test_a_failing_spark_job_runs_once_per_airflow_try_and_its_cluster_step_stil
 
 @pytest.mark.spark
 def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps(dags, lake, bq):
-
     root, made = lake
     kdd = write_kdd(root / "landing/kdd/kddcup.data.gz", 1000, malformed=0.003)
     day = date(2019, 4, 8)
@@ -164,7 +162,6 @@ def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps(dags, lake,
 
 @pytest.mark.spark
 def test_spark_recommendations_writes_five_per_user_to_the_lake_and_bigquery(dags, lake, bq):
-
     root, made = lake
     rentals = write_rentals(root / "landing/rentals", accommodations=30, users=8)
     day = date(2019, 4, 9)
@@ -177,7 +174,6 @@ def test_spark_recommendations_writes_five_per_user_to_the_lake_and_bigquery(dag
 
 
 def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_path):
-
     config = load_config(target="local")
     sessions = write_sessions(tmp_path / "ga_sessions.jsonl", 600)
     spec = table_spec("ga_sessions")
@@ -196,7 +192,6 @@ def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_p
 
 
 def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, bq):
-
     job, started, done = "gcpipe-taxi-streaming", datetime.now(UTC), threading.Event()
     stop_streaming(job)  # a job an earlier run left: this run must start it
 

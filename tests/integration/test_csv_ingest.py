@@ -176,7 +176,6 @@ def test_your_own_schema_reruns_without_duplicates_and_a_copy_of_a_catalog_schem
 
 
 def test_a_gs_glob_and_a_gs_schema_through_the_storage_emulator(bq, local_stack, dataset, tmp_path):
-
     bucket = storage_client(local_stack).bucket(local_stack.lake_bucket)
     prefix = f"landing/test-{uuid.uuid4().hex[:8]}"
     manifests = []

@@ -180,7 +180,6 @@ def test_bigquery_round_trip_with_tables_from_the_catalog_ddl(bq, dataset, local
 
 
 def test_storage_round_trip(local_stack):
-
     client = storage_client(local_stack)
     bucket = client.bucket(local_stack.lake_bucket)
     name = f"tests/{uuid.uuid4().hex}/hello.txt"
@@ -191,7 +190,6 @@ def test_storage_round_trip(local_stack):
 
 
 def test_pubsub_round_trip(local_stack):
-
     publisher, subscriber = publisher_client(local_stack), subscriber_client(local_stack)
     suffix = uuid.uuid4().hex[:8]
     topic = publisher.topic_path(local_stack.project, f"t-{suffix}")

@@ -204,7 +204,6 @@ def test_vectorised_path_agrees_with_the_row_validator(values):
 
 
 def test_tlc_timestamp_forms_are_typed_without_the_row_path():
-
     cells = pa.array(
         ["2019-03-01 13:05:09", "2019-03-01T13:05:09", "03/01/2019 01:05:09 PM", "03/01/2019 12:05:09 AM"]
     )

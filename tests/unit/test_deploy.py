@@ -371,7 +371,6 @@ def test_run_rejects_options_the_template_does_not_declare(cloud, args, message)
 
 
 def test_run_a_spark_job_is_the_plan_spark_submit_makes(cloud):
-
     d = deployment()
     args = ("--input", "gs://lake/kdd/part-1.gz")
     expected = submit_plan(

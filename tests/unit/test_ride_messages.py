@@ -49,7 +49,6 @@ def test_without_a_process_memory_a_retried_bundle_keeps_its_events():
 
 
 def test_a_row_bigquery_rejects_is_dead_lettered_like_any_message():
-
     row = {**EVENT, "ride_id": "x" * (2 * RAW_LIMIT), "event_id": "e9", "message_id": "m9"}
     dead = rejected_row(row, "invalid: ride_id too long")
     assert dead["reason"] == "BigQuery rejected the row: invalid: ride_id too long"

@@ -63,7 +63,6 @@ def test_the_configured_references_point_at_the_state_folder_locally_and_secret_
 
 
 def test_a_missing_local_secret_is_made_once_for_its_owner_only(tmp_path):
-
     reference = f"file:{tmp_path / 'secrets' / 'made'}"
     ensure_local_secret(reference)
     first = read_secret(reference)

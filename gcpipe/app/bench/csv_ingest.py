@@ -156,7 +156,6 @@ def run(ctx: BenchContext) -> list[Figure]:
 
 
 def _into_bigquery(ctx: BenchContext, path: str, rows: int) -> Figure:
-
     outcome = stack.up(ctx.config, ["metadata", "bigquery"], report=lambda *_: None)
     try:
         table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.bench_taxi_trips"

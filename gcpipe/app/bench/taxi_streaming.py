@@ -183,7 +183,6 @@ def _latencies(manifest, polls) -> dict:
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-
     up(ctx.config, report=lambda *_: None)
     ctx.config.apply_env()
     bq = bigquery_client(ctx.config)

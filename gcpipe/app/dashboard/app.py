@@ -124,7 +124,6 @@ body { font-family: system-ui, sans-serif; margin: 0; background: #fafafa; }
 
 
 def serve(config: Config, dataset: str | None = None, port: int | None = None, refresh: float = 3.0) -> None:
-
     dataset = dataset or f"{config.project}.{config.dataset('taxi')}"
     if "." not in dataset:
         dataset = f"{config.project}.{dataset}"
