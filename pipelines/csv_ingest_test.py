@@ -19,9 +19,9 @@ from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.taxi_trips import MALFORMED_KINDS, write_trips_csv
 from pipelines import csv_ingest
-from pipelines.csv_ingest import ValidateCsv
-from pipelines.transforms.csv_validation import CsvLayoutError
-from pipelines.transforms.pii import PiiPolicy
+from pipelines.ingest.pii import PiiPolicy
+from pipelines.ingest.transforms import ValidateCsv
+from pipelines.ingest.validation import CsvLayoutError
 
 SPEC = table_spec("taxi_trips")
 KIND_OF_REASON = {  # how each generated kind of bad row reads in a dead letter's reason

@@ -13,9 +13,9 @@ from apache_beam.testing.test_stream import TestStream as Stream
 from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
 from apache_beam.transforms.window import IntervalWindow, TimestampedValue
 
-from pipelines.transforms import geohash
-from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
-from pipelines.transforms.ride_windows import RideAggregates
+from pipelines.rides import geohash
+from pipelines.rides.messages import CleanRideMessages, MessageBatch, RideMessage
+from pipelines.rides.windows import RideAggregates
 
 T0 = int(datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp())  # a minute boundary
 LATENESS, FIRING = 120, 5
@@ -158,7 +158,7 @@ def test_pickups_by_area_slide_over_five_windows():
     ],
 )
 def test_malformed_messages_get_one_reason_each(payload, reason):
-    from pipelines.transforms.ride_messages import parse_message
+    from pipelines.rides.messages import parse_message
 
     row, why = parse_message(RideMessage(payload, {}, "m1", T0))
     assert row is None and why.startswith(reason)

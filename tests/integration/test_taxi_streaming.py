@@ -20,7 +20,7 @@ from google.api_core.exceptions import NotFound
 from gcpipe.app.dashboard import queries
 from gcpipe.core import pubsub
 from gcpipe.datagen.ride_publisher import publish_rides
-from pipelines.transforms import geohash
+from pipelines.rides import geohash
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

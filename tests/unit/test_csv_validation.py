@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcpipe.core.schemas import Field, Schema, TableSpec, table_spec
-from pipelines.transforms.csv_records import split_records
-from pipelines.transforms.csv_validation import BlockValidator, CsvLayoutError, Layout, read_layout
+from pipelines.ingest.records import split_records
+from pipelines.ingest.validation import BlockValidator, CsvLayoutError, Layout, read_layout
 
 
 def _blocks(data: bytes, size: int):
@@ -196,7 +196,7 @@ def test_vectorised_path_agrees_with_the_row_validator(values):
 
 
 def test_tlc_timestamp_forms_are_typed_without_the_row_path():
-    from pipelines.transforms.csv_validation import _typed
+    from pipelines.ingest.validation import _typed
 
     cells = pa.array(
         ["2019-03-01 13:05:09", "2019-03-01T13:05:09", "03/01/2019 01:05:09 PM", "03/01/2019 12:05:09 AM"]

@@ -145,7 +145,7 @@ def test_the_image_runs_the_csv_ingestion_on_the_gcp_target(monkeypatch):
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.csv_ingest import target_config
-    from pipelines.transforms.pii import default_key_source
+    from pipelines.ingest.pii import default_key_source
 
     image_env = dict(re.findall(r"^\s*(GCPIPE_TARGET)=(\S+)", DOCKERFILE, re.M))
     assert image_env == {"GCPIPE_TARGET": "gcp"}

@@ -2,7 +2,7 @@
 
 import json
 
-from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
+from pipelines.rides.messages import CleanRideMessages, MessageBatch, RideMessage
 
 EVENT = {"ride_id": "r1", "point_idx": 0, "latitude": 40.75, "longitude": -73.98,
          "timestamp": "2026-01-01T10:00:00+00:00", "meter_reading": 2.5, "meter_increment": 0.04,
@@ -40,7 +40,7 @@ def test_without_a_process_memory_a_retried_bundle_keeps_its_events():
 
 def test_a_row_bigquery_rejects_is_dead_lettered_like_any_message():
     from gcpipe.core.schemas import RAW_LIMIT
-    from pipelines.transforms.bigquery_rows import rejected_row
+    from pipelines.rides.bigquery_writer import rejected_row
 
     row = {**EVENT, "ride_id": "x" * (2 * RAW_LIMIT), "event_id": "e9", "message_id": "m9"}
     dead = rejected_row(row, "invalid: ride_id too long")

@@ -7,8 +7,9 @@ import pytest
 
 from gcpipe.core.errors import GcpipeError
 from gcpipe.datagen.ride_publisher import MALFORMED_KINDS, RidePublisher
-from pipelines.transforms import geohash
-from pipelines.transforms.ride_messages import RideMessage, SeenIds, parse_message
+from pipelines.rides import geohash
+from pipelines.rides.dedup import SeenIds
+from pipelines.rides.messages import RideMessage, parse_message
 
 NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -57,7 +58,7 @@ def test_malformed_kinds_are_each_rejected_for_their_own_reason():
 
 def test_seen_ids_forget_after_the_horizon(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("pipelines.transforms.ride_messages.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("pipelines.rides.dedup.time.monotonic", lambda: clock[0])
     seen = SeenIds(horizon=10)
     assert seen.first_sightings(["a", "b", "a"]) == [True, True, False]
     clock[0] = 105

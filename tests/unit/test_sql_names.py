@@ -46,7 +46,7 @@ def _entry_points():
     from gcpipe.warehouse.bqml.sql import find_ml_calls
     from pipelines import taxi_streaming
     from pipelines.csv_ingest import parse_table_id
-    from pipelines.transforms.bigquery_load import replace_script
+    from pipelines.ingest.bigquery_load import replace_script
     from spark_jobs.common import load_bigquery
 
     spec = table_spec("taxi_trips")
@@ -183,7 +183,7 @@ def test_no_sql_text_quotes_an_unchecked_name():
         "gcpipe/warehouse/bqml/sql.py": "names from model_ref, which validates them",
         "gcpipe/app/demo_report.py": "the configured project and datasets, which load_config validates",
         "gcpipe/core/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
-        "pipelines/transforms/pubsub_batches.py": "the replay table, from taxi_streaming._resolve's check",
+        "pipelines/rides/replay.py": "the replay table, from taxi_streaming._resolve's check",
     }
     offenders = []
     for folder in ("gcpipe", "pipelines", "spark_jobs", "dags"):
