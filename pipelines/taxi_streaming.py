@@ -46,6 +46,7 @@ from apache_beam.options.pipeline_options import (
 
 from gcpipe.core import pubsub
 from gcpipe.core.config import validate_dataset_id
+from gcpipe.core.errors import GcpipeError
 from pipelines.common import launcher
 from pipelines.common.launcher import target_config
 from pipelines.common.options import help_parser, parse_options
@@ -144,36 +145,70 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Accoun
     build_pipeline(p, plan)
     started = time.monotonic()
     result = p.run()
-    if on_dataflow:  # the job runs on Google Cloud: wait for its end, or stop it after the time
+    if on_dataflow:
         if options.view_as(TestOptions).dry_run:
             _LOG.info("a dry run (--dry_run): the Dataflow job was built and not submitted")
             return None
-        if plan.duration_seconds:
-            time.sleep(plan.duration_seconds)
-            result.cancel()
-        else:
-            result.wait_until_finish()
-        return _report(from_counters(result, "not stored when the job ended"), started)
-    with _stopped_by_signals() as stop, every(launch.progress_seconds, _LOG, _progress(plan, result)):
+        return _report(_wait_on_dataflow(result, plan), started)
+    return _report(_wait_here(result, plan, launch.progress_seconds, started), started)
+
+
+class PipelineFailed(GcpipeError):
+    """The pipeline stopped on an error (Beam has logged its trace)."""
+
+
+def _wait_on_dataflow(result, plan: RidePlan) -> Accounting:
+    """The job runs on Google Cloud: wait for its end, or cancel it after ``--duration_seconds``."""
+    if plan.duration_seconds:
+        time.sleep(plan.duration_seconds)
+        result.cancel()
+    else:
+        result.wait_until_finish()
+    return from_counters(result, "not stored when the job ended")
+
+
+def _wait_here(result, plan: RidePlan, progress_seconds: float, started: float) -> Accounting:
+    """Until the local run ends: it drains after ``--duration_seconds`` or at the first Ctrl-C or SIGTERM
+    (with --io beam, whose reader cannot drain, it is cancelled then); a second signal stops it at once."""
+    with _stopped_by_signals() as stop, every(progress_seconds, _LOG, _progress()):
         try:
             if plan.io == "batched":
-                result.wait_until_finish()  # the reader drains at the time, or at the first signal
+                _until_finished(result)
                 flush()  # the rows still with the writer threads, and their acknowledgements
-            else:  # Beam's reader cannot drain: cancel at the time, or at the first signal
-                stop.wait(plan.duration_seconds)
+            else:
+                failed: list[Exception] = []
+                waiter = threading.Thread(target=_until_finished, args=(result, failed, stop), daemon=True)
+                waiter.start()
+                stop.wait(plan.duration_seconds)  # the time, a signal, or the pipeline's end
+                if failed:
+                    raise failed[0]
                 result.cancel()
-        except KeyboardInterrupt:  # the second signal: stop at once
+        except KeyboardInterrupt:  # the second signal
             result.cancel()
-            accounting = _accounting(plan, result)
-            _report(accounting, started)
+            _report(_accounting(plan), started)
             raise SystemExit(130) from None
-    return _report(_accounting(plan, result), started)
+    return _accounting(plan)
 
 
-def _accounting(plan: RidePlan, result) -> Accounting:
+def _until_finished(result, failed: list | None = None, ended: threading.Event | None = None) -> None:
+    """Wait for the pipeline's end; its error as one sentence (into ``failed`` if given)."""
+    try:
+        result.wait_until_finish()
+    except Exception as err:  # Beam has logged the trace; the user needs the sentence
+        error = PipelineFailed(f"the pipeline failed: {str(err).splitlines()[0] if str(err) else repr(err)}")
+        if failed is None:
+            raise error from err
+        failed.append(error)
+    finally:
+        if ended:
+            ended.set()
+
+
+def _accounting(plan: RidePlan) -> Accounting:
+    """The run's accounting here, from the process's tally."""
     if plan.io == "batched":
         return TALLY.accounting()
-    return from_counters(result)
+    return TALLY.accounting("read, not stored: Beam's reader had acknowledged them")
 
 
 def _report(accounting: Accounting, started: float) -> Accounting:
@@ -195,22 +230,18 @@ def _describe(plan: RidePlan) -> None:
     _LOG.info("writing %s in %s", ", ".join(plan.tables), plan.tables["ride_events"].rsplit(".", 1)[0])
     if not plan.on_dataflow:
         until = f"for {plan.duration_seconds:g} s" if plan.duration_seconds else "until Ctrl-C or SIGTERM"
-        _LOG.info("running %s, then draining (a second Ctrl-C stops at once)", until)
+        end = "draining" if plan.io == "batched" else "cancelled (Beam's reader cannot drain)"
+        _LOG.info("running %s, then %s (a second Ctrl-C stops at once)", until, end)
 
 
-def _progress(plan: RidePlan, result):
-    """The progress line: the tally (--io batched) or Beam's counters so far (--io beam)."""
+def _progress():
+    """The progress line, from the process's tally."""
 
     def describe() -> str:
-        if plan.io == "batched":
-            n = TALLY.accounting()
-            left = "in flight (read, not yet stored)"
-        else:
-            n = from_counters(result)
-            left = "in flight"
+        n = TALLY.accounting()
         return (
             f"so far {n.read:,} messages read: {n.stored:,} events stored, {n.duplicates:,} duplicates "
-            f"dropped, {n.dead_lettered:,} dead-lettered, {n.left:,} {left}; "
+            f"dropped, {n.dead_lettered:,} dead-lettered, {n.left:,} in flight; "
             f"{dedup.remembered():,} event ids remembered"
         )
 

@@ -1,12 +1,14 @@
 """A streaming run's accounting: messages read = events stored + duplicates dropped + dead-lettered + left.
 
-With ``--io batched`` (the local runner) the run's :data:`TALLY` counts as the messages go: the reader
-counts each message it pulls as read; the BigQuery writer counts a batch as settled (its events stored,
-its duplicates dropped, its malformed messages and the rows BigQuery refused dead-lettered) once they are
-stored, just before it acknowledges the batch. What is read and not settled when the run ends is left
-for redelivery: it was never acknowledged, so Pub/Sub sends it again. With ``--io beam`` Beam's reader
-acknowledges each message as it pulls it, and the counts come from Beam's counters (``rides``
-namespace) once the run ends; what was in flight when it was cancelled is not stored.
+A run here counts in the process's :data:`TALLY` as the messages go. With ``--io batched`` the reader
+counts each message it pulls as read, and the BigQuery writer counts a batch as settled (its events
+stored, its duplicates dropped, its malformed messages and the rows BigQuery refused dead-lettered) once
+they are stored, just before it acknowledges the batch: what is read and not settled when the run ends
+is left for redelivery (never acknowledged, Pub/Sub sends it again). With ``--io beam`` Beam's reader
+acknowledges each message as it pulls it, and a batch is settled when it is handed to WriteToBigQuery:
+what was read and not settled when the run was cancelled is lost. A Dataflow job's accounting comes
+from Beam's counters (``rides`` namespace), which Dataflow adds up across workers (Beam 2.77's
+streaming DirectRunner reports only each counter's last bundle, so a run here cannot use them).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Accounting:
 
 
 class Tally:
-    """The counts of the run in this process (``--io batched``), from the reader's and the writer's threads."""
+    """The counts of the run in this process, added to from the pipeline's, the reader's and the writers'
+    threads."""
 
     def __init__(self):
         self.counts = LiveCounts()
@@ -52,19 +55,23 @@ class Tally:
     def settled(self, events: int, duplicates: int, dead_letters: int) -> None:
         self.counts.add(stored=events, duplicates=duplicates, dead_lettered=dead_letters)
 
-    def accounting(self) -> Accounting:
+    def refused(self, events: int) -> None:
+        """Events BigQuery refused after they were settled as stored (--io beam): dead letters now."""
+        self.counts.add(stored=-events, dead_lettered=events)
+
+    def accounting(self, left_means: str = "left for redelivery") -> Accounting:
         n = self.counts.snapshot()
         read, stored, duplicates, dead = (
             n.get(k, 0) for k in ("read", "stored", "duplicates", "dead_lettered")
         )
-        return Accounting(read, stored, duplicates, dead, read - stored - duplicates - dead)
+        return Accounting(read, stored, duplicates, dead, read - stored - duplicates - dead, left_means)
 
 
 TALLY = Tally()
 
 
-def from_counters(result, left_means: str = "in flight when it stopped, not stored") -> Accounting:
-    """The accounting of an ``--io beam`` run from Beam's counters (committed, else attempted)."""
+def from_counters(result, left_means: str) -> Accounting:
+    """The accounting of a Dataflow job from Beam's counters (committed, else attempted)."""
     found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
     n: dict[str, int] = {}
     for counter in found:

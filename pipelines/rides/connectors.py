@@ -5,7 +5,8 @@
   threads, which store them and then acknowledge the messages (``bigquery_writer.py``).
 * ``beam`` (Dataflow): Beam's ``ReadFromPubSub`` (one message a batch) and ``WriteToBigQuery``
   (streaming inserts; the rows BigQuery refuses become dead letters); the runner acknowledges and
-  checkpoints. Its counters (``rides`` namespace) give the run's accounting.
+  checkpoints. Beam's counters (``rides`` namespace) give a Dataflow job's accounting; run here, the
+  tally does (Beam's streaming DirectRunner reports only each counter's last bundle).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 from apache_beam.metrics import Metrics
 
 from gcpipe.core import pubsub
-from pipelines.rides.accounting import NAMESPACE
+from pipelines.rides.accounting import NAMESPACE, TALLY
 from pipelines.rides.bigquery_writer import InsertRows, StoreRideBatches, rejected_row
-from pipelines.rides.messages import EVENT_ID, EVENT_TIME, MessageBatch, RideMessage, event_rows
+from pipelines.rides.messages import EVENT_ID, EVENT_TIME, MessageBatch, RideBatch, RideMessage, event_rows
 from pipelines.rides.plan import RidePlan
 from pipelines.rides.pubsub_reader import ReadMessageBatches
 
@@ -59,14 +60,23 @@ _REJECTED = Metrics.counter(NAMESPACE, "rejected")
 
 def _as_batch(message) -> MessageBatch:
     _MESSAGES.inc()
+    TALLY.read(1)
     published = message.publish_time.timestamp() if message.publish_time else time.time()
     return MessageBatch(
         [RideMessage(message.data, dict(message.attributes or {}), message.message_id, published)]
     )
 
 
+def _events(batch: RideBatch) -> list[dict]:
+    """The batch's events as rows for WriteToBigQuery; the batch counted as settled here (the reader has
+    acknowledged it already)."""
+    TALLY.settled(len(batch.events), batch.duplicates, len(batch.dead_letters))
+    return event_rows(batch)
+
+
 def _rejected(_, row: dict, errors) -> dict:
     _REJECTED.inc()
+    TALLY.refused(1)
     return rejected_row(row, str(errors))
 
 
@@ -93,7 +103,7 @@ class StoreRides(beam.PTransform):
         if self.plan.io == "batched":
             store = StoreRideBatches(events, dead_letters, self.plan.subscription, load=self.plan.load_events)
             return rides | "StoreAndAck" >> beam.ParDo(store)
-        stored = rides | "Events" >> beam.FlatMap(event_rows) | "WriteEvents" >> _write(events)
+        stored = rides | "Events" >> beam.FlatMap(_events) | "WriteEvents" >> _write(events)
         refused = stored.failed_rows_with_errors | "Rejected" >> beam.MapTuple(_rejected)
         malformed = rides | "DeadLetters" >> beam.FlatMap(lambda batch: batch.dead_letters)
         return (

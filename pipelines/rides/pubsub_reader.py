@@ -175,8 +175,11 @@ class _Reader:
             self.replay_pending = False
             self.replaying = replay_events(self.t.replay)
             self.watermark = Timestamp.of(self.t.replay.since)
+            since = time.strftime("%H:%M", time.gmtime(self.t.replay.since))
             _LOG.info(
-                "replaying %d stored events: the open windows and the duplicate memory", len(self.replaying)
+                "replaying the %d events stored since %s UTC: the open windows and the duplicate memory",
+                len(self.replaying),
+                since,
             )
         if self.replaying:
             taken, self.replaying = self.replaying[: self.t.batch_size], self.replaying[self.t.batch_size :]
