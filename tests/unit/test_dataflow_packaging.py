@@ -155,3 +155,17 @@ def test_the_image_runs_the_csv_ingestion_on_the_gcp_target(monkeypatch):
     config = target_config(PipelineOptions(["--runner=DataflowRunner", "--project=acme-prod"]))
     assert (config.target, config.project, config.emulator_env()) == ("gcp", "acme-prod", {})
     assert default_key_source(config) == "projects/acme-prod/secrets/gcpipe-pii-key/versions/latest"
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_each_template_parameter_is_an_option_of_its_pipeline_with_the_same_help(template):
+    """One definition: the pipeline's PipelineOptions subclass; the template's metadata.json declares some of
+    its options, by the same names and with the same help text, so --help and the Dataflow console agree."""
+    import importlib
+
+    parser = importlib.import_module(TEMPLATES[template]).build_parser()
+    options = {a.dest: a for a in parser._actions if a.option_strings}
+    metadata = json.loads((DATAFLOW_DIR / template / "metadata.json").read_text())
+    for parameter in metadata["parameters"]:
+        assert parameter["name"] in options, f"{template} has no option --{parameter['name']}"
+        assert parameter["helpText"] == options[parameter["name"]].help, parameter["name"]
