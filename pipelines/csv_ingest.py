@@ -89,9 +89,7 @@ def build_pipeline(p: beam.Pipeline, plan: IngestPlan) -> None:
         f"{plan.output}/dead_letter"
     )
     if plan.table:
-        (valid_files, dead_files) | "LoadBigQuery" >> LoadBigQuery(
-            plan.table, plan.spec, plan.dead_letter, plan.dead_spec, plan.partition_date, plan.sources
-        )
+        (valid_files, dead_files) | "LoadBigQuery" >> LoadBigQuery(plan)
 
 
 def run(argv: list[str] | None = None, save_main_session: bool = True) -> IngestResult | None:

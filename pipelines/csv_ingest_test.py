@@ -23,6 +23,7 @@ from pipelines import csv_ingest
 from pipelines.ingest.pii import PiiPolicy
 from pipelines.ingest.transforms import ValidateCsv
 from pipelines.ingest.validation import CsvLayoutError
+from tests.dataflow_jobs import keep_dataflow_jobs
 
 SPEC = table_spec("taxi_trips")
 KIND_OF_REASON = {  # how each generated kind of bad row reads in a dead letter's reason
@@ -297,17 +298,8 @@ def test_prism_stops_the_ingestion_before_it_reads_a_row(tmp_path):
 def test_on_dataflow_the_same_graph_goes_to_the_dataflow_runner(tmp_path, monkeypatch):
     """The job request Beam builds for Dataflow (``--dry_run=True``: built, not sent): the ingestion's steps,
     the workers' image, the options the workers read."""
-    from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 
-    jobs = []
-    real = DataflowRunner.run_pipeline
-
-    def keep_job(self, pipeline, options):
-        result = real(self, pipeline, options)
-        jobs.append(result.job)
-        return result
-
-    monkeypatch.setattr(DataflowRunner, "run_pipeline", keep_job)
+    jobs = keep_dataflow_jobs(monkeypatch)
     manifest = write_trips_csv(tmp_path / "trips.csv", 100, seed=7)
     image = "europe-west1-docker.pkg.dev/acme/gcpipe/csv-ingest:abc"
     result = csv_ingest.run(

@@ -24,6 +24,7 @@ from pipelines.ingest.bigquery_load import LoadAndReplace
 from pipelines.ingest.files import read_blocks
 from pipelines.ingest.options import BLOCK_MB
 from pipelines.ingest.pii import PiiPolicy
+from pipelines.ingest.plan import IngestPlan
 from pipelines.ingest.validation import BlockValidator, Layout, read_layout
 
 LIVE = LiveCounts()  # rows validated in this process so far: the progress log of a run here
@@ -168,20 +169,14 @@ class WriteDeadLetterFiles(beam.PTransform):
 
 
 class LoadBigQuery(beam.PTransform):
-    """(valid files, dead-letter files) -> both tables loaded once every file is written (load jobs, the
-    partition or the days replaced in one transaction); the rows loaded."""
+    """(valid files, dead-letter files) -> both tables of ``plan`` loaded once every file is written (load
+    jobs, the partition or the days replaced in one transaction); the rows loaded."""
 
-    def __init__(
-        self,
-        table: str,
-        spec: TableSpec,
-        dead_letter: str,
-        dead_spec: TableSpec,
-        partition_date: date | None,
-        sources: list[str],
-    ):
+    def __init__(self, plan: IngestPlan):
         super().__init__()
-        self.load = LoadAndReplace(table, spec, dead_letter, dead_spec, partition_date, sources)
+        self.load = LoadAndReplace(
+            plan.table, plan.spec, plan.dead_letter, plan.dead_spec, plan.partition_date, plan.sources
+        )
 
     def expand(self, files):
         valid_files, dead_files = files

@@ -19,6 +19,7 @@ import pytest
 
 from gcpipe.core import pubsub
 from gcpipe.datagen.ride_publisher import publish_rides
+from tests.dataflow_jobs import keep_dataflow_jobs
 from tests.integration.test_taxi_streaming import read_manifests, stored_count
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
@@ -109,19 +110,10 @@ def test_on_dataflow_the_same_graph_reads_with_beam_s_pubsub_source(bq, local_st
     """``--runner DataflowRunner`` (``--dry_run=True``: the job request built, not sent): a streaming job, Beam's
     Pub/Sub source de-duplicating on event_id with event time from ts, the tables made before it starts."""
     from apache_beam.portability.api import beam_runner_api_pb2
-    from apache_beam.runners.dataflow.dataflow_runner import DataflowRunner
 
     from pipelines import taxi_streaming
 
-    jobs = []
-    real = DataflowRunner.run_pipeline
-
-    def keep_job(self, pipeline, options):
-        result = real(self, pipeline, options)
-        jobs.append(result.job)
-        return result
-
-    monkeypatch.setattr(DataflowRunner, "run_pipeline", keep_job)
+    jobs = keep_dataflow_jobs(monkeypatch)
     dataset = f"dataflow_{uuid.uuid4().hex[:8]}"
     subscription = f"projects/{bq.project}/subscriptions/rides"
     assert (
