@@ -16,12 +16,14 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from gcpipe.core.config import PROJECT_ROOT
+from gcpipe.core.errors import GcpipeError
 from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.taxi_trips import MALFORMED_KINDS, write_trips_csv
 from pipelines import csv_ingest
-from pipelines.csv_ingest import ValidateCsv
-from pipelines.transforms.csv_validation import CsvLayoutError
-from pipelines.transforms.pii import PiiPolicy
+from pipelines.ingest.pii import PiiPolicy
+from pipelines.ingest.transforms import ValidateCsv
+from pipelines.ingest.validation import CsvLayoutError
+from tests.dataflow_jobs import keep_dataflow_jobs
 
 SPEC = table_spec("taxi_trips")
 KIND_OF_REASON = {  # how each generated kind of bad row reads in a dead letter's reason
@@ -254,3 +256,105 @@ def test_the_flex_template_declares_only_options_the_pipeline_takes():
     declared = {parameter["name"] for parameter in metadata["parameters"]}
     assert declared <= options
     assert {"input", "schema", "table", "dead_letter", "partition_date", "pii"} <= declared
+
+
+@pytest.mark.parametrize(
+    "runner",
+    [
+        [],
+        ["--runner", "DirectRunner"],
+        ["--runner=DirectRunner"],
+        ["--runner", "direct"],
+        ["--runner", "SwitchingDirectRunner"],
+        ["--runner", "BundleBasedDirectRunner"],
+        ["--runner", "FnApiRunner"],
+    ],
+    ids=lambda argv: " ".join(argv) or "no --runner",
+)
+def test_every_local_runner_name_runs_the_whole_ingestion(runner, tmp_path, caplog):
+    manifest = write_trips_csv(tmp_path / "trips.csv", 1500, seed=7, malformed=0.02)
+    caplog.set_level("INFO", logger="pipelines")
+    result = csv_ingest.run(
+        ["--input", manifest.path, "--schema", "taxi_trips", "--output", str(tmp_path / "out"), *runner],
+        save_main_session=False,
+    )
+    assert (result.rows_read, result.rows_valid, result.rows_dead_lettered) == (
+        1500,
+        manifest.valid,
+        1500 - manifest.valid,
+    )
+    assert pq.read_table(f"{result.output}/valid").num_rows == manifest.valid
+    expected = "BundleBasedDirectRunner" if "BundleBasedDirectRunner" in runner else "FnApiRunner"
+    assert f"runner {expected} (" in caplog.text
+    assert caplog.records[-1].name == "pipelines.result" and caplog.records[-1].message == result.summary()
+
+
+def test_prism_stops_the_ingestion_before_it_reads_a_row(tmp_path):
+    manifest = write_trips_csv(tmp_path / "trips.csv", 100, seed=7)
+    with pytest.raises(
+        GcpipeError, match=r"^--runner PrismRunner cannot run here: .* use --runner DirectRunner"
+    ):
+        csv_ingest.run(
+            [
+                "--input",
+                manifest.path,
+                "--schema",
+                "taxi_trips",
+                "--output",
+                str(tmp_path / "out"),
+                "--runner",
+                "PrismRunner",
+            ]
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_on_dataflow_the_same_graph_goes_to_the_dataflow_runner(tmp_path, monkeypatch):
+    """The job request Beam builds for Dataflow (``--dry_run=True``: built, not sent): the ingestion's steps,
+    the workers' image, the options the workers read."""
+
+    jobs = keep_dataflow_jobs(monkeypatch)
+    manifest = write_trips_csv(tmp_path / "trips.csv", 100, seed=7)
+    image = "europe-west1-docker.pkg.dev/acme/gcpipe/csv-ingest:abc"
+    result = csv_ingest.run(
+        [
+            "--input",
+            manifest.path,
+            "--schema",
+            "taxi_trips",
+            "--table",
+            "acme-data-prod:taxi.taxi_trips",
+            "--partition_date",
+            "2019-03-01",
+            "--output",
+            "gs://acme-staging/ingest",
+            "--runner",
+            "DataflowRunner",
+            "--project",
+            "acme-data-prod",
+            "--region",
+            "europe-west1",
+            "--temp_location",
+            "gs://acme-staging/tmp",
+            "--sdk_container_image",
+            image,
+            "--sdk_location",
+            "container",
+            "--dry_run=True",
+        ],
+        save_main_session=False,
+    )
+    assert result is None  # nothing ran: no accounting
+    [job] = jobs
+    assert job.proto.type.name == "JOB_TYPE_BATCH"
+    steps = {t.unique_name for t in job.proto_pipeline.components.transforms.values()}
+    assert {"ValidateCsv", "WriteValidFiles", "WriteDeadLetterFiles", "LoadBigQuery"} <= steps
+    images = [e.payload for e in job.proto_pipeline.components.environments.values()]
+    assert images and all(image.encode() in payload for payload in images)  # the workers run the image
+    sent = job.options.get_all_options()  # what the workers read
+    assert (sent["runner"], sent["project"], sent["region"]) == (
+        "DataflowRunner",
+        "acme-data-prod",
+        "europe-west1",
+    )
+    assert (sent["table"], sent["partition_date"]) == ("acme-data-prod:taxi.taxi_trips", "2019-03-01")

@@ -7,7 +7,7 @@ area, 5-minute windows sliding every minute). Panes fire early every ``--firing_
 watermark, and late for data up to ``--allowed_lateness`` seconds behind; the latest pane of a
 ``window_key`` (highest ``emitted_at``) holds the window's whole count.
 
-Locally (BundleBasedDirectRunner; ``source .gcpipe/env`` or run it through ``gcpipe``)::
+Locally (the DirectRunner's streaming engine, BundleBasedDirectRunner; the local stack from ``make up``)::
 
     python -m pipelines.taxi_streaming --input_topic rides --output_dataset taxi --duration_seconds 60
 
@@ -16,92 +16,77 @@ On Dataflow (Beam's own Pub/Sub source, which de-duplicates on the ``event_id`` 
     python -m pipelines.taxi_streaming --runner DataflowRunner --streaming --project P --region R \\
         --temp_location gs://BUCKET/tmp --input_subscription rides-sub --output_dataset taxi --io beam
 
-``--io batched`` (the default on the DirectRunner) pulls large batches and acknowledges each message only
-after its batch is stored; ``--io beam`` uses ReadFromPubSub and WriteToBigQuery (the runner acknowledges).
-``--duration_seconds`` bounds a local run: the reader stops pulling, every window fires its final pane,
-and the pipeline ends (a drain).
+``--io batched`` (the default here) pulls large batches and acknowledges each message only after its
+batch is stored; ``--io beam`` uses ReadFromPubSub and WriteToBigQuery (the runner acknowledges).
+``--duration_seconds``, Ctrl-C or SIGTERM end a local run with a drain: the reader stops pulling, every
+window fires its final pane, what was read is stored (a second Ctrl-C stops at once). The run's last line
+is its accounting: messages read = events stored + duplicates dropped + dead-lettered + left for
+redelivery.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 
 import apache_beam as beam
-from apache_beam.io.gcp.bigquery_tools import RetryStrategy
-from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    TestOptions,
+)
 
 from gcpipe.core import pubsub
 from gcpipe.core.clients import ensure_table
-from gcpipe.core.config import load_config, validate_dataset_id
+from gcpipe.core.config import validate_dataset_id
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.schemas import table_spec
-from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush, rejected_row
-from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
-from pipelines.transforms.ride_messages import (
-    EVENT_ID,
-    EVENT_TIME,
-    CleanRideMessages,
-    MessageBatch,
-    RideMessage,
-    event_rows,
-)
-from pipelines.transforms.ride_windows import AREA_WINDOW, MINUTE, RideAggregates
+from pipelines.common import launcher
+from pipelines.common.launcher import target_config
+from pipelines.common.options import help_parser, parse_options
+from pipelines.common.progress import every
+from pipelines.common.runners import choose_runner, runner_help
+from pipelines.rides import dedup
+from pipelines.rides.accounting import TALLY, Accounting, from_counters
+from pipelines.rides.bigquery_writer import flush
+from pipelines.rides.connectors import ReadRides, StoreRides, WriteRows
+from pipelines.rides.messages import CleanRideMessages
+from pipelines.rides.options import PipelineArgumentError, RideOptions, check_ranges
+from pipelines.rides.plan import TABLES, RidePlan
+from pipelines.rides.pubsub_reader import reset_reading, stop_reading
+from pipelines.rides.windows import RideAggregates
 
-TABLES = ("ride_events", "ride_dead_letter", "rides_per_minute", "rides_by_area")
-DIRECT_RUNNERS = ("BundleBasedDirectRunner", "DirectRunner", None)
-
-
-class RideOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        source = parser.add_mutually_exclusive_group()
-        source.add_argument("--input_topic", help="Topic to read (a subscription is made for it).")
-        source.add_argument("--input_subscription", help="Subscription to read.")
-        parser.add_argument("--output_dataset", help="BigQuery dataset (or project:dataset) to write.")
-        parser.add_argument(
-            "--allowed_lateness", type=float, default=300, help="Seconds late data still counts."
-        )
-        parser.add_argument("--firing_seconds", type=int, default=3, help="Early/late panes every N seconds.")
-        parser.add_argument(
-            "--area_firing_seconds", type=int, default=10, help="Early/late heat-map panes every N seconds."
-        )
-        parser.add_argument("--duration_seconds", type=float, default=None, help="Run this long, then drain.")
-        parser.add_argument("--io", choices=("batched", "beam"), default=None, help="Pub/Sub + BigQuery I/O.")
-        parser.add_argument(
-            "--events_write_method",
-            choices=("load_jobs", "streaming_inserts"),
-            default="load_jobs",
-            help="ride_events with --io batched: micro-batch load jobs (the emulator) or insertAll (BigQuery).",
-        )
-        parser.add_argument(
-            "--dedup_seconds", type=float, default=600, help="How long event ids are remembered."
-        )
-        parser.add_argument(
-            "--watermark_delay", type=float, default=2.0, help="Event-to-publish slack (batched)."
-        )
-        parser.add_argument(
-            "--batch_seconds", type=float, default=0.5, help="Longest pull per batch (batched)."
-        )
-        parser.add_argument(
-            "--batch_size", type=int, default=10_000, help="Most messages per batch (batched)."
-        )
-        parser.add_argument("--max_outstanding", type=int, default=20_000, help="Flow control (batched).")
-        parser.add_argument(
-            "--replay_seconds",
-            type=float,
-            default=None,
-            help="At start, re-aggregate stored events this recent (at least and by default: the heat map's "
-            "window + lateness; 0: off).",
-        )
+__all__ = ["TABLES", "PipelineArgumentError", "build_parser", "build_pipeline", "run"]
+_LOG = logging.getLogger("pipelines.taxi_streaming")
 
 
-class PipelineArgumentError(GcpipeError):
-    pass
+def build_parser() -> argparse.ArgumentParser:
+    """What ``--help`` prints: every option with its meaning and default."""
+    return help_parser("pipelines.taxi_streaming", __doc__, [RideOptions], runner_help(streaming=True))
+
+
+def build_pipeline(p: beam.Pipeline, plan: RidePlan) -> None:
+    """Pub/Sub -> clean (de-duplicate, validate) -> stored events and dead letters, and event-time
+    aggregates per minute and per area -> BigQuery."""
+    rides = p | "Read" >> ReadRides(plan) | "Clean" >> beam.ParDo(CleanRideMessages(plan.dedup_seconds))
+    per_minute, by_area = rides | "Aggregate" >> RideAggregates(
+        plan.allowed_lateness, plan.firing_seconds, plan.area_firing_seconds, plan.since
+    )
+    rides | "Store" >> StoreRides(plan)
+    per_minute | "WritePerMinute" >> WriteRows(plan, "rides_per_minute")
+    by_area | "WriteByArea" >> WriteRows(plan, "rides_by_area")
 
 
 def _resolve(options: PipelineOptions) -> tuple[RideOptions, str, dict[str, str]]:
+    """The options checked, the runner chosen (and ``--io`` for it); the project and the output tables."""
     ride = options.view_as(RideOptions)
     if not (ride.input_topic or ride.input_subscription):
         raise PipelineArgumentError("give --input_topic or --input_subscription.")
@@ -115,45 +100,14 @@ def _resolve(options: PipelineOptions) -> tuple[RideOptions, str, dict[str, str]
     if not project:
         raise PipelineArgumentError("give --project (or set GOOGLE_CLOUD_PROJECT).")
     validate_dataset_id(f"{project}.{dataset}", "--output_dataset")
-    _check_ranges(ride)
+    check_ranges(ride)
     cloud.project = project
-    standard = options.view_as(StandardOptions)
-    standard.streaming = True
-    standard.runner = standard.runner or "BundleBasedDirectRunner"  # the plain DirectRunner tries Prism first
+    options.view_as(StandardOptions).streaming = True
+    runner = choose_runner(options, streaming=True)
+    _LOG.info("runner %s (%s)", runner.runner, runner.reason)
     if ride.io is None:
-        ride.io = "batched" if standard.runner in DIRECT_RUNNERS else "beam"
+        ride.io = "beam" if runner.on_dataflow else "batched"
     return ride, project, {name: f"{project}.{dataset}.{name}" for name in TABLES}
-
-
-def _check_ranges(ride: RideOptions) -> None:
-    at_least = {
-        "--allowed_lateness": (ride.allowed_lateness, 0),
-        "--firing_seconds": (ride.firing_seconds, 1),
-        "--area_firing_seconds": (ride.area_firing_seconds, 1),
-        "--dedup_seconds": (ride.dedup_seconds, 0),
-        "--watermark_delay": (ride.watermark_delay, 0),
-        "--batch_size": (ride.batch_size, 1),
-        "--max_outstanding": (ride.max_outstanding, 1),
-        "--batch_seconds": (ride.batch_seconds, 0.01),
-    }
-    for flag, (value, low) in at_least.items():
-        if not value >= low:  # NaN too
-            raise PipelineArgumentError(f"{flag} must be at least {low}, not {value}.")
-    if ride.duration_seconds is not None and not ride.duration_seconds > 0:
-        raise PipelineArgumentError(f"--duration_seconds must be positive, not {ride.duration_seconds}.")
-    horizon = AREA_WINDOW + ride.allowed_lateness
-    if ride.replay_seconds and not ride.replay_seconds >= horizon:
-        raise PipelineArgumentError(
-            f"--replay_seconds must be 0 (off) or at least {horizon:g} (the heat map's window plus "
-            "--allowed_lateness): a shorter replay would rebuild windows that can still change from part "
-            "of their events."
-        )
-
-
-def replay_since(ride: RideOptions, now: float) -> float | None:
-    """Where a (re)started pipeline's replay begins: a minute boundary, so its windows are whole."""
-    seconds = AREA_WINDOW + ride.allowed_lateness if ride.replay_seconds is None else ride.replay_seconds
-    return (now - seconds) // MINUTE * MINUTE if seconds > 0 else None
 
 
 def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | None:
@@ -172,104 +126,157 @@ def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | No
     return pubsub.ensure_subscription(pubsub_v1.SubscriberClient(), subscription, topic)
 
 
-def _as_batch(message) -> MessageBatch:
-    published = message.publish_time.timestamp() if message.publish_time else time.time()
-    return MessageBatch(
-        [RideMessage(message.data, dict(message.attributes or {}), message.message_id, published)]
-    )
-
-
-def build(
-    p: beam.Pipeline, ride: RideOptions, project: str, tables: dict[str, str], subscription: str | None
-):
-    since = replay_since(ride, time.time()) if ride.io == "batched" else None
-    if ride.io == "batched":
-        batches = p | "Read" >> ReadMessageBatches(
-            subscription,
-            batch_size=ride.batch_size,
-            batch_seconds=ride.batch_seconds,
-            max_outstanding=ride.max_outstanding,
-            watermark_delay=ride.watermark_delay,
-            stop_after=ride.duration_seconds,
-            replay=Replay(tables["ride_events"], since) if since is not None else None,
-        )
-    on_dataflow = p.options.view_as(StandardOptions).runner not in DIRECT_RUNNERS
-    if ride.io == "beam":
-        read = beam.io.ReadFromPubSub(
-            topic=None if subscription else pubsub.path(project, "topics", ride.input_topic),
-            subscription=subscription,
-            with_attributes=True,
-            timestamp_attribute=EVENT_TIME,
-            id_label=EVENT_ID if on_dataflow else None,  # the DirectRunner does not support it
-        )
-        batches = p | "Read" >> read | "AsBatches" >> beam.Map(_as_batch)
-
-    # On Dataflow the reader de-duplicates by id_label itself, and a per-worker memory would drop the
-    # messages of retried bundles; the DirectRunner has no id_label and retries nothing: remember here.
-    dedup_seconds = 0 if on_dataflow else ride.dedup_seconds
-    rides = batches | "Clean" >> beam.ParDo(CleanRideMessages(dedup_seconds))
-    per_minute, by_area = rides | "Aggregate" >> RideAggregates(
-        ride.allowed_lateness, ride.firing_seconds, ride.area_firing_seconds, since
-    )
-    if ride.io == "batched":
-        rides | "StoreAndAck" >> beam.ParDo(
-            StoreRideBatches(
-                tables["ride_events"],
-                tables["ride_dead_letter"],
-                subscription,
-                load=ride.events_write_method == "load_jobs",
-            )
-        )
-        per_minute | "WritePerMinute" >> beam.ParDo(InsertRows(tables["rides_per_minute"]))
-        by_area | "WriteByArea" >> beam.ParDo(InsertRows(tables["rides_by_area"]))
-        return
-
-    def write(table):
-        return beam.io.WriteToBigQuery(
-            table,
-            create_disposition=beam.io.BigQueryDisposition.CREATE_NEVER,
-            write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND,
-            method=beam.io.WriteToBigQuery.Method.STREAMING_INSERTS,
-            insert_retry_strategy=RetryStrategy.RETRY_ON_TRANSIENT_ERROR,
-        )
-
-    stored = rides | "Events" >> beam.FlatMap(event_rows) | "WriteEvents" >> write(tables["ride_events"])
-    rejected = stored.failed_rows_with_errors | "Rejected" >> beam.MapTuple(
-        lambda _, row, errors: rejected_row(row, str(errors))
-    )
-    dead = rides | "DeadLetters" >> beam.FlatMap(lambda batch: batch.dead_letters)
-    (
-        (dead, rejected)
-        | "AllDeadLetters" >> beam.Flatten()
-        | "WriteDeadLetters" >> write(tables["ride_dead_letter"])
-    )
-    per_minute | "WritePerMinute" >> write(tables["rides_per_minute"])
-    by_area | "WriteByArea" >> write(tables["rides_by_area"])
-
-
-def run(argv: list[str] | None = None, save_main_session: bool = True):
-    options = PipelineOptions(argv)
+def run(argv: list[str] | None = None, save_main_session: bool = True) -> Accounting | None:
+    """Run the pipeline until it drains (or, on Dataflow, until its job ends); return its accounting."""
+    options = parse_options(argv, [RideOptions], build_parser())
+    launch = launcher.apply_log_level(options)
+    target_config(options).apply_env()  # the local target's emulators; nothing on gcp
     ride, project, tables = _resolve(options)
+    on_dataflow = options.view_as(StandardOptions).runner == "DataflowRunner"
+    options.view_as(SetupOptions).save_main_session = save_main_session
     subscription = prepare(project, ride, tables)
+    plan = RidePlan.of(ride, project, tables, subscription, on_dataflow, time.time())
+    _describe(plan)
+
+    TALLY.reset()
+    reset_reading()
     p = beam.Pipeline(options=options)
-    build(p, ride, project, tables, subscription)
+    build_pipeline(p, plan)
+    started = time.monotonic()
     result = p.run()
-    if ride.duration_seconds and ride.io == "beam":  # Beam's reader cannot drain: stop it after the time
-        time.sleep(ride.duration_seconds)
+    if on_dataflow:
+        if options.view_as(TestOptions).dry_run:
+            _LOG.info("a dry run (--dry_run): the Dataflow job was built and not submitted")
+            return None
+        return _report(_wait_on_dataflow(result, plan), started)
+    return _report(_wait_here(result, plan, launch.progress_seconds, started), started)
+
+
+class PipelineFailed(GcpipeError):
+    """The pipeline stopped on an error (Beam has logged its trace)."""
+
+
+def _wait_on_dataflow(result, plan: RidePlan) -> Accounting:
+    """The job runs on Google Cloud: wait for its end, or cancel it after ``--duration_seconds``."""
+    if plan.duration_seconds:
+        time.sleep(plan.duration_seconds)
         result.cancel()
-        return result
-    result.wait_until_finish()
-    flush()  # the rows still with the writer thread, and their acknowledgements
-    return result
+    else:
+        result.wait_until_finish()
+    return from_counters(result, "not stored when the job ended")
+
+
+def _wait_here(result, plan: RidePlan, progress_seconds: float, started: float) -> Accounting:
+    """Until the local run ends: it drains after ``--duration_seconds`` or at the first Ctrl-C or SIGTERM
+    (with --io beam, whose reader cannot drain, it is cancelled then); a second signal stops it at once."""
+    with _stopped_by_signals() as stop, every(progress_seconds, _LOG, _progress()):
+        try:
+            if plan.io == "batched":
+                _until_finished(result)
+                flush()  # the rows still with the writer threads, and their acknowledgements
+            else:
+                failed: list[Exception] = []
+                waiter = threading.Thread(target=_until_finished, args=(result, failed, stop), daemon=True)
+                waiter.start()
+                stop.wait(plan.duration_seconds)  # the time, a signal, or the pipeline's end
+                if failed:
+                    raise failed[0]
+                result.cancel()
+        except KeyboardInterrupt:  # the second signal
+            result.cancel()
+            _report(_accounting(plan), started)
+            raise SystemExit(130) from None
+    return _accounting(plan)
+
+
+def _until_finished(result, failed: list | None = None, ended: threading.Event | None = None) -> None:
+    """Wait for the pipeline's end; its error as one sentence (into ``failed`` if given)."""
+    try:
+        result.wait_until_finish()
+    except Exception as err:  # Beam has logged the trace; the user needs the sentence
+        error = PipelineFailed(f"the pipeline failed: {str(err).splitlines()[0] if str(err) else repr(err)}")
+        if failed is None:
+            raise error from err
+        failed.append(error)
+    finally:
+        if ended:
+            ended.set()
+
+
+def _accounting(plan: RidePlan) -> Accounting:
+    """The run's accounting here, from the process's tally."""
+    if plan.io == "batched":
+        return TALLY.accounting()
+    return TALLY.accounting("read, not stored: Beam's reader had acknowledged them")
+
+
+def _report(accounting: Accounting, started: float) -> Accounting:
+    if not accounting.read:
+        _LOG.warning("no message arrived: is anything publishing to the topic the subscription reads?")
+    launcher.report(accounting.line(time.monotonic() - started))
+    return accounting
+
+
+def _describe(plan: RidePlan) -> None:
+    """What the run reads and writes, and until when, logged before it starts."""
+    source = plan.subscription or f"a subscription ReadFromPubSub makes for {plan.topic}"
+    how = (
+        f"batches of up to {plan.batch_size:,}, each message acknowledged once stored"
+        if plan.io == "batched"
+        else "ReadFromPubSub, which acknowledges each message as it reads it"
+    )
+    _LOG.info("reading %s (--io %s: %s)", source, plan.io, how)
+    _LOG.info("writing %s in %s", ", ".join(plan.tables), plan.tables["ride_events"].rsplit(".", 1)[0])
+    if not plan.on_dataflow:
+        until = f"for {plan.duration_seconds:g} s" if plan.duration_seconds else "until Ctrl-C or SIGTERM"
+        end = "draining" if plan.io == "batched" else "cancelled (Beam's reader cannot drain)"
+        _LOG.info("running %s, then %s (a second Ctrl-C stops at once)", until, end)
+
+
+def _progress():
+    """The progress line, from the process's tally."""
+
+    def describe() -> str:
+        n = TALLY.accounting()
+        return (
+            f"so far {n.read:,} messages read: {n.stored:,} events stored, {n.duplicates:,} duplicates "
+            f"dropped, {n.dead_lettered:,} dead-lettered, {n.left:,} in flight; "
+            f"{dedup.remembered():,} event ids remembered"
+        )
+
+    return describe
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[threading.Event]:
+    """While the block runs, the first Ctrl-C or SIGTERM drains the run (the reader stops pulling; with
+    --io beam, the event yielded is set) and a second raises KeyboardInterrupt (stop at once)."""
+    stop = threading.Event()
+
+    def handle(signum, _frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        _LOG.warning(
+            "%s: draining (no more reading; the final panes fire and what was read is stored); "
+            "Ctrl-C again stops at once",
+            signal.Signals(signum).name,
+        )
+        stop.set()
+        stop_reading()
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield stop
+        return
+    before = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.getLogger().setLevel(logging.WARNING)
-    load_config().apply_env()  # the local target's emulators; nothing on gcp
-    try:
-        run(argv)
-    except GcpipeError as err:
-        raise SystemExit(f"error: {err}") from None
+    launcher.main(run, argv)
 
 
 if __name__ == "__main__":

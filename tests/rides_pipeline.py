@@ -10,16 +10,23 @@ from pathlib import Path
 from gcpipe.flows import streaming
 
 
-def start_pipeline(source: str, dataset: str, duration: float, log: Path) -> subprocess.Popen:
-    options = ("--duration_seconds", str(duration), "--allowed_lateness", "600", "--firing_seconds", "2")
+def start_pipeline(
+    source: str, dataset: str, duration: float | None, log: Path, *more: str
+) -> subprocess.Popen:
+    """``duration`` None: until it is stopped; ``more``: further options (a runner, say)."""
+    options = ("--allowed_lateness", "600", "--firing_seconds", "2", *more)
+    if duration is not None:
+        options = ("--duration_seconds", str(duration), *options)
     return streaming.start_pipeline(source, dataset, *options, log=log)
 
 
 @contextmanager
-def running_pipeline(source: str, dataset: str, duration: float, log: Path) -> Iterator[subprocess.Popen]:
+def running_pipeline(
+    source: str, dataset: str, duration: float | None, log: Path, *more: str
+) -> Iterator[subprocess.Popen]:
     """``start_pipeline``, and on the way out (a failed assertion too) kill its whole process group:
     a failed test never leaves a pipeline behind to pull from the next test's subscriptions."""
-    process = start_pipeline(source, dataset, duration, log)
+    process = start_pipeline(source, dataset, duration, log, *more)
     try:
         yield process
     finally:

@@ -5,7 +5,7 @@ import pytest
 
 from gcpipe.core.clients import ensure_table
 from gcpipe.core.schemas import table_spec
-from pipelines.transforms.bigquery_rows import Job, RowsRejected, _Writer
+from pipelines.rides.bigquery_writer import Job, RowsRejected, _Writer
 
 pytestmark = pytest.mark.stack
 

@@ -22,7 +22,7 @@ from gcpipe.core import pubsub
 from gcpipe.core.clients import ensure_table, publisher_client, subscriber_client
 from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.ride_publisher import publish_rides
-from pipelines.transforms import geohash
+from pipelines.rides import geohash
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]

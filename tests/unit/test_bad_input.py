@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gcpipe.core.schemas import RAW_LIMIT, table_spec, to_json_row
-from pipelines.csv_ingest import read_blocks
-from pipelines.transforms.csv_validation import BlockValidator, read_layout
-from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
+from pipelines.ingest.files import read_blocks
+from pipelines.ingest.validation import BlockValidator, read_layout
+from pipelines.rides.messages import CleanRideMessages, MessageBatch, RideMessage
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gcpipe.core.schemas import Field, Rule, Schema, TableSpec, table_spec
-from pipelines.transforms.csv_records import split_records
-from pipelines.transforms.csv_validation import BlockValidator, CsvLayoutError, Layout, _typed, read_layout
+from pipelines.ingest.records import split_records
+from pipelines.ingest.validation import BlockValidator, CsvLayoutError, Layout, _typed, read_layout
 
 
 def _blocks(data: bytes, size: int):
@@ -90,18 +90,9 @@ def test_every_kind_of_bad_row_gets_its_line_and_reason():
         return ",".join(value if i == index else c for i, c in enumerate(cells))
 
     lines = [
-        header,
-        good,
-        "",
-        good + ",extra",
-        variant(4, "1.2.3"),
-        variant(1, "2019-02-30 10:00:00"),
-        variant(12, ""),
-        variant(12, "-7.5"),
-        variant(3, "15"),
-        variant(2, "2019-03-01 09:00:00"),
-        good,
-    ]
+        header, good, "", good + ",extra", variant(4, "1.2.3"), variant(1, "2019-02-30 10:00:00"),
+        variant(12, ""), variant(12, "-7.5"), variant(3, "15"), variant(2, "2019-03-01 09:00:00"), good,
+    ]  # fmt: skip
     data = "\r\n".join(lines).encode().replace(b"\n1,", b"\n\xff1,", 1)  # line 2 undecodable
     result = _validate(spec, data)
     assert result.records == 10 and result.table.num_rows == 1

@@ -21,7 +21,7 @@ from gcpipe.core.schemas import load_tables
 from gcpipe.deploy.naming import TEMPLATES
 from gcpipe.deploy.plans import DATAFLOW_DIR
 from pipelines.csv_ingest import target_config
-from pipelines.transforms.pii import default_key_source
+from pipelines.ingest.pii import default_key_source
 
 DOCKERFILE = (DATAFLOW_DIR / "Dockerfile").read_text()
 WORKDIR = re.search(r"^WORKDIR (\S+)", DOCKERFILE, re.M).group(1)
@@ -55,11 +55,8 @@ def launch(root, *args, **env):
     return subprocess.run(
         [sys.executable, root / main.removeprefix(WORKDIR + "/"), *args],
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(root), **env},
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+        cwd="/", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
 
 
 def test_the_launcher_runs_the_image_pipeline_on_the_same_image(tmp_path):
@@ -68,23 +65,15 @@ def test_the_launcher_runs_the_image_pipeline_on_the_same_image(tmp_path):
     out = tmp_path / "probe.json"
     image = "europe-west1-docker.pkg.dev/acme/gcpipe/csv-ingest:abc"
 
-    done = launch(
-        root,
-        "--input=gs://lake/a.csv",
-        "--table=acme:taxi.trips",
-        GCPIPE_PIPELINE="pipelines.probe",
-        GCPIPE_SDK_CONTAINER_IMAGE=image,
-        PROBE_OUT=str(out),
-    )
+    done = launch(root, "--input=gs://lake/a.csv", "--table=acme:taxi.trips", GCPIPE_PIPELINE="pipelines.probe",
+                  GCPIPE_SDK_CONTAINER_IMAGE=image, PROBE_OUT=str(out))  # fmt: skip
 
     assert done.returncode == 0, done.stderr
     seen = json.loads(out.read_text())
     assert seen["argv"] == [
-        "--input=gs://lake/a.csv",
-        "--table=acme:taxi.trips",
-        f"--sdk_container_image={image}",
-        "--sdk_location=container",
-    ]
+        "--input=gs://lake/a.csv", "--table=acme:taxi.trips",
+        f"--sdk_container_image={image}", "--sdk_location=container",
+    ]  # fmt: skip
     assert seen["tables"] == sorted(load_tables())  # sql/ found beside gcpipe/ in the image
 
 
@@ -92,14 +81,8 @@ def test_the_launcher_keeps_options_given_and_names_a_missing_pipeline(tmp_path)
     root = build_layout(tmp_path / "template")
     (root / "pipelines" / "probe.py").write_text(PROBE)
     out = tmp_path / "probe.json"
-    done = launch(
-        root,
-        "--sdk_container_image=other",
-        "--sdk_location=default",
-        GCPIPE_PIPELINE="pipelines.probe",
-        GCPIPE_SDK_CONTAINER_IMAGE="img",
-        PROBE_OUT=str(out),
-    )
+    done = launch(root, "--sdk_container_image=other", "--sdk_location=default", GCPIPE_PIPELINE="pipelines.probe",
+                  GCPIPE_SDK_CONTAINER_IMAGE="img", PROBE_OUT=str(out))  # fmt: skip
     assert json.loads(out.read_text())["argv"] == ["--sdk_container_image=other", "--sdk_location=default"]
 
     done = launch(root)
@@ -171,3 +154,17 @@ def test_the_image_runs_the_csv_ingestion_on_the_gcp_target(monkeypatch):
     config = target_config(PipelineOptions(["--runner=DataflowRunner", "--project=acme-prod"]))
     assert (config.target, config.project, config.emulator_env()) == ("gcp", "acme-prod", {})
     assert default_key_source(config) == "projects/acme-prod/secrets/gcpipe-pii-key/versions/latest"
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES))
+def test_each_template_parameter_is_an_option_of_its_pipeline_with_the_same_help(template):
+    """One definition: the pipeline's PipelineOptions subclass; the template's metadata.json declares some of
+    its options, by the same names and with the same help text, so --help and the Dataflow console agree."""
+    import importlib
+
+    parser = importlib.import_module(TEMPLATES[template]).build_parser()
+    options = {a.dest: a for a in parser._actions if a.option_strings}
+    metadata = json.loads((DATAFLOW_DIR / template / "metadata.json").read_text())
+    for parameter in metadata["parameters"]:
+        assert parameter["name"] in options, f"{template} has no option --{parameter['name']}"
+        assert parameter["helpText"] == options[parameter["name"]].help, parameter["name"]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from gcpipe.core.schemas import table_spec
-from pipelines.transforms.pii import PiiError, PiiPolicy, load_key
+from pipelines.ingest.pii import PiiError, PiiPolicy, load_key
 
 SCHEMA = table_spec("taxi_trips").schema
 

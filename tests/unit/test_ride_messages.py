@@ -3,20 +3,12 @@
 import json
 
 from gcpipe.core.schemas import RAW_LIMIT
-from pipelines.transforms.bigquery_rows import rejected_row
-from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
+from pipelines.rides.bigquery_writer import rejected_row
+from pipelines.rides.messages import CleanRideMessages, MessageBatch, RideMessage
 
-EVENT = {
-    "ride_id": "r1",
-    "point_idx": 0,
-    "latitude": 40.75,
-    "longitude": -73.98,
-    "timestamp": "2026-01-01T10:00:00+00:00",
-    "meter_reading": 2.5,
-    "meter_increment": 0.04,
-    "ride_status": "pickup",
-    "passenger_count": 1,
-}
+EVENT = {"ride_id": "r1", "point_idx": 0, "latitude": 40.75, "longitude": -73.98,
+         "timestamp": "2026-01-01T10:00:00+00:00", "meter_reading": 2.5, "meter_increment": 0.04,
+         "ride_status": "pickup", "passenger_count": 1}  # fmt: skip
 
 
 def _batch() -> MessageBatch:

@@ -2,7 +2,7 @@
 safe). The emulator ignores insertIds, so the request is what can be checked; the writer's effects are
 tested against the emulator in tests/integration/test_ride_writer.py."""
 
-from pipelines.transforms.bigquery_rows import Job, _Writer
+from pipelines.rides.bigquery_writer import Job, _Writer
 
 
 def test_an_empty_batch_keeps_the_insert_ids_of_the_others():

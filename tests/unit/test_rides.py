@@ -7,9 +7,10 @@ import pytest
 
 from gcpipe.core.errors import GcpipeError
 from gcpipe.datagen.ride_publisher import MALFORMED_KINDS, RidePublisher
+from pipelines.rides import geohash
+from pipelines.rides.dedup import SeenIds
+from pipelines.rides.messages import RideMessage, parse_message
 from pipelines.taxi_streaming import _resolve
-from pipelines.transforms import geohash
-from pipelines.transforms.ride_messages import RideMessage, SeenIds, parse_message
 
 NOW = datetime(2026, 3, 1, 12, 0, 30, tzinfo=UTC)
 
@@ -50,17 +51,15 @@ def test_malformed_kinds_are_each_rejected_for_their_own_reason():
         kind, data, attributes = publisher.next_message(NOW)
         reasons[kind] = parse_message(RideMessage(data, attributes, "m", 0))[1].split(":")[0]
     assert reasons == {
-        "not_json": "not JSON",
-        "missing_field": "ride_id",
-        "bad_type": "passenger_count",
+        "not_json": "not JSON", "missing_field": "ride_id", "bad_type": "passenger_count",
         "bad_value": "violates rule meter_reading >= 0",
         "bad_status": "violates rule ride_status IN ('pickup', 'enroute', 'dropoff')",
-    }
+    }  # fmt: skip
 
 
 def test_seen_ids_forget_after_the_horizon(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("pipelines.transforms.ride_messages.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("pipelines.rides.dedup.time.monotonic", lambda: clock[0])
     seen = SeenIds(horizon=10)
     assert seen.first_sightings(["a", "b", "a"]) == [True, True, False]
     clock[0] = 105

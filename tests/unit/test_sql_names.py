@@ -31,7 +31,7 @@ from gcpipe.warehouse.bqml.sql import find_ml_calls
 from gcpipe.warehouse.script import SqlError, render
 from pipelines import taxi_streaming
 from pipelines.csv_ingest import parse_table_id
-from pipelines.transforms.bigquery_load import replace_script
+from pipelines.ingest.bigquery_load import replace_script
 from spark_jobs import als_recommend, kdd_analysis
 from spark_jobs.common import load_bigquery
 
@@ -182,7 +182,7 @@ def test_no_sql_text_quotes_an_unchecked_name():
         "gcpipe/app/demo_report.py": "the configured project and datasets, which load_config validates",
         "gcpipe/core/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
         "gcpipe/flows/registry.py": "backquoted paths in the README's markdown flow table, no SQL",
-        "pipelines/transforms/pubsub_batches.py": "the replay table, from taxi_streaming._resolve's check",
+        "pipelines/rides/replay.py": "the replay table, from taxi_streaming._resolve's check",
     }
     offenders = []
     for folder in ("gcpipe", "pipelines", "spark_jobs", "dags"):

@@ -23,8 +23,8 @@ from apache_beam.transforms.window import FixedWindows, SlidingWindows, Timestam
 from apache_beam.utils.timestamp import Duration
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
-from pipelines.transforms import geohash
-from pipelines.transforms.ride_messages import RideBatch
+from pipelines.rides import geohash
+from pipelines.rides.messages import RideBatch
 
 MINUTE = 60
 AREA_WINDOW, AREA_PERIOD = 300, 60

@@ -8,16 +8,14 @@ messages, because the DirectRunner pays a fixed cost per element and per bundle,
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import apache_beam as beam
 
 from gcpipe.core.schemas import RAW_LIMIT, table_spec, to_json_row
+from pipelines.rides import dedup
 
 EVENT_ID = "event_id"  # the message attribute the publisher sets; one logical event, however often sent
 EVENT_TIME = "ts"  # event time in epoch milliseconds, as ReadFromPubSub(timestamp_attribute=...) reads it
@@ -50,36 +48,6 @@ class RideBatch:
     ack_ids: list[str] = field(default_factory=list)
     duplicates: int = 0
     replayed: bool = False
-
-
-class SeenIds:
-    """Event ids seen in the last ``horizon`` seconds (processing time), safe to share between threads."""
-
-    def __init__(self, horizon: float):
-        self.horizon = horizon
-        self._ids: set[str] = set()
-        self._order: deque[tuple[float, str]] = deque()
-        self._lock = threading.Lock()
-
-    def first_sightings(self, ids: list[str]) -> list[bool]:
-        """For each id, True if it was not seen within the horizon (and remember it)."""
-        now = time.monotonic()
-        with self._lock:
-            while self._order and self._order[0][0] < now - self.horizon:
-                self._ids.discard(self._order.popleft()[1])
-            fresh = []
-            for event_id in ids:
-                new = event_id not in self._ids
-                if new:
-                    self._ids.add(event_id)
-                    self._order.append((now, event_id))
-                fresh.append(new)
-            return fresh
-
-
-# Process-wide, keyed by the transform's tag: the DirectRunner re-creates a DoFn for every bundle.
-_SEEN: dict[str, SeenIds] = {}
-_SEEN_LOCK = threading.Lock()
 
 
 _VALIDATOR = table_spec("ride_events").validator()
@@ -132,8 +100,7 @@ class CleanRideMessages(beam.DoFn):
         self.valid = beam.metrics.Metrics.counter("rides", "valid")
 
     def setup(self):
-        with _SEEN_LOCK:
-            self.seen = _SEEN.setdefault(self.tag, SeenIds(self.dedup_seconds))
+        self.seen = dedup.memory(self.tag, self.dedup_seconds)
 
     def process(self, batch: MessageBatch):
         ids = [m.event_id for m in batch.messages]

@@ -2,7 +2,7 @@
 
 A block of records goes through three gates:
 
-1. record level (vectorised, from :mod:`csv_records`): blank lines, bytes that are not UTF-8, and the
+1. record level (vectorised, from :mod:`records`): blank lines, bytes that are not UTF-8, and the
    wrong number of fields are rejected with their reason before any parsing;
 2. pyarrow parses the remaining records as text and every column is typed with Arrow compute (casts,
    anchored regular expressions, ``strptime``), REQUIRED columns checked, then the table's rules from
@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.schemas import RAW_LIMIT, Schema, TableSpec
-from pipelines.transforms.csv_records import Records
+from pipelines.ingest.records import Records
 
 _INTEGER = r"^-?\d{1,18}$"  # no overflow possible; other forms (+7, 1_000) go to the row validator
 _FLOAT = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"

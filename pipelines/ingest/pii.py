@@ -33,7 +33,7 @@ from gcpipe.core.config import Config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.schemas import Schema
 from gcpipe.core.secrets import SecretError, ensure_local_secret, read_secret
-from pipelines.transforms.csv_validation import record_cells
+from pipelines.ingest.validation import record_cells
 
 METHODS = ("hash", "mask", "redact")
 KEY_ENV = "GCPIPE_PII_KEY"

@@ -12,26 +12,26 @@ sink never lets ack deadlines lapse.
 
 The output watermark is the oldest publish time pulled (the wall clock when idle), less
 ``watermark_delay``: how far an event's time may trail its publish time and still count as on time.
-After ``stop_after`` seconds the reader stops pulling and its watermark jumps to the end of time, so
-every window fires its final pane and the pipeline ends, like a Dataflow drain.
+After ``stop_after`` seconds, or once :func:`stop_reading` is called (the launcher does at Ctrl-C or
+SIGTERM), the reader stops pulling, emits what it has pulled, and its watermark jumps to the end of time,
+so every window fires its final pane and the pipeline ends, like a Dataflow drain.
 
 Pub/Sub out of reach (or the subscription missing) for up to ``outage_seconds`` is waited out: pulls are
 tried again every second; only a longer outage fails the pipeline.
 
-With ``replay``, the first evaluations emit the events stored in ride_events since ``replay.since`` (in
-batches of ``batch_size``), flagged ``replayed``: they rebuild the open windows and the de-duplication
-memory after a restart, and are not stored again.
+With ``replay`` (``replay.py``), the first evaluations emit the events stored in ride_events since
+``replay.since`` (in batches of ``batch_size``), flagged ``replayed``: they rebuild the open windows and
+the de-duplication memory after a restart, and are not stored again.
+
+Every message pulled is counted in the run's tally (``accounting.py``) as read.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -44,17 +44,12 @@ from apache_beam.runners.direct.watermark_manager import WatermarkManager
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 
-from gcpipe.core.schemas import to_json_row
-from pipelines.transforms.ride_messages import EVENT_ID, MessageBatch, RideMessage
+from pipelines.rides.accounting import TALLY
+from pipelines.rides.messages import MessageBatch, RideMessage
+from pipelines.rides.replay import Replay, replay_events
 
 PULL_LIMIT = 1000  # Pub/Sub's most messages in one pull
 _LOG = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Replay:
-    table: str  # project.dataset.ride_events
-    since: float  # epoch seconds, a minute boundary: events from then on are aggregated again
 
 
 class ReadMessageBatches(beam.PTransform):
@@ -85,6 +80,7 @@ class ReadMessageBatches(beam.PTransform):
 # -- process-wide state: the DirectRunner builds a new evaluator for every bundle ------------------
 
 _CLIENTS: dict[str, object] = {}
+_STOP = threading.Event()  # set by stop_reading: every reader drains
 _OUTSTANDING: dict[str, int] = {}  # subscription -> messages pulled, not yet acknowledged
 _LOCK = threading.Lock()
 
@@ -102,6 +98,16 @@ def _count_outstanding(subscription: str, change: int) -> int:
     with _LOCK:
         _OUTSTANDING[subscription] = _OUTSTANDING.get(subscription, 0) + change
         return _OUTSTANDING[subscription]
+
+
+def stop_reading() -> None:
+    """Make every reader of the process stop pulling and drain (Ctrl-C or SIGTERM in the launcher)."""
+    _STOP.set()
+
+
+def reset_reading() -> None:
+    """A new run in this process reads until it is stopped again."""
+    _STOP.clear()
 
 
 def acknowledge(subscription: str, ack_ids: list[str]) -> None:
@@ -153,6 +159,8 @@ class _Reader:
 
     @property
     def stopped(self) -> bool:
+        if _STOP.is_set():
+            return True
         return self.t.stop_after is not None and time.monotonic() - self.started >= self.t.stop_after
 
     def _hold(self, oldest: float | None) -> Timestamp:
@@ -167,6 +175,12 @@ class _Reader:
             self.replay_pending = False
             self.replaying = replay_events(self.t.replay)
             self.watermark = Timestamp.of(self.t.replay.since)
+            since = time.strftime("%H:%M", time.gmtime(self.t.replay.since))
+            _LOG.info(
+                "replaying the %d events stored since %s UTC: the open windows and the duplicate memory",
+                len(self.replaying),
+                since,
+            )
         if self.replaying:
             taken, self.replaying = self.replaying[: self.t.batch_size], self.replaying[self.t.batch_size :]
             return MessageBatch(taken, replayed=True), self.watermark, False
@@ -227,6 +241,7 @@ class _Reader:
                 ]
                 if received:
                     _count_outstanding(t.subscription, len(received))
+                    TALLY.read(len(received))
                     with self.arrived:
                         self.buffer.extend(received)
                         self.arrived.notify()
@@ -238,28 +253,6 @@ class _Reader:
             with self.arrived:
                 self.done_pulling = True
                 self.arrived.notify()
-
-
-def replay_events(replay: Replay) -> list[RideMessage]:
-    """The events stored since ``replay.since``, as messages again."""
-    from google.cloud import bigquery
-
-    client = _CLIENTS.get("bigquery") or _CLIENTS.setdefault("bigquery", bigquery.Client())
-    query = f"SELECT * FROM `{replay.table}` WHERE timestamp >= @since"
-    since = datetime.fromtimestamp(replay.since, UTC)
-    config = bigquery.QueryJobConfig(
-        query_parameters=[bigquery.ScalarQueryParameter("since", "TIMESTAMP", since)]
-    )
-    messages = []
-    for row in client.query(query, job_config=config).result():
-        event = to_json_row(dict(row.items()))
-        event_id, message_id = event.pop("event_id"), event.pop("message_id")
-        messages.append(
-            RideMessage(
-                json.dumps(event).encode(), {EVENT_ID: event_id}, message_id, row["timestamp"].timestamp()
-            )
-        )
-    return messages
 
 
 class _PullEvaluator(_TransformEvaluator):

@@ -22,6 +22,7 @@ from gcpipe.core.clients import ensure_table, row_count
 from gcpipe.core.config import validate_table_id
 from gcpipe.core.schemas import TableSpec
 from gcpipe.warehouse.params import string_literal
+from pipelines.ingest.accounting import NAMESPACE
 
 
 def replace_script(target: str, staging: str | None, spec: TableSpec, where: str) -> str:
@@ -63,8 +64,8 @@ class LoadAndReplace(beam.DoFn):
     ):
         self.table, self.spec, self.partition_date = table, spec, partition_date
         self.dead_letter, self.dead_spec, self.sources = dead_letter, dead_spec, sources
-        self.loaded = Metrics.counter("csv_ingest", "rows_loaded")
-        self.dead_loaded = Metrics.counter("csv_ingest", "dead_letters_loaded")
+        self.loaded = Metrics.counter(NAMESPACE, "rows_loaded")
+        self.dead_loaded = Metrics.counter(NAMESPACE, "dead_letters_loaded")
 
     def process(self, _, valid_files: list[str], dead_files: list[str]):
         from google.cloud import bigquery

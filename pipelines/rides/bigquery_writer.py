@@ -4,7 +4,8 @@ The BundleBasedDirectRunner runs one bundle at a time on one thread, so a sink t
 would stall the whole pipeline. The DoFns here hand their rows to a writer thread (one for events and
 dead letters, one for aggregates) and return; a writer takes everything queued, writes it table by
 table (insertAll in chunks of up to 5,000 rows: each request costs a fixed ~0.1 s in the emulator), and
-only then acknowledges the messages the rows came from. A failure stops the writer and fails the
+only then counts the batches as settled in the run's tally (``accounting.py``) and acknowledges the
+messages the rows came from. A failure stops the writer and fails the
 pipeline at its next bundle (or at :func:`flush`): the messages it had not acknowledged come back from
 Pub/Sub when the pipeline starts again.
 
@@ -26,8 +27,9 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from gcpipe.core.schemas import load_schema, to_json_row
-from pipelines.transforms.pubsub_batches import acknowledge
-from pipelines.transforms.ride_messages import EVENT_ID, RideBatch, RideMessage, dead_letter, event_rows
+from pipelines.rides.accounting import TALLY
+from pipelines.rides.messages import EVENT_ID, RideBatch, RideMessage, dead_letter, event_rows
+from pipelines.rides.pubsub_reader import acknowledge
 
 CHUNK = 5000
 _LOG = logging.getLogger(__name__)
@@ -46,19 +48,22 @@ class Job:
     subscription: str | None = None
     ack_ids: list[str] = field(default_factory=list)  # acknowledged once the rows are stored
     load_schema: str | None = None  # a catalog schema: load typed rows as Parquet instead of inserting JSON
+    # the messages ``ack_ids`` settles, as the run's tally counts them: (events, duplicates, dead letters)
+    settles: tuple[int, int, int] | None = None
 
 
 class _Writer:
     def __init__(self, lane: str):
-        self.jobs: queue.Queue[Job] = queue.Queue()
+        self.jobs: queue.Queue[tuple[Job, ...]] = queue.Queue()
         self.error: Exception | None = None
         self.clients: dict[str, object] = {}
         threading.Thread(target=self._run, name=f"BigQueryWriter-{lane}", daemon=True).start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, *jobs: Job) -> None:
+        """Queue ``jobs`` together: the writer takes them in one cycle (a batch's rows and its acks)."""
         if self.error:
             raise RowsRejected(f"the BigQuery writer stopped: {self.error}") from self.error
-        self.jobs.put(job)
+        self.jobs.put(jobs)
 
     def flush(self) -> None:
         self.jobs.join()
@@ -67,20 +72,20 @@ class _Writer:
 
     def _run(self) -> None:
         while True:
-            jobs = [self.jobs.get()]
+            taken = [self.jobs.get()]
             while True:
                 try:
-                    jobs.append(self.jobs.get_nowait())
+                    taken.append(self.jobs.get_nowait())
                 except queue.Empty:
                     break
             try:
                 if not self.error:
-                    self._write(jobs)
+                    self._write([job for jobs in taken for job in jobs])
             except Exception as err:  # kept, and raised in the pipeline's thread
                 _LOG.error("BigQuery writer failed: %s", err)
                 self.error = err
             finally:
-                for _ in jobs:
+                for _ in taken:
                     self.jobs.task_done()
 
     def _write(self, jobs: list[Job]) -> None:
@@ -106,6 +111,11 @@ class _Writer:
         for table, rows in dead.items():
             if rows and (failed := self.insert(table, rows)):
                 raise RowsRejected(f"{len(failed)} dead letters rejected by {table}: {failed[0][1]}")
+        settled = [job.settles for job in jobs if job.settles]
+        if settled:  # the events BigQuery refused are dead letters now
+            refused = sum(len(rows) for rows in dead.values())
+            events, duplicates, dead_letters = (sum(column) for column in zip(*settled, strict=True))
+            TALLY.settled(events - refused, duplicates, dead_letters + refused)
         acks: dict[str, list[str]] = defaultdict(list)
         for job in jobs:
             if job.subscription:
@@ -195,14 +205,19 @@ class StoreRideBatches(beam.DoFn):
             return
         ids = [event["event_id"] for event in batch.events]
         if self.load:
-            writer("events").submit(
-                Job(self.events_table, batch.events, ids, self.dead_letter_table, load_schema="ride_events")
+            events = Job(
+                self.events_table, batch.events, ids, self.dead_letter_table, load_schema="ride_events"
             )
         else:
-            writer("events").submit(Job(self.events_table, event_rows(batch), ids, self.dead_letter_table))
-        writer("events").submit(
-            Job(self.dead_letter_table, batch.dead_letters, None, None, self.subscription, batch.ack_ids)
+            events = Job(self.events_table, event_rows(batch), ids, self.dead_letter_table)
+        dead_letters = Job(
+            self.dead_letter_table,
+            batch.dead_letters,
+            subscription=self.subscription,
+            ack_ids=batch.ack_ids,
+            settles=(len(batch.events), batch.duplicates, len(batch.dead_letters)),
         )
+        writer("events").submit(events, dead_letters)
 
 
 class InsertRows(beam.DoFn):

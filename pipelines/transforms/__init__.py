@@ -1,1 +1,0 @@
-"""Composite PTransforms and DoFns shared by the pipelines."""
