@@ -30,7 +30,7 @@ def sql() -> None:
 
 
 @sql.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--param",
     "params",

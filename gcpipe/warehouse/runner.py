@@ -33,6 +33,7 @@ from typing import Any
 
 from gcpipe.core.config import Config, load_config
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.inputs import read_text
 from gcpipe.core.ui import console
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import Script, SqlError, Statement, parse_script, tokenize, used_parameters
@@ -83,10 +84,7 @@ class RunResult:
 
 def run_sql_file(path: str | Path, params: dict[str, Any] | None = None, **settings) -> RunResult:
     """Run the SQL file at ``path``; the settings are :func:`run_sql`'s."""
-    path = Path(path)
-    if not path.is_file():
-        raise SqlError(f"SQL file {path} does not exist.")
-    return run_sql(path.read_text(), params, source=str(path), **settings)
+    return run_sql(read_text(path, "SQL file"), params, source=str(path), **settings)
 
 
 def run_sql(
