@@ -19,7 +19,7 @@ import click
 from rich.table import Table
 
 from gcpipe.core.config import Config, load_config
-from gcpipe.core.ui import console, progress
+from gcpipe.core.ui import console, print_table, progress
 from gcpipe.local import stack
 
 
@@ -158,7 +158,7 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     ctx.facts["purchase_roc_curve"] = flow.roc_curve
     table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
     table.add_row(*(str(v) for v in metrics.values()))
-    console.print(table)
+    print_table(table)
     dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
     trained, predicted = (
         row_count(client, f"{dataset}.{t}") for t in ("purchase_training", "purchase_predictions")

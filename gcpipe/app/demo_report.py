@@ -19,6 +19,7 @@ from rich.table import Table
 
 from gcpipe.app.dashboard import figures, queries
 from gcpipe.core.ui import console as default_console
+from gcpipe.core.ui import print_table
 
 # (dataset key, table): the tables the demo's stages write, in the order they run.
 KEY_TABLES = [
@@ -199,7 +200,7 @@ def summary_tables(report: DemoReport) -> list[Table]:
 
 def print_summary(report: DemoReport, console: Console = default_console) -> None:
     for table in summary_tables(report):
-        console.print(table)
+        print_table(table, console)
 
 
 def _html_table(headers: list[str], rows: list[list[object]]) -> str:

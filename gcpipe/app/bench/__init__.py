@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.table import Table
 
     from gcpipe.core.config import load_config
-    from gcpipe.core.ui import console
+    from gcpipe.core.ui import console, print_table
     from gcpipe.local import stack
 
     parser = argparse.ArgumentParser(prog="gcpipe bench", description=__doc__)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
             f.benchmark, f.name, _format(f.ours, f.unit), _format(f.baseline, f.unit),
             f"{f.ratio:.1f}x" if f.ratio else "-", f.goal or "-", {True: "yes", False: "NO", None: "-"}[f.met],
         )  # fmt: skip
-    console.print(table)
+    print_table(table)
     if not args.no_write and not args.quick:
         command = "make bench" if not args.names else f"gcpipe bench {' '.join(args.names)}"
         write_report(figures, command)
