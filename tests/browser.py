@@ -59,3 +59,31 @@ def browser(tmp_path: Path):
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     yield driver
     driver.quit()
+
+
+# What each Plotly chart on the page shows, as the browser rendered it: its title, axis titles (the SVG
+# text Plotly drew), every text on it (ticks, annotations), its axes' ranges and its traces' y values.
+CHARTS_JS = """
+return [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+  id: (g.closest('[id]') || {}).id || '',
+  title: (g.querySelector('.gtitle') || {}).textContent || '',
+  x_title: (g.querySelector('.g-xtitle') || {}).textContent || '',
+  y_title: (g.querySelector('.g-ytitle') || {}).textContent || '',
+  annotations: [...g.querySelectorAll('.annotation-text')].map(a => a.textContent),
+  text: g.textContent,
+  x_range: g._fullLayout.xaxis.range, y_range: g._fullLayout.yaxis.range,
+  y: g.data.map(t => t.y),
+}));
+"""
+
+
+def rendered_charts(driver) -> list[dict]:
+    return driver.execute_script(CHARTS_JS)
+
+
+def save_page(driver, path: Path) -> Path:
+    """A screenshot of the whole page (the window made as tall as the page first)."""
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1280, min(height + 100, 8000))
+    driver.save_screenshot(str(path))
+    return path

@@ -46,6 +46,11 @@ TABLES_TITLE = "Key tables in BigQuery (rows now: every run so far)"
 DEAD_LETTERS_TITLE = "Dead letters (BigQuery tables: every run so far; Spark jobs: this run)"
 METRICS_TITLE = "Models and accounting (this run)"
 PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
+PURCHASE_MODEL = "purchase model (BigQuery ML, ML.EVALUATE on later visits)"
+ALS_MODEL = "ALS recommendations (Spark ML, held-out ratings)"
+MODEL_SCORES = ("precision", "recall", "accuracy", "f1_score", "roc_auc")  # 0 to 1, higher is better
+# Figures shown under a name that says what they are (the data keeps the SQL's column names).
+SHOWN_AS = {"model_quality": "ROC AUC grade (the lab's: ranking only)"}
 
 
 @dataclass
@@ -101,9 +106,9 @@ def _by_count(counts: dict[str, int]) -> list[dict]:
 def _metrics(ctx) -> dict[str, dict[str, object]]:
     metrics = {}
     if model := ctx.facts.get("purchase_model"):
-        metrics["purchase model (BigQuery ML, ML.EVALUATE on later visits)"] = dict(model)
+        metrics[PURCHASE_MODEL] = dict(model)
     if als := ctx.facts.get("als_recommend"):
-        metrics["ALS recommendations (Spark ML, held-out ratings)"] = {
+        metrics[ALS_MODEL] = {
             "rmse": als["rmse"], "baseline_rmse (the mean rating)": als["baseline_rmse"], "users": als["users"],
             "recommendations": als["recommendations"],
         }  # fmt: skip
@@ -167,8 +172,8 @@ def format_value(value: object) -> str:
         return "-"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
+    if isinstance(value, float):  # four significant digits, but never 1.2e+04 for twelve thousand
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.4g}"
     return str(value)
 
 
@@ -189,7 +194,7 @@ def summary_tables(report: DemoReport) -> list[Table]:
         dead.add_row(where, f"{sum(r['messages'] for r in reasons):,}", _top_reasons(reasons))
     metrics = Table("what", "figures", title=METRICS_TITLE)
     for what, values in report.metrics.items():
-        metrics.add_row(what, ", ".join(f"{k} {format_value(v)}" for k, v in values.items()))
+        metrics.add_row(what, ", ".join(f"{SHOWN_AS.get(k, k)} {format_value(v)}" for k, v in values.items()))
     if report.kdd_categories:
         metrics.add_row(
             "KDD Cup 99 connections by attack category (Spark)",
@@ -213,46 +218,64 @@ def _html_table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def charts(report: DemoReport) -> list:
-    """The page's Plotly figures, drawn with the dashboard's helpers."""
+    """The page's Plotly figures, drawn with the dashboard's helpers: every axis titled with its unit,
+    and where figures compare, which way is better."""
     bars = figures.bars
     found = [
-        bars([s[0] for s in report.stages], [round(s[1], 1) for s in report.stages], "Seconds per stage")
-    ]
+        bars([s[0] for s in report.stages], [round(s[1], 1) for s in report.stages], "Seconds per stage",
+             value_axis="seconds", label_axis="stage")
+    ]  # fmt: skip
     if report.trips_by_hour:
         found.append(
             bars([r["hour"] for r in report.trips_by_hour], [r["trips"] for r in report.trips_by_hour],
-                 "Taxi trips by hour of pickup", horizontal=False)
+                 "Taxi trips by hour of pickup", value_axis="trips",
+                 label_axis="hour of pickup (New York time, 0-23)", horizontal=False)
         )  # fmt: skip
         found.append(bars([r["zone"] for r in report.trips_by_zone], [r["trips"] for r in report.trips_by_zone],
-                          "Taxi trips by pickup zone (GIS: ST_COVERS)"))  # fmt: skip
+                          "Taxi trips by pickup zone (GIS: ST_COVERS)", value_axis="trips",
+                          label_axis="pickup zone"))  # fmt: skip
     if report.kdd_categories:
         figure = bars(
             [r["attack_category"] for r in report.kdd_categories],
             [r["connections"] for r in report.kdd_categories],
-            "KDD Cup 99 connections by attack category (log scale)",
-        )
-        found.append(figure.update_xaxes(type="log"))
-    for what, values in report.metrics.items():  # the models' scores (counts are in the tables)
-        scores = {k: v for k, v in values.items() if isinstance(v, float) and k != "log_loss"}
-        if scores:
-            found.append(bars(list(scores), list(scores.values()), what, horizontal=False))
+            "KDD Cup 99 connections by attack category",
+            value_axis="connections (log scale)", label_axis="attack category",
+        )  # fmt: skip
+        found.append(figure.update_xaxes(type="log", dtick=1))  # ticks at powers of ten only
+    purchase = report.metrics.get(PURCHASE_MODEL, {})
+    if scores := {k: v for k, v in purchase.items() if k in MODEL_SCORES and isinstance(v, float)}:
+        found.append(
+            figures.compare(scores, "Purchase model on later visits (ML.EVALUATE)", axis="score, 0 to 1",
+                            better="higher", label_axis="metric (at threshold 0.5; ROC AUC: all thresholds)",
+                            note=str(purchase.get("verdict", "")), top=1.0)
+        )  # fmt: skip
+    if als := report.metrics.get(ALS_MODEL):
+        errors = {
+            "ALS model": als["rmse"],
+            "predicting the mean rating": als["baseline_rmse (the mean rating)"],
+        }
+        found.append(
+            figures.compare(errors, "ALS: error on held-out ratings", axis="RMSE, rating points",
+                            better="lower", label_axis="predictor")
+        )  # fmt: skip
     if report.roc_curve:
         found.append(
-            figures.roc_curve(report.roc_curve, "Purchase model: ROC curve on later visits (ML.ROC_CURVE)")
-        )
+            figures.roc_curve(report.roc_curve, "Purchase model: ROC curve on later visits (ML.ROC_CURVE)",
+                              auc=purchase.get("roc_auc"))
+        )  # fmt: skip
     found.append(
         figures.per_minute(
             report.rides_per_minute, {"pickups": "rides started", "dropoffs": "rides completed"},
             f"Rides per minute (the stream's last {STREAM_MINUTES} minutes of event time)",
+            value_axis="rides per minute",
         )
     )  # fmt: skip
     for where, reasons in report.dead_letters.items():
         if reasons:
             found.append(
-                bars(
-                    [r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}"
-                )
-            )
+                bars([r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}",
+                     value_axis="records", label_axis="reason")
+            )  # fmt: skip
     return found
 
 
@@ -272,7 +295,7 @@ def render_html(report: DemoReport) -> str:
         )),
         (METRICS_TITLE, _html_table(
             ["what", "figure", "value"],
-            [[what, k, v] for what, values in report.metrics.items() for k, v in values.items()],
+            [[what, SHOWN_AS.get(k, k), v] for what, values in report.metrics.items() for k, v in values.items()],
         )),
         ("KDD Cup 99 connections by attack category", _html_table(
             ["attack category", "connections", "share", "labels"],

@@ -1,4 +1,5 @@
-"""The dashboard's charts (Plotly): per-minute lines, and pickups over an outline of New York.
+"""The dashboard's and the demo report's charts (Plotly): per-minute bars, scores that compare, a ROC
+curve, and pickups over an outline of New York. Every axis says what it counts and in which unit.
 
 Map tiles cannot be fetched offline, so the heat map draws the geohash cells' centres on plain
 longitude/latitude axes (at New York's aspect ratio) over a hand-drawn outline of Manhattan and the two
@@ -7,7 +8,9 @@ airports' positions.
 
 from __future__ import annotations
 
+import html
 import math
+from datetime import timedelta
 
 import plotly.graph_objects as go
 
@@ -22,7 +25,10 @@ MANHATTAN = [
 ]  # fmt: skip
 LANDMARKS = {"JFK": (-73.7781, 40.6413), "LaGuardia": (-73.8740, 40.7769), "Brooklyn": (-73.9770, 40.6860)}
 ASPECT = 1 / math.cos(math.radians(40.75))  # degrees of longitude per degree of latitude, on the ground
-LAYOUT = {"margin": {"l": 50, "r": 20, "t": 40, "b": 40}, "template": "plotly_white", "height": 300}
+LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white", "height": 300}
+MINUTE_AXIS = "minute (event time, UTC)"
+PARTIAL = "partial minute"  # the marker of a window whose minute was not over when it was last counted
+MINUTE = timedelta(minutes=1)
 
 
 def empty(message: str) -> go.Figure:
@@ -33,32 +39,80 @@ def empty(message: str) -> go.Figure:
     return figure
 
 
-def bars(labels: list, values: list, title: str, horizontal: bool = True) -> go.Figure:
-    """One bar per label; horizontal bars keep long labels (reasons, stage names) readable."""
+def bars(labels: list, values: list, title: str, *, value_axis: str, label_axis: str = "",
+         horizontal: bool = True) -> go.Figure:  # fmt: skip
+    """One bar per label; horizontal bars keep long labels (reasons, stage names) readable. The axis
+    titles say what is counted and in which unit."""
     if not labels:
         return empty(f"{title}: none")
     bar = go.Bar(x=values, y=labels, orientation="h") if horizontal else go.Bar(x=labels, y=values)
     figure = go.Figure(bar, layout={**LAYOUT, "title": title})
+    values_on, labels_on = (figure.update_xaxes, figure.update_yaxes) if horizontal else (
+        figure.update_yaxes, figure.update_xaxes)  # fmt: skip
+    values_on(title=value_axis)
+    labels_on(title=label_axis, automargin=True)
     if horizontal:
         figure.update_yaxes(autorange="reversed")  # the first label on top
     return figure
 
 
-def per_minute(rows: list[dict], columns: dict[str, str], title: str) -> go.Figure:
-    """One trace per column (column -> legend name) over the windows' start times."""
+def compare(values: dict[str, float], title: str, *, axis: str, better: str, label_axis: str,
+            note: str = "", top: float | None = None) -> go.Figure:  # fmt: skip
+    """Figures side by side, each bar labelled with its value, on an axis from 0 that fits them (up to
+    ``top`` if given: 1 for scores that cannot exceed it); ``better`` ("higher" or "lower") says which way
+    is better, in the title and the axis title; ``note`` is a line under the title."""
+    arrow = "\u2191" if better == "higher" else "\u2193"
+    heading = f"{title} ({arrow} {better} is better)" + (
+        f"<br><sup>{html.escape(note)}</sup>" if note else ""
+    )
+    figure = go.Figure(
+        go.Bar(x=list(values), y=list(values.values()), text=[f"{v:.4g}" for v in values.values()],
+               textposition="auto"),
+        layout={**LAYOUT, "title": heading, "margin": {**LAYOUT["margin"], "t": 70 if note else 40}},
+    )  # fmt: skip
+    figure.update_yaxes(title=f"{axis} ({better} is better)", range=[0, top or max(values.values()) * 1.15])
+    return figure.update_xaxes(title=label_axis)
+
+
+def per_minute(rows: list[dict], columns: dict[str, str], title: str, *, value_axis: str) -> go.Figure:
+    """One trace per column (column -> legend name), a bar per 1-minute window, on an axis that spans
+    the windows shown and no more. A window whose latest count was made before its minute ended (the
+    current minute, or the one a finished stream stopped in) is drawn faded and marked partial, so that
+    it does not read as a drop."""
     if not rows:
         return empty("No data yet")
     x = [row["window_start"] for row in rows]
+    partial = [_partial(row) for row in rows]
     figure = go.Figure(layout={**LAYOUT, "title": title, "barmode": "group"})
     for column, name in columns.items():
-        figure.add_trace(go.Bar(x=x, y=[row[column] for row in rows], name=name))
+        figure.add_trace(
+            go.Bar(
+                x=x, y=[row[column] for row in rows], name=name,
+                marker={"opacity": [0.4 if p else 1 for p in partial],
+                        "pattern": {"shape": ["/" if p else "" for p in partial]}},
+            )
+        )  # fmt: skip
+    for row, is_partial in zip(rows, partial, strict=True):
+        if is_partial:
+            top = max(row[column] for column in columns)
+            figure.add_annotation(x=row["window_start"], y=top, text=PARTIAL, showarrow=False, yshift=12,
+                                  font={"color": "#b35900"})  # fmt: skip
     figure.update_layout(legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
-    figure.update_xaxes(tickformat="%H:%M", dtick=60_000 * max(1, len(rows) // 10))  # whole minutes
-    return figure
+    figure.update_xaxes(
+        title=MINUTE_AXIS, tickformat="%H:%M", dtick=60_000 * max(1, len(rows) // 10),  # whole minutes
+        range=[x[0] - MINUTE / 2, x[-1] + MINUTE / 2],
+    )  # fmt: skip
+    return figure.update_yaxes(title=value_axis, rangemode="tozero")
 
 
-def roc_curve(rows: list[dict], title: str) -> go.Figure:
-    """ML.ROC_CURVE's rows as a curve from (0, 0) to (1, 1), over the diagonal of a guess."""
+def _partial(row: dict) -> bool:
+    emitted, end = row.get("emitted_at"), row.get("window_end")
+    return bool(emitted and end and emitted < end)
+
+
+def roc_curve(rows: list[dict], title: str, auc: float | None = None) -> go.Figure:
+    """ML.ROC_CURVE's rows as a curve from (0, 0) to (1, 1), over the diagonal of a guess, with the
+    area under it (``auc``: ML.EVALUATE's roc_auc) written on the chart."""
     ordered = sorted(rows, key=lambda r: (r["false_positive_rate"], r["recall"]))
     fpr = [0.0, *(r["false_positive_rate"] for r in ordered), 1.0]
     recall = [0.0, *(r["recall"] for r in ordered), 1.0]
@@ -69,8 +123,13 @@ def roc_curve(rows: list[dict], title: str) -> go.Figure:
     )
     hover = "threshold %{customdata:.3f}<br>recall %{y:.2f}, false positive rate %{x:.2f}"
     figure.add_scatter(x=fpr, y=recall, mode="lines", customdata=thresholds, hovertemplate=hover)
-    figure.update_xaxes(title="false positive rate", range=[0, 1])
-    return figure.update_yaxes(title="recall", range=[0, 1.02])
+    if auc is not None:
+        figure.add_annotation(text=f"ROC AUC {auc:.3f} (1 is perfect, 0.5 a guess)", x=0.97, y=0.06,
+                              xanchor="right", showarrow=False, bgcolor="rgba(255,255,255,0.85)")  # fmt: skip
+    figure.add_annotation(text="a guess", x=0.75, y=0.75, showarrow=False, textangle=-35, yshift=10,
+                          font={"color": "#999"})  # fmt: skip
+    figure.update_xaxes(title="false positive rate (non-buyers flagged)", range=[0, 1])
+    return figure.update_yaxes(title="recall (buyers found)", range=[0, 1.02])
 
 
 def pickups_map(areas: list[dict]) -> go.Figure:
@@ -80,13 +139,6 @@ def pickups_map(areas: list[dict]) -> go.Figure:
     figure.add_trace(
         go.Scatter(x=lon, y=lat, mode="lines", line={"color": "#999", "width": 1}, hoverinfo="skip")
     )
-    names, points = zip(*LANDMARKS.items(), strict=True)
-    figure.add_trace(
-        go.Scatter(
-            x=[p[0] for p in points], y=[p[1] for p in points], text=names, mode="text",
-            textfont={"color": "#777"}, hoverinfo="skip",
-        )
-    )  # fmt: skip
     if areas:
         start, end = areas[0]["window_start"], areas[0]["window_end"]
         top = max(row["pickups"] for row in areas)
@@ -101,7 +153,7 @@ def pickups_map(areas: list[dict]) -> go.Figure:
                     "color": [row["pickups"] for row in areas],
                     "colorscale": "YlOrRd",
                     "showscale": True,
-                    "colorbar": {"title": "pickups"},
+                    "colorbar": {"title": "pickups<br>in 5 min"},
                     "line": {"width": 0.5, "color": "#555"},
                 },
                 text=[f"{row['area']}: {row['pickups']} pickups" for row in areas],
@@ -111,7 +163,12 @@ def pickups_map(areas: list[dict]) -> go.Figure:
         title = f"Pickups by area, {start:%H:%M}-{end:%H:%M} UTC"
     else:
         title = "Pickups by area: no data yet"
+    for name, (x, y) in LANDMARKS.items():  # annotations draw above the markers: always readable
+        figure.add_annotation(
+            x=x, y=y, text=name, ax=28, ay=-26, arrowcolor="#999", arrowwidth=1, font={"color": "#444"},
+            bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc",
+        )  # fmt: skip
     figure.update_layout(title=title)
-    figure.update_xaxes(title="longitude", range=[-74.05, -73.75], constrain="domain")
-    figure.update_yaxes(title="latitude", range=[40.60, 40.90], scaleanchor="x", scaleratio=ASPECT)
+    figure.update_xaxes(title="longitude (degrees)", range=[-74.05, -73.75], constrain="domain")
+    figure.update_yaxes(title="latitude (degrees)", range=[40.60, 40.90], scaleanchor="x", scaleratio=ASPECT)
     return figure
