@@ -22,17 +22,17 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from gcpipe.orchestration.operators import (
     RUN_DATE,
-    beam_batch,
-    check,
+    flow,
     gcpipe_dag,
     lake_uri,
     move_files,
-    sql,
     table_id,
+    task,
     wait_for_files,
 )
 
-LANDING = f"landing/taxi_trips/{RUN_DATE}"
+batch = flow("batch_csv")
+LANDING = f"{batch.step('wait_for_files').runs}/{RUN_DATE}"
 
 with gcpipe_dag(
     "batch_ingest",
@@ -43,12 +43,11 @@ with gcpipe_dag(
     params={"max_dead_letter_percent": 1.0},
 ) as dag:
     arrived = wait_for_files("wait_for_files", LANDING)
-    zones = sql("create_zones_table", "ddl/taxi_zones.sql") >> sql("seed_zones", "seeds/taxi_zones.sql")
+    zones = task(batch.step("create_zones_table")) >> task(batch.step("seed_zones"))
 
-    ingest = beam_batch(
-        "ingest_csv",
-        "csv_ingest",
-        {
+    ingest = task(
+        batch.step("ingest_csv"),
+        options={
             "input": lake_uri(f"{LANDING}/*.csv*"),
             "schema": "taxi_trips",
             "table": table_id("taxi_trips"),
@@ -56,19 +55,21 @@ with gcpipe_dag(
             "output": lake_uri(f"ingest/taxi_trips/{RUN_DATE}"),
         },
     )
-    day_loaded = check(
-        "check_day_loaded",
-        "checks/taxi_trips_day_loaded.sql",
-        {"partition_date": RUN_DATE, "max_dead_letter_percent": "{{ params.max_dead_letter_percent }}"},
+    day_loaded = task(
+        batch.step("check_day_loaded"),
+        params={
+            "partition_date": RUN_DATE,
+            "max_dead_letter_percent": "{{ params.max_dead_letter_percent }}",
+        },
     )
-    summary = sql("build_trips_by_zone_hour", "transforms/taxi_trips_by_zone_hour.sql")
-    conserved = check("check_trips_by_zone_hour", "checks/trips_by_zone_hour_row_counts.sql")
+    summary = task(batch.step("build_trips_by_zone_hour"))
+    conserved = task(batch.step("check_trips_by_zone_hour"))
 
-    succeeded = move_files("files_to_success", LANDING, f"processed/success/taxi_trips/{RUN_DATE}")
+    succeeded = move_files("files_to_success", LANDING, f"{batch.step('files_to_success').runs}/{RUN_DATE}")
     failed = move_files(
         "files_to_failure",
         LANDING,
-        f"processed/failure/taxi_trips/{RUN_DATE}",
+        f"{batch.step('files_to_failure').runs}/{RUN_DATE}",
         trigger_rule=TriggerRule.ONE_FAILED,
     )
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from gcpipe.orchestration.operators import RUN_DATE, gcpipe_dag, lake_uri, spark_job
+from gcpipe.orchestration.operators import RUN_DATE, flow, gcpipe_dag, lake_uri, task
 
 with gcpipe_dag(
     "spark_kdd",
@@ -25,4 +25,4 @@ with gcpipe_dag(
     tags=["spark", "dataproc"],
     dagrun_timeout=timedelta(hours=4),
 ) as dag:
-    spark_job("kdd_analysis", ["--output", lake_uri(f"kdd/analysis/{RUN_DATE}")])
+    task(flow("kdd").step("kdd_analysis"), args=["--output", lake_uri(f"kdd/analysis/{RUN_DATE}")])

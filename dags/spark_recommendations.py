@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from gcpipe.orchestration.operators import RUN_DATE, gcpipe_dag, lake_uri, spark_job, table_id
+from gcpipe.orchestration.operators import RUN_DATE, flow, gcpipe_dag, lake_uri, table_id, task
 
 with gcpipe_dag(
     "spark_recommendations",
@@ -26,10 +26,12 @@ with gcpipe_dag(
     dagrun_timeout=timedelta(hours=4),
 ) as dag:
     recommendations = table_id("recommendations").rsplit(".", 1)[0]  # the job names its tables in a dataset
-    spark_job(
-        "als_recommend",
-        [
-            "--sink", lake_uri(f"rentals/recommendations/{RUN_DATE}"),
-            "--sink", f"bq://{recommendations}",
+    task(
+        flow("recommendations").step("als_recommend"),
+        args=[
+            "--sink",
+            lake_uri(f"rentals/recommendations/{RUN_DATE}"),
+            "--sink",
+            f"bq://{recommendations}",
         ],
-    )  # fmt: skip
+    )

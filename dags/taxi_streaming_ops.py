@@ -20,7 +20,9 @@ from datetime import timedelta
 from airflow.sdk import TriggerRule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from gcpipe.orchestration.operators import check, gcpipe_dag, streaming_job, streaming_source, table_id
+from gcpipe.orchestration.operators import flow, gcpipe_dag, streaming_job, streaming_source, table_id, task
+
+rides = flow("streaming_rides")
 
 with gcpipe_dag(
     "taxi_streaming_ops",
@@ -31,16 +33,14 @@ with gcpipe_dag(
     params={"update": False, "local_seconds": 0},
 ) as dag:
     find, start, update = streaming_job(
-        "taxi_streaming",
+        rides.step("start_streaming_job").runs.removeprefix("pipelines."),
         {**streaming_source(), "output_dataset": table_id("rides_per_minute").rsplit(".", 1)[0]},
         job_name="gcpipe-taxi-streaming",
         then="check_freshness",
         local_seconds="{{ params.local_seconds }}",
     )
-    [find, start, update] >> check(
-        "check_freshness",
-        "checks/rides_per_minute_freshness.sql",
-        {"max_age_minutes": 10},
+    [find, start, update] >> task(
+        rides.step("check_freshness"),
         retries=4,
         retry_delay=timedelta(minutes=1),
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,

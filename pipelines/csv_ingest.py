@@ -127,8 +127,14 @@ class ValidateCsvFile(beam.DoFn):
 
     DEAD_LETTER = "dead_letter"
 
-    def __init__(self, spec: TableSpec, partition_date: date | None = None, pii: PiiPolicy | None = None,
-                 loaded_at: datetime | None = None, block_bytes: int = BLOCK_MB << 20):  # fmt: skip
+    def __init__(
+        self,
+        spec: TableSpec,
+        partition_date: date | None = None,
+        pii: PiiPolicy | None = None,
+        loaded_at: datetime | None = None,
+        block_bytes: int = BLOCK_MB << 20,
+    ):
         self.spec, self.partition_date, self.block_bytes = spec, partition_date, block_bytes
         self.pii = pii or PiiPolicy({})
         self.loaded_at = loaded_at or datetime.now(UTC)
@@ -173,8 +179,14 @@ class ValidateCsvFile(beam.DoFn):
                 "" if protected is not None else " (raw withheld: it holds PII)"
             )
             raw = protected
-        return {"source": path, "line": line, "raw": raw, "reason": reason, "loaded_at": self.loaded_at,
-                "partition_date": self.partition_date}  # fmt: skip
+        return {
+            "source": path,
+            "line": line,
+            "raw": raw,
+            "reason": reason,
+            "loaded_at": self.loaded_at,
+            "partition_date": self.partition_date,
+        }
 
 
 class ValidateCsv(beam.PTransform):
@@ -267,8 +279,13 @@ def table_layout(schema_name: str, table_name: str) -> TableSpec:
             return dataclasses.replace(spec, name=table_name)
     moment = next((f.name for f in schema.fields if f.type in ("TIMESTAMP", "DATE") and not f.repeated), None)
     partition = {"field": moment, "granularity": "DAY"} if moment else None
-    return TableSpec(table_name, "", schema, description=f"Loaded from CSV by csv_ingest ({schema.name}).",
-                     partition=partition)  # fmt: skip
+    return TableSpec(
+        table_name,
+        "",
+        schema,
+        description=f"Loaded from CSV by csv_ingest ({schema.name}).",
+        partition=partition,
+    )
 
 
 def _shape(fields) -> tuple:
@@ -403,9 +420,15 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Ingest
                 )
             )
     counts = _counters(pipeline.result)
-    result = IngestResult(counts["rows_read"], counts["rows_valid"], counts["rows_dead_lettered"],
-                          counts["rows_loaded"] if table else None, output, table,
-                          time.perf_counter() - clock)  # fmt: skip
+    result = IngestResult(
+        counts["rows_read"],
+        counts["rows_valid"],
+        counts["rows_dead_lettered"],
+        counts["rows_loaded"] if table else None,
+        output,
+        table,
+        time.perf_counter() - clock,
+    )
     landed = (result.rows_loaded, counts["dead_letters_loaded"])
     if result.rows_read != result.rows_valid + result.rows_dead_lettered or (
         table and landed != (result.rows_valid, result.rows_dead_lettered)

@@ -124,10 +124,14 @@ def test_a_real_world_file_bom_crlf_header_by_name_quoted_commas_and_newlines(tm
         )
         assert_that(
             picked,
-            equal_to([("Queens, Astoria", "2019-03-02T00:10:00+00:00", None),
-                      ("Line one\r\nline two", "2019-03-01T10:05:00+00:00", 2)]),
+            equal_to(
+                [
+                    ("Queens, Astoria", "2019-03-02T00:10:00+00:00", None),
+                    ("Line one\r\nline two", "2019-03-01T10:05:00+00:00", 2),
+                ]
+            ),
             label="rows",
-        )  # fmt: skip
+        )
         assert_that(
             result.dead_letter | "Reason" >> beam.Map(lambda d: (d["line"], d["reason"])),
             equal_to([(5, "violates rule dropoff >= pickup")]),
@@ -185,10 +189,20 @@ def test_pii_columns_are_hashed_in_rows_and_withheld_or_hashed_in_dead_letters(t
 
 def test_run_writes_files_and_accounts_for_every_record(tmp_path):
     manifest = write_trips_csv(tmp_path / "trips.csv", 3000, seed=6, malformed=0.01)
-    result = csv_ingest.run([
-        "--input", manifest.path, "--schema", "taxi_trips", "--output", str(tmp_path / "out"),
-        "--partition_date", "2019-03-01", "--runner", "FnApiRunner",
-    ])  # fmt: skip
+    result = csv_ingest.run(
+        [
+            "--input",
+            manifest.path,
+            "--schema",
+            "taxi_trips",
+            "--output",
+            str(tmp_path / "out"),
+            "--partition_date",
+            "2019-03-01",
+            "--runner",
+            "FnApiRunner",
+        ]
+    )
     assert (result.rows_read, result.rows_valid, result.rows_dead_lettered) == (3000, 2970, 30)
     assert result.rows_loaded is None
     valid = pq.read_table(f"{result.output}/valid")

@@ -33,8 +33,10 @@ from apache_beam.io.gcp.bigquery_tools import RetryStrategy
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions, StandardOptions
 
 from gcpipe.core import pubsub
-from gcpipe.core.config import validate_dataset_id
+from gcpipe.core.clients import ensure_table
+from gcpipe.core.config import load_config, validate_dataset_id
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import table_spec
 from pipelines.transforms.bigquery_rows import InsertRows, StoreRideBatches, flush, rejected_row
 from pipelines.transforms.pubsub_batches import ReadMessageBatches, Replay
 from pipelines.transforms.ride_messages import (
@@ -68,9 +70,11 @@ class RideOptions(PipelineOptions):
         parser.add_argument("--duration_seconds", type=float, default=None, help="Run this long, then drain.")
         parser.add_argument("--io", choices=("batched", "beam"), default=None, help="Pub/Sub + BigQuery I/O.")
         parser.add_argument(
-            "--events_write_method", choices=("load_jobs", "streaming_inserts"), default="load_jobs",
+            "--events_write_method",
+            choices=("load_jobs", "streaming_inserts"),
+            default="load_jobs",
             help="ride_events with --io batched: micro-batch load jobs (the emulator) or insertAll (BigQuery).",
-        )  # fmt: skip
+        )
         parser.add_argument(
             "--dedup_seconds", type=float, default=600, help="How long event ids are remembered."
         )
@@ -85,10 +89,12 @@ class RideOptions(PipelineOptions):
         )
         parser.add_argument("--max_outstanding", type=int, default=20_000, help="Flow control (batched).")
         parser.add_argument(
-            "--replay_seconds", type=float, default=None,
+            "--replay_seconds",
+            type=float,
+            default=None,
             help="At start, re-aggregate stored events this recent (at least and by default: the heat map's "
-                 "window + lateness; 0: off).",
-        )  # fmt: skip
+            "window + lateness; 0: off).",
+        )
 
 
 class PipelineArgumentError(GcpipeError):
@@ -121,11 +127,15 @@ def _resolve(options: PipelineOptions) -> tuple[RideOptions, str, dict[str, str]
 
 def _check_ranges(ride: RideOptions) -> None:
     at_least = {
-        "--allowed_lateness": (ride.allowed_lateness, 0), "--firing_seconds": (ride.firing_seconds, 1),
-        "--area_firing_seconds": (ride.area_firing_seconds, 1), "--dedup_seconds": (ride.dedup_seconds, 0),
-        "--watermark_delay": (ride.watermark_delay, 0), "--batch_size": (ride.batch_size, 1),
-        "--max_outstanding": (ride.max_outstanding, 1), "--batch_seconds": (ride.batch_seconds, 0.01),
-    }  # fmt: skip
+        "--allowed_lateness": (ride.allowed_lateness, 0),
+        "--firing_seconds": (ride.firing_seconds, 1),
+        "--area_firing_seconds": (ride.area_firing_seconds, 1),
+        "--dedup_seconds": (ride.dedup_seconds, 0),
+        "--watermark_delay": (ride.watermark_delay, 0),
+        "--batch_size": (ride.batch_size, 1),
+        "--max_outstanding": (ride.max_outstanding, 1),
+        "--batch_seconds": (ride.batch_seconds, 0.01),
+    }
     for flag, (value, low) in at_least.items():
         if not value >= low:  # NaN too
             raise PipelineArgumentError(f"{flag} must be at least {low}, not {value}.")
@@ -149,9 +159,6 @@ def replay_since(ride: RideOptions, now: float) -> float | None:
 def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | None:
     """Create the tables (DDL from the catalog) and, for a topic, a durable subscription; return it."""
     from google.cloud import bigquery, pubsub_v1
-
-    from gcpipe.core.clients import ensure_table
-    from gcpipe.core.schemas import table_spec
 
     client = bigquery.Client(project=project)
     for name, table_id in tables.items():
@@ -257,8 +264,6 @@ def run(argv: list[str] | None = None, save_main_session: bool = True):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from gcpipe.core.config import load_config
-
     logging.getLogger().setLevel(logging.WARNING)
     load_config().apply_env()  # the local target's emulators; nothing on gcp
     try:

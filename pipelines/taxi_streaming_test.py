@@ -13,8 +13,9 @@ from apache_beam.testing.test_stream import TestStream as Stream
 from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
 from apache_beam.transforms.window import IntervalWindow, TimestampedValue
 
+from pipelines.taxi_streaming import PipelineArgumentError, _resolve
 from pipelines.transforms import geohash
-from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
+from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage, parse_message
 from pipelines.transforms.ride_windows import RideAggregates
 
 T0 = int(datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp())  # a minute boundary
@@ -26,10 +27,16 @@ def message(
     ride: str, idx: int, status: str, at: float, passengers=1, meter=2.5, event_id=None, where=MIDTOWN
 ):
     payload = {
-        "ride_id": ride, "point_idx": idx, "latitude": where[0], "longitude": where[1],
-        "timestamp": datetime.fromtimestamp(at, UTC).isoformat(), "meter_reading": meter,
-        "meter_increment": 0.1, "ride_status": status, "passenger_count": passengers,
-    }  # fmt: skip
+        "ride_id": ride,
+        "point_idx": idx,
+        "latitude": where[0],
+        "longitude": where[1],
+        "timestamp": datetime.fromtimestamp(at, UTC).isoformat(),
+        "meter_reading": meter,
+        "meter_increment": 0.1,
+        "ride_status": status,
+        "passenger_count": passengers,
+    }
     event_id = event_id or f"{ride}:{idx}"
     return RideMessage(json.dumps(payload).encode(), {"event_id": event_id}, f"m-{event_id}-{at}", at)
 
@@ -84,8 +91,15 @@ def the_stream() -> Stream:
 def pane(row: dict) -> tuple:
     assert row["window_key"] == row["window_start"] == "2026-01-01T12:00:00Z"
     assert row["window_end"] == "2026-01-01T12:01:00Z"
-    return (row["pane_timing"], row["pickups"], row["dropoffs"], row["passengers"], row["revenue"],
-            row["active_rides"], row["events"])  # fmt: skip
+    return (
+        row["pane_timing"],
+        row["pickups"],
+        row["dropoffs"],
+        row["passengers"],
+        row["revenue"],
+        row["active_rides"],
+        row["events"],
+    )
 
 
 def test_rides_per_minute_fires_early_on_time_and_late_and_drops_too_late_data():
@@ -95,16 +109,18 @@ def test_rides_per_minute_fires_early_on_time_and_late_and_drops_too_late_data()
         window = IntervalWindow(T0, T0 + 60)
         assert_that(
             rows | beam.Map(pane),
-            equal_to_per_window({
-                window: [
-                    ("EARLY", 2, 0, 3, 0.0, 2, 2),
-                    ("EARLY", 2, 1, 3, 12.25, 2, 3),
-                    ("ON_TIME", 2, 1, 3, 12.25, 2, 3),
-                    ("LATE", 2, 1, 3, 12.25, 3, 4),  # "d" came too late: never counted
-                ]
-            }),
+            equal_to_per_window(
+                {
+                    window: [
+                        ("EARLY", 2, 0, 3, 0.0, 2, 2),
+                        ("EARLY", 2, 1, 3, 12.25, 2, 3),
+                        ("ON_TIME", 2, 1, 3, 12.25, 2, 3),
+                        ("LATE", 2, 1, 3, 12.25, 3, 4),  # "d" came too late: never counted
+                    ]
+                }
+            ),
             label="panes",
-        )  # fmt: skip
+        )
         reasons = rides | beam.FlatMap(lambda b: [d["reason"].split(":")[0] for d in b.dead_letters])
         assert_that(reasons, equal_to(["not JSON"]), label="dead letters")
         assert_that(rides | beam.Map(lambda b: b.duplicates), equal_to([0, 1, 0, 0, 0]), label="duplicates")
@@ -158,8 +174,6 @@ def test_pickups_by_area_slide_over_five_windows():
     ],
 )
 def test_malformed_messages_get_one_reason_each(payload, reason):
-    from pipelines.transforms.ride_messages import parse_message
-
     row, why = parse_message(RideMessage(payload, {}, "m1", T0))
     assert row is None and why.startswith(reason)
 
@@ -180,10 +194,16 @@ def test_windows_before_the_replay_horizon_are_not_written():
         rides = p | stream | beam.ParDo(CleanRideMessages())
         minutes, areas = rides | RideAggregates(LATENESS, FIRING, since=T0 + 60)
         after = "2026-01-01T12:01:00Z"
-        assert_that(minutes | beam.Map(lambda r: (r["window_start"], r["pickups"])), equal_to([(after, 1)]),
-                    label="minutes")  # fmt: skip
-        assert_that(areas | beam.Map(lambda r: (r["window_start"], r["pickups"])), equal_to([(after, 1)]),
-                    label="areas")  # fmt: skip
+        assert_that(
+            minutes | beam.Map(lambda r: (r["window_start"], r["pickups"])),
+            equal_to([(after, 1)]),
+            label="minutes",
+        )
+        assert_that(
+            areas | beam.Map(lambda r: (r["window_start"], r["pickups"])),
+            equal_to([(after, 1)]),
+            label="areas",
+        )
 
 
 @pytest.mark.parametrize(
@@ -200,7 +220,5 @@ def test_windows_before_the_replay_horizon_are_not_written():
     ],
 )
 def test_options_out_of_range_are_one_sentence(flags, error):
-    from pipelines.taxi_streaming import PipelineArgumentError, _resolve
-
     with pytest.raises(PipelineArgumentError, match=re.escape(error)):
         _resolve(PipelineOptions(["--input_topic", "rides", "--output_dataset", "acme-prod:taxi", *flags]))

@@ -110,8 +110,12 @@ def read_table(spark, source: str, table: str, args: argparse.Namespace):
     kind = kind_of(source)
     if kind == "folder":  # as text, typed by check_rows: a value that is not a number is rejected, not NULL
         text = StructType([StructField(name, StringType()) for name in [*schema.names, CORRUPT]])
-        frame = spark.read.csv(f"{source.rstrip('/')}/{table}.csv", schema=text, mode="PERMISSIVE",
-                               columnNameOfCorruptRecord=CORRUPT)  # fmt: skip
+        frame = spark.read.csv(
+            f"{source.rstrip('/')}/{table}.csv",
+            schema=text,
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=CORRUPT,
+        )
         cells = [F.coalesce(F.col(name), F.lit("")) for name in schema.names]
         raw = F.coalesce(F.col(CORRUPT), F.concat_ws(",", *cells))
         return frame.select(
@@ -128,9 +132,11 @@ def read_table(spark, source: str, table: str, args: argparse.Namespace):
         nullable = StructType([StructField(f.name, f.dataType, True) for f in schema.to_spark().fields])
         frame = spark.createDataFrame(rows.to_pandas(), schema=nullable)  # REQUIRED: checked, with a reason
     return conform(frame, schema).select(
-        *schema.names, F.lit(None).cast("string").alias(CORRUPT), F.to_json(F.struct(*schema.names)).alias("raw"),
+        *schema.names,
+        F.lit(None).cast("string").alias(CORRUPT),
+        F.to_json(F.struct(*schema.names)).alias("raw"),
         F.lit(f"{source} table {table}").alias("source"),
-    )  # fmt: skip
+    )
 
 
 def check_rows(frame, table: str):
@@ -146,14 +152,19 @@ def check_rows(frame, table: str):
     fields = schema.to_spark().fields
     reasons = [(f"wrong_column_count: not a line of {len(fields)} fields", F.col(CORRUPT).isNotNull())]
     reasons += [
-        (f"{f.name}: not a valid {schema.field(f.name).type}", F.col(f.name).isNotNull()
-         & F.col(f.name).try_cast(f.dataType).isNull())
-        for f in fields if not isinstance(f.dataType, StringType)
-    ]  # fmt: skip
+        (
+            f"{f.name}: not a valid {schema.field(f.name).type}",
+            F.col(f.name).isNotNull() & F.col(f.name).try_cast(f.dataType).isNull(),
+        )
+        for f in fields
+        if not isinstance(f.dataType, StringType)
+    ]
     typed = frame.select(
-        *[F.col(f.name).try_cast(f.dataType).alias(f.name) for f in fields], "raw", "source",
+        *[F.col(f.name).try_cast(f.dataType).alias(f.name) for f in fields],
+        "raw",
+        "source",
         first_reason(reasons).alias("_reason"),
-    )  # fmt: skip
+    )
     checked = typed.withColumn("_reason", F.coalesce("_reason", first_reason(row_checks(table, schema))))
     checked = checked.cache()
     counts = {row["_reason"]: row["count"] for row in checked.groupBy("_reason").count().collect()}
@@ -185,10 +196,19 @@ def recommend(spark, accommodations, ratings, args: argparse.Namespace):
         raise SystemExit("als_recommend: set spark.checkpoint.dir: ALS checkpoints its iterations there.")
     blocks = spark.sparkContext.defaultParallelism  # ALS's default of 10 blocks is for clusters
     als = ALS(
-        userCol="user_id", itemCol="acco_id", ratingCol="rating", rank=args.rank, maxIter=args.max_iter,
-        regParam=args.reg_param, seed=args.seed, coldStartStrategy="drop", nonnegative=True,
-        numUserBlocks=blocks, numItemBlocks=blocks, checkpointInterval=5,
-    )  # fmt: skip
+        userCol="user_id",
+        itemCol="acco_id",
+        ratingCol="rating",
+        rank=args.rank,
+        maxIter=args.max_iter,
+        regParam=args.reg_param,
+        seed=args.seed,
+        coldStartStrategy="drop",
+        nonnegative=True,
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
+        checkpointInterval=5,
+    )
     training = ratings.withColumn("rating", F.col("rating").cast("float")).localCheckpoint()
     train, test = training.randomSplit([1 - args.test_fraction, args.test_fraction], seed=args.seed)
     evaluator = RegressionEvaluator(metricName="rmse", labelCol="rating", predictionCol="prediction")
@@ -271,8 +291,12 @@ def run(spark, args: argparse.Namespace) -> dict:
         metrics[table] = kept[table]
         metrics[f"rejected_{table}"] = counts[table]
     metrics["rejected"] = args.rejected if any(counts.values()) else None
-    log.info("RMSE %.3f on %.0f%% held out (the mean rating: %.3f)", metrics["rmse"], 100 * args.test_fraction,
-             metrics["baseline_rmse"])  # fmt: skip
+    log.info(
+        "RMSE %.3f on %.0f%% held out (the mean rating: %.3f)",
+        metrics["rmse"],
+        100 * args.test_fraction,
+        metrics["baseline_rmse"],
+    )
     metrics["sinks"] = [write_sink(recommendations, sink, metrics, args) for sink in args.sink]
     metrics["seconds"] = round(time.monotonic() - started, 2)
     return metrics

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from gcpipe.core.config import ConfigError, validate_dataset_id, validate_table_id
 from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
+from gcpipe.warehouse.load import load_arrow
 
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
 JDBC_DRIVER = "org.postgresql.Driver"
@@ -62,6 +63,8 @@ def spark_session(app_name: str):
         return active
     builder = SparkSession.builder.appName(app_name)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:  # not launched by spark-submit: run locally
+        # Python workers run the driver's interpreter (the venv), not whichever python3 is first on PATH
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("GCPIPE_SPARK_MASTER", "local[*]"))
         for key, value in local_conf().items():
             builder = builder.config(key, value)
@@ -208,8 +211,6 @@ def load_bigquery(table: pa.Table, table_id: str, schema: Schema) -> str:
     same code runs against the local emulator (``BIGQUERY_EMULATOR_HOST``) and BigQuery.
     """
     from google.cloud import bigquery
-
-    from gcpipe.warehouse.load import load_arrow
 
     project = bigquery_id(table_id, 3)[0]
     load_arrow(bigquery.Client(project=project), table, schema, table_id)

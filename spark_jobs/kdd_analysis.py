@@ -62,8 +62,16 @@ AGGREGATES = {
     "top_attacked_services": "kdd_top_attacked_services",
 }
 # Summed per (protocol_type, service, label); attack_stats reports them as means or totals.
-SUMMED = ("src_bytes", "dst_bytes", "duration", "num_failed_logins", "num_compromised",
-          "num_file_creations", "su_attempted", "num_root")  # fmt: skip
+SUMMED = (
+    "src_bytes",
+    "dst_bytes",
+    "duration",
+    "num_failed_logins",
+    "num_compromised",
+    "num_file_creations",
+    "su_attempted",
+    "num_root",
+)
 TOP_SERVICES = 10
 
 
@@ -95,10 +103,13 @@ def parse_connections(lines, schema, rules=()):
     passed_on = [c for c in lines.columns if c != "value"]
     split = lines.select(F.col("value").alias("raw"), F.split("value", ",", -1).alias("_cells"), *passed_on)
     cells = [F.get("_cells", index) for index in range(len(schema.fields))]
-    typed = split.select("*", *[
-        (cell if isinstance(f.dataType, StringType) else cell.try_cast(f.dataType)).alias(f.name)
-        for cell, f in zip(cells, schema.fields, strict=True)
-    ])  # fmt: skip
+    typed = split.select(
+        "*",
+        *[
+            (cell if isinstance(f.dataType, StringType) else cell.try_cast(f.dataType)).alias(f.name)
+            for cell, f in zip(cells, schema.fields, strict=True)
+        ],
+    )
     fits = F.size("_cells") == len(schema.fields)
     for field in schema.fields:
         column = F.col(field.name)
@@ -134,10 +145,16 @@ def malformed_reason(schema, rules=()):
             non_numeric.append(F.when(cell.try_cast(field.dataType).isNull(), quoted))
     count = F.concat(F.size(cells).cast("string"), F.lit(f" fields, expected {len(schema.fields)}"))
     broken = [
-        F.when(~F.expr(rule.text), F.concat(F.lit(f"{rule.column}="), F.col(rule.column).cast("string"),
-                                            F.lit(f" violates rule {rule.text}")))
+        F.when(
+            ~F.expr(rule.text),
+            F.concat(
+                F.lit(f"{rule.column}="),
+                F.col(rule.column).cast("string"),
+                F.lit(f" violates rule {rule.text}"),
+            ),
+        )
         for rule in rules
-    ]  # fmt: skip
+    ]
     detail = (
         F.when(F.col("malformed") == "wrong_column_count", count)
         .when(F.col("malformed") == "empty_field", F.coalesce(*empty))
@@ -185,19 +202,21 @@ def roll_up(rows: list[dict]) -> dict:
         )
 
     per_state = fine.groupby(["protocol_type", "state"], as_index=False)[["connections", *SUMMED]].sum()
-    attack_stats = pd.DataFrame({
-        "protocol_type": per_state["protocol_type"],
-        "state": per_state["state"],
-        "connections": per_state["connections"],
-        "mean_src_bytes": per_state["src_bytes"] / per_state["connections"],
-        "mean_dst_bytes": per_state["dst_bytes"] / per_state["connections"],
-        "mean_duration": per_state["duration"] / per_state["connections"],
-        "total_failed_logins": per_state["num_failed_logins"],
-        "total_compromised": per_state["num_compromised"],
-        "total_file_creations": per_state["num_file_creations"],
-        "total_root_attempts": per_state["su_attempted"],
-        "total_root_accesses": per_state["num_root"],
-    })  # fmt: skip
+    attack_stats = pd.DataFrame(
+        {
+            "protocol_type": per_state["protocol_type"],
+            "state": per_state["state"],
+            "connections": per_state["connections"],
+            "mean_src_bytes": per_state["src_bytes"] / per_state["connections"],
+            "mean_dst_bytes": per_state["dst_bytes"] / per_state["connections"],
+            "mean_duration": per_state["duration"] / per_state["connections"],
+            "total_failed_logins": per_state["num_failed_logins"],
+            "total_compromised": per_state["num_compromised"],
+            "total_file_creations": per_state["num_file_creations"],
+            "total_root_attempts": per_state["su_attempted"],
+            "total_root_accesses": per_state["num_root"],
+        }
+    )
     attack_stats = attack_stats.sort_values(
         ["connections", "protocol_type", "state"], ascending=[False, True, True], ignore_index=True
     )
@@ -232,13 +251,16 @@ def write_malformed(groups, schema, rules, output: str) -> None:
     """The malformed lines, one dead letter each with its reason, in ``output/malformed/``."""
     from pyspark.sql import functions as F
 
-    lines = groups.filter(F.col("malformed").isNotNull()).select(F.col("raw").alias("value"), "source",
-                                                                 "connections")  # fmt: skip
+    lines = groups.filter(F.col("malformed").isNotNull()).select(
+        F.col("raw").alias("value"), "source", "connections"
+    )
     parsed = parse_connections(lines, schema, rules)  # typed again (few lines): the reasons name values
     letters = parsed.select(
-        "source", "raw", malformed_reason(schema, rules).alias("reason"),
+        "source",
+        "raw",
+        malformed_reason(schema, rules).alias("reason"),
         F.explode(F.array_repeat(F.lit(1), F.col("connections").cast("int"))),  # one per occurrence
-    )  # fmt: skip
+    )
     write_dead_letters(letters, f"{output.rstrip('/')}/malformed")
 
 
@@ -256,8 +278,12 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
         r["malformed"]: r["lines"] for r in kinds if r["malformed"]
     }
     valid = next((r["lines"] for r in kinds if r["malformed"] is None), 0)
-    log.info("read %s lines: %s valid, %s malformed", f"{valid + sum(malformed.values()):,}", f"{valid:,}",
-             malformed)  # fmt: skip
+    log.info(
+        "read %s lines: %s valid, %s malformed",
+        f"{valid + sum(malformed.values()):,}",
+        f"{valid:,}",
+        malformed,
+    )
 
     if sum(malformed.values()):
         write_malformed(groups, schema, rules, output)

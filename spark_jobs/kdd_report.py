@@ -6,12 +6,27 @@ import io
 
 from spark_jobs.common import write_bytes
 
-CATEGORY_COLOURS = {"dos": "#d62728", "probe": "#ff7f0e", "r2l": "#9467bd", "u2r": "#8c564b",
-                    "normal": "#2ca02c", "unknown": "#7f7f7f"}  # fmt: skip
+CATEGORY_COLOURS = {
+    "dos": "#d62728",
+    "probe": "#ff7f0e",
+    "r2l": "#9467bd",
+    "u2r": "#8c564b",
+    "normal": "#2ca02c",
+    "unknown": "#7f7f7f",
+}
 STATE_COLOURS = {"attack": "#d62728", "no attack": "#2ca02c"}
 # attack_stats columns charted one panel each, as the lab's plot.bar(subplots=True) did.
-METRICS = ("connections", "mean_src_bytes", "mean_dst_bytes", "mean_duration", "total_failed_logins",
-           "total_compromised", "total_file_creations", "total_root_attempts", "total_root_accesses")  # fmt: skip
+METRICS = (
+    "connections",
+    "mean_src_bytes",
+    "mean_dst_bytes",
+    "mean_duration",
+    "total_failed_logins",
+    "total_compromised",
+    "total_file_creations",
+    "total_root_attempts",
+    "total_root_accesses",
+)
 
 
 def warm_up() -> None:
@@ -71,16 +86,26 @@ def categories_chart(by_category, by_label) -> bytes:
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [1, 1.3]})
     cats = by_category.iloc[::-1]
-    bars = left.barh(cats["attack_category"], cats["connections"],
-                     color=[CATEGORY_COLOURS.get(c, "#7f7f7f") for c in cats["attack_category"]])  # fmt: skip
-    left.bar_label(bars, labels=[f"{n:,} ({s:.2%})" for n, s in zip(cats["connections"], cats["share"], strict=True)],
-                   fontsize=8, padding=3)  # fmt: skip
+    bars = left.barh(
+        cats["attack_category"],
+        cats["connections"],
+        color=[CATEGORY_COLOURS.get(c, "#7f7f7f") for c in cats["attack_category"]],
+    )
+    left.bar_label(
+        bars,
+        labels=[f"{n:,} ({s:.2%})" for n, s in zip(cats["connections"], cats["share"], strict=True)],
+        fontsize=8,
+        padding=3,
+    )
     left.set_xscale("log")
     left.set_title("connections per attack category")
     left.margins(x=0.3)
     labels = by_label.head(15).iloc[::-1]
-    bars = right.barh(labels["label"], labels["connections"],
-                      color=[CATEGORY_COLOURS.get(c, "#7f7f7f") for c in labels["attack_category"]])  # fmt: skip
+    bars = right.barh(
+        labels["label"],
+        labels["connections"],
+        color=[CATEGORY_COLOURS.get(c, "#7f7f7f") for c in labels["attack_category"]],
+    )
     right.bar_label(bars, labels=[f"{n:,}" for n in labels["connections"]], fontsize=8, padding=3)
     right.set_xscale("log")
     right.set_title("the 15 most frequent labels (colour: category)")
@@ -106,8 +131,13 @@ def services_chart(top) -> bytes:
     ax.set_xscale("log")
     ax.margins(x=0.5)
     categories = sorted(set(rows["top_category"]))
-    ax.legend([Patch(color=CATEGORY_COLOURS.get(c, "#7f7f7f")) for c in categories], categories,
-              title="main attack category", fontsize=8, loc="lower right")  # fmt: skip
+    ax.legend(
+        [Patch(color=CATEGORY_COLOURS.get(c, "#7f7f7f")) for c in categories],
+        categories,
+        title="main attack category",
+        fontsize=8,
+        loc="lower right",
+    )
     ax.set_title(f"the {len(top)} services with the most attack connections")
     figure.tight_layout()
     return _png(figure)

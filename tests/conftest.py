@@ -8,8 +8,11 @@ import uuid
 
 import pytest
 
+from gcpipe.core.clients import bigquery_client
 from gcpipe.core.config import load_config
 from gcpipe.local import stack
+from gcpipe.warehouse import cloudsql
+from spark_jobs.common import spark_session
 
 CONFIG = load_config(target="local")
 # Before any Google library is imported: the metadata host is read at import time.
@@ -34,8 +37,6 @@ def local_stack():
 
 @pytest.fixture(scope="session")
 def bq(local_stack):
-    from gcpipe.core.clients import bigquery_client
-
     return bigquery_client(local_stack)
 
 
@@ -51,7 +52,6 @@ def dataset(bq):
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session for the whole test run (the JVM takes seconds to start)."""
-    from spark_jobs.common import spark_session
 
     session = spark_session("gcpipe-tests")
     yield session
@@ -70,7 +70,6 @@ def postgres():
 @pytest.fixture
 def database(postgres):
     """A fresh, uniquely named PostgreSQL database, dropped afterwards."""
-    from gcpipe.warehouse import cloudsql
 
     name = cloudsql.ensure_database(postgres, f"test_{uuid.uuid4().hex[:10]}")
     yield name

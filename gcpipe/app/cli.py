@@ -22,6 +22,7 @@ COMMANDS = {
     "config": ("gcpipe.local.cli:show_config", "Print the resolved configuration."),
     "datagen": ("gcpipe.datagen.cli:datagen", "Generate realistic, seeded data sets."),
     "demo": ("gcpipe.app.demo:demo", "Run the whole platform end to end on the local target."),
+    "flows": ("gcpipe.flows.cli:flows", "The flows: their DAGs, code, SQL, tests and steps."),
     "rides": ("gcpipe.datagen.cli:rides", "Simulated taxi rides: publish them to Pub/Sub in real time."),
     "dashboard": ("gcpipe.app.dashboard.app:dashboard", "Serve the live dashboard of the streaming rides."),
     "bench": ("gcpipe.app.bench.cli:bench", "Run the benchmarks with their baselines; write BENCHMARKS.md."),

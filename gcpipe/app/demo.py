@@ -1,8 +1,10 @@
 """``gcpipe demo``: the whole platform, end to end, on the local target.
 
-The demo is a list of stages. Each stage takes the run's context, does its work against the local
-stack and returns a one-line summary of what it produced and where to look. A failed stage stops the
-run with its message; the summary table shows what ran, how long each stage took, and what it made.
+The demo is a list of stages: the stack, the warehouse's tables and the data first, then one stage per
+flow of the registry (gcpipe.flows.registry), in its order, running the flow's steps, and last one DAG run
+through Airflow. Each stage takes the run's context, does its work against the local stack and returns a
+one-line summary of what it produced and where to look. A failed stage stops the run with its message;
+the summary table shows what ran, how long each stage took, and what it made.
 """
 
 from __future__ import annotations
@@ -18,9 +20,27 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from gcpipe.app import demo_report
+from gcpipe.app.dashboard import queries
+from gcpipe.core import pubsub
+from gcpipe.core.clients import bigquery_client, ensure_table, row_count
 from gcpipe.core.config import Config, load_config
+from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import load_tables
 from gcpipe.core.ui import console, print_table, progress
+from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.kdd import write_kdd
+from gcpipe.datagen.rentals import write_rentals
+from gcpipe.datagen.ride_publisher import publish_rides
+from gcpipe.datagen.taxi_trips import write_trips_csv
+from gcpipe.flows.ecommerce import ECOMMERCE, run_ecommerce_flow
+from gcpipe.flows.registry import CHECK, FLOWS, flow
+from gcpipe.flows.run import run_sql_steps
+from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
 from gcpipe.local import stack
+from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
+from gcpipe.warehouse import cloudsql
+from pipelines import csv_ingest
 
 
 @dataclass
@@ -46,9 +66,6 @@ def _stack(ctx: DemoContext) -> str:
 
 
 def _warehouse(ctx: DemoContext) -> str:
-    from gcpipe.core.clients import bigquery_client, ensure_table
-    from gcpipe.core.schemas import load_tables
-
     client = bigquery_client(ctx.config)
     tables = load_tables()
     for spec in tables.values():
@@ -58,11 +75,6 @@ def _warehouse(ctx: DemoContext) -> str:
 
 
 def _datagen(ctx: DemoContext) -> str:
-    from gcpipe.datagen.ecommerce import write_sessions
-    from gcpipe.datagen.kdd import write_kdd
-    from gcpipe.datagen.rentals import write_rentals
-    from gcpipe.datagen.taxi_trips import write_trips_csv
-
     landing = ctx.lake / "landing"
     day = date(2019, 3, 1)
     trips = write_trips_csv(
@@ -78,46 +90,38 @@ def _datagen(ctx: DemoContext) -> str:
     )
 
 
-def _csv_ingest(ctx: DemoContext) -> str:
-    from pipelines import csv_ingest
+def _batch_csv(ctx: DemoContext) -> str:
+    """The day's trips through the CSV ingestion pipeline, then the flow's SQL: the zones seeded, the trips placed
+    in their taxi zone (GIS) by hour of pickup, checked: no trip lost or counted twice."""
 
     trips, day = ctx.facts["trips"], ctx.facts["trips_date"]
     table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.taxi_trips"
-    result = csv_ingest.run([
-        "--input", trips.path, "--schema", "taxi_trips", "--table", table, "--partition_date", day.isoformat(),
-        "--output", str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
-    ])  # fmt: skip
+    result = csv_ingest.run(
+        [
+            "--input",
+            trips.path,
+            "--schema",
+            "taxi_trips",
+            "--table",
+            table,
+            "--partition_date",
+            day.isoformat(),
+            "--output",
+            str(ctx.lake / "ingest" / "taxi_trips" / day.isoformat()),
+        ]
+    )
     ctx.facts["ingest"] = result
+    run_sql_steps(flow("batch_csv"), ctx.config, bigquery_client(ctx.config))
     name = table.split(".", 1)[1]
     return (
         f"{result.rows_read:,} trips read = {result.rows_loaded:,} loaded into {name} + "
-        f"{result.rows_dead_lettered:,} dead-lettered with their reason into {name}_dead_letter"
+        f"{result.rows_dead_lettered:,} dead-lettered with their reason into {name}_dead_letter; placed in "
+        f"their taxi zone by hour (ST_COVERS) into {ctx.config.dataset('taxi')}.trips_by_zone_hour, trips and "
+        "revenue conserved (checked)"
     )
-
-
-def _trips_by_zone(ctx: DemoContext) -> str:
-    """The trips placed in their taxi zone (GIS) by hour of pickup, then checked: no trip lost or counted twice."""
-    from gcpipe.core.clients import bigquery_client
-    from gcpipe.flows.ecommerce import SQL_DIR
-    from gcpipe.warehouse.runner import run_sql_file
-
-    client = bigquery_client(ctx.config)
-    for path in TRIPS_BY_ZONE_STEPS:
-        run_sql_file(SQL_DIR / path, config=ctx.config, client=client)
-    return (
-        f"taxi_zones seeded, taxi_trips placed in their zone by hour (ST_COVERS) into "
-        f"{ctx.config.dataset('taxi')}.trips_by_zone_hour; trips and revenue conserved (checked)"
-    )
-
-
-TRIPS_BY_ZONE_STEPS = [
-    "seeds/taxi_zones.sql", "transforms/taxi_trips_by_zone_hour.sql", "checks/trips_by_zone_hour_row_counts.sql",
-]  # fmt: skip
 
 
 def _spark_kdd(ctx: DemoContext) -> str:
-    from gcpipe.spark.jobs import JOBS, job_args, run_local
-
     job, output = JOBS["kdd_analysis"], ctx.lake / "kdd" / "analysis"
     args = job_args(job, ctx.config, ["--input", ctx.facts["kdd"].path, "--output", str(output)])
     summary = json.loads(run_local(job, ctx.config, args).stdout)
@@ -129,9 +133,6 @@ def _spark_kdd(ctx: DemoContext) -> str:
 
 
 def _spark_als(ctx: DemoContext) -> str:
-    from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
-    from gcpipe.warehouse import cloudsql
-
     job, config = JOBS["als_recommend"], ctx.config
     # Into Cloud SQL (the local PostgreSQL), as the lab imports its CSVs.
     cloudsql.load_rentals(config, Path(ctx.facts["rentals"].ratings_path).parent)
@@ -148,11 +149,8 @@ def _spark_als(ctx: DemoContext) -> str:
 
 
 def _ecommerce_ml(ctx: DemoContext) -> str:
-    from gcpipe.core.clients import bigquery_client, row_count
-    from gcpipe.flows.ecommerce import STEPS, run_ecommerce_flow
-
     client = bigquery_client(ctx.config)
-    with progress("e-commerce SQL files", len(STEPS)) as advance:
+    with progress("e-commerce SQL files", len(ECOMMERCE.demo_steps())) as advance:
         flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client, lambda *_: advance())
     metrics = ctx.facts["purchase_model"] = flow.metrics
     ctx.facts["purchase_roc_curve"] = flow.roc_curve
@@ -163,7 +161,7 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     trained, predicted = (
         row_count(client, f"{dataset}.{t}") for t in ("purchase_training", "purchase_predictions")
     )
-    checks = sum(path.startswith("checks/") for path, _ in STEPS)
+    checks = len(ECOMMERCE.demo_steps(CHECK))
     return (
         f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
         f"passed; purchase model trained on {trained:,} first visits, ROC AUC {metrics['roc_auc']} on later ones "
@@ -173,12 +171,6 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
 
 def _streaming(ctx: DemoContext) -> str:
     """About a minute of simulated rides through Pub/Sub and the streaming pipeline into BigQuery."""
-    from gcpipe.app.dashboard import queries
-    from gcpipe.core import pubsub
-    from gcpipe.core.clients import bigquery_client
-    from gcpipe.core.errors import GcpipeError
-    from gcpipe.datagen.ride_publisher import publish_rides
-    from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
 
     config, topic = ctx.config, "demo-rides"
     dataset = f"{config.project}.{config.dataset('taxi')}"
@@ -204,6 +196,7 @@ def _streaming(ctx: DemoContext) -> str:
         stop_pipeline(process)  # its whole process group; nothing once it has ended
     if process.returncode:
         raise GcpipeError(f"the streaming pipeline failed: see {log}.")
+    run_sql_steps(flow("streaming_rides"), config, bq)  # its freshness check
     after = queries.landed(bq, dataset)
     added = {key: after[key] - before[key] for key in ("events_stored", "dead_letters")}
     ctx.facts.update(rides=after, rides_added=added, rides_sent=sent)
@@ -216,7 +209,6 @@ def _streaming(ctx: DemoContext) -> str:
 
 def _dashboard(config) -> str:
     """Start the live dashboard as a stack service (it stays up after the demo, until `make down`)."""
-    from gcpipe.local import stack
 
     try:
         stack.up(config, ["dashboard"], report=lambda *_: None)
@@ -233,9 +225,6 @@ def _dag_run(ctx: DemoContext) -> str:
     of its own as Airflow reads its settings at import, on the day's trips landed in the stack's lake."""
     import subprocess
     import sys
-
-    from gcpipe.core.errors import GcpipeError
-    from gcpipe.datagen.taxi_trips import write_trips_csv
 
     day = date(2019, 3, 2)  # a day of its own: the ingestion stage loaded the 1st
     lake = Path(ctx.config.lake)
@@ -263,16 +252,19 @@ def _dag_run(ctx: DemoContext) -> str:
     )
 
 
+# The stage of each flow of the registry; the demo runs them in the registry's order.
+FLOW_STAGES: dict[str, Callable[[DemoContext], str]] = {
+    "batch_csv": _batch_csv,
+    "kdd": _spark_kdd,
+    "recommendations": _spark_als,
+    "ecommerce": _ecommerce_ml,
+    "streaming_rides": _streaming,
+}
 STAGES: list[Stage] = [
     Stage("local stack", _stack),
     Stage("warehouse tables", _warehouse),
     Stage("generate data", _datagen),
-    Stage("batch CSV ingestion (Beam)", _csv_ingest),
-    Stage("taxi trips by zone and hour (SQL, GIS)", _trips_by_zone),
-    Stage("Spark: KDD Cup 99 analysis", _spark_kdd),
-    Stage("Spark: ALS recommendations", _spark_als),
-    Stage("e-commerce SQL and BigQuery ML", _ecommerce_ml),
-    Stage("streaming rides", _streaming),
+    *(Stage(f.title, FLOW_STAGES[f.name]) for f in FLOWS),
     Stage("one DAG run end to end (Airflow)", _dag_run),
 ]
 
@@ -296,7 +288,6 @@ def run_demo(config: Config, scale: float = 1.0, lake: Path | None = None) -> tu
 )
 def demo(scale: float) -> None:
     """Run the whole platform end to end on the local target."""
-    from gcpipe.app import demo_report
 
     config = load_config(target="local")
     started = time.monotonic()

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gcpipe.app.dashboard import figures, queries
+from gcpipe.core.clients import bigquery_client, row_count
 from gcpipe.core.ui import console as default_console
 from gcpipe.core.ui import print_table
 
@@ -92,8 +93,11 @@ def _dead_letters(ctx, client) -> dict[str, list[dict]]:
     if kdd := ctx.facts.get("kdd_analysis"):
         found["Spark KDD (malformed lines, in the lake)"] = _by_count(kdd["malformed"])
     if als := ctx.facts.get("als_recommend"):
-        rejected = {f"{table}: {reason}": n for table in ("accommodations", "ratings")
-                    for reason, n in als[f"rejected_{table}"].items()}  # fmt: skip
+        rejected = {
+            f"{table}: {reason}": n
+            for table in ("accommodations", "ratings")
+            for reason, n in als[f"rejected_{table}"].items()
+        }
         found["Spark ALS (rows set aside, in the lake)"] = _by_count(rejected)
     return found
 
@@ -109,25 +113,30 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
         metrics[PURCHASE_MODEL] = dict(model)
     if als := ctx.facts.get("als_recommend"):
         metrics[ALS_MODEL] = {
-            "rmse": als["rmse"], "baseline_rmse (the mean rating)": als["baseline_rmse"], "users": als["users"],
+            "rmse": als["rmse"],
+            "baseline_rmse (the mean rating)": als["baseline_rmse"],
+            "users": als["users"],
             "recommendations": als["recommendations"],
-        }  # fmt: skip
+        }
     if ingest := ctx.facts.get("ingest"):
         metrics["CSV ingestion (Beam)"] = {
-            "rows read": ingest.rows_read, "loaded": ingest.rows_loaded, "dead-lettered": ingest.rows_dead_lettered,
-        }  # fmt: skip
+            "rows read": ingest.rows_read,
+            "loaded": ingest.rows_loaded,
+            "dead-lettered": ingest.rows_dead_lettered,
+        }
     if sent := ctx.facts.get("rides_sent"):
         added = ctx.facts["rides_added"]
         metrics["streaming rides (this run)"] = {
-            "messages sent": sent.sent, "events stored": added["events_stored"],
-            "dead letters": added["dead_letters"], "duplicates dropped": sent.duplicates,
-        }  # fmt: skip
+            "messages sent": sent.sent,
+            "events stored": added["events_stored"],
+            "dead letters": added["dead_letters"],
+            "duplicates dropped": sent.duplicates,
+        }
     return metrics
 
 
 def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=None) -> DemoReport:
     """Read what the run made: the stages' facts, and the key tables from BigQuery."""
-    from gcpipe.core.clients import bigquery_client, row_count
 
     config = ctx.config
     client = client or bigquery_client(config)
@@ -222,60 +231,97 @@ def charts(report: DemoReport) -> list:
     and where figures compare, which way is better."""
     bars = figures.bars
     found = [
-        bars([s[0] for s in report.stages], [round(s[1], 1) for s in report.stages], "Seconds per stage",
-             value_axis="seconds", label_axis="stage")
-    ]  # fmt: skip
+        bars(
+            [s[0] for s in report.stages],
+            [round(s[1], 1) for s in report.stages],
+            "Seconds per stage",
+            value_axis="seconds",
+            label_axis="stage",
+        )
+    ]
     if report.trips_by_hour:
         found.append(
-            bars([r["hour"] for r in report.trips_by_hour], [r["trips"] for r in report.trips_by_hour],
-                 "Taxi trips by hour of pickup", value_axis="trips",
-                 label_axis="hour of pickup (New York time, 0-23)", horizontal=False)
-        )  # fmt: skip
-        found.append(bars([r["zone"] for r in report.trips_by_zone], [r["trips"] for r in report.trips_by_zone],
-                          "Taxi trips by pickup zone (GIS: ST_COVERS)", value_axis="trips",
-                          label_axis="pickup zone"))  # fmt: skip
+            bars(
+                [r["hour"] for r in report.trips_by_hour],
+                [r["trips"] for r in report.trips_by_hour],
+                "Taxi trips by hour of pickup",
+                value_axis="trips",
+                label_axis="hour of pickup (New York time, 0-23)",
+                horizontal=False,
+            )
+        )
+        found.append(
+            bars(
+                [r["zone"] for r in report.trips_by_zone],
+                [r["trips"] for r in report.trips_by_zone],
+                "Taxi trips by pickup zone (GIS: ST_COVERS)",
+                value_axis="trips",
+                label_axis="pickup zone",
+            )
+        )
     if report.kdd_categories:
         figure = bars(
             [r["attack_category"] for r in report.kdd_categories],
             [r["connections"] for r in report.kdd_categories],
             "KDD Cup 99 connections by attack category",
-            value_axis="connections (log scale)", label_axis="attack category",
-        )  # fmt: skip
+            value_axis="connections (log scale)",
+            label_axis="attack category",
+        )
         found.append(figure.update_xaxes(type="log", dtick=1))  # ticks at powers of ten only
     purchase = report.metrics.get(PURCHASE_MODEL, {})
     if scores := {k: v for k, v in purchase.items() if k in MODEL_SCORES and isinstance(v, float)}:
         found.append(
-            figures.compare(scores, "Purchase model on later visits (ML.EVALUATE)", axis="score, 0 to 1",
-                            better="higher", label_axis="metric (at threshold 0.5; ROC AUC: all thresholds)",
-                            note=str(purchase.get("verdict", "")), top=1.0)
-        )  # fmt: skip
+            figures.compare(
+                scores,
+                "Purchase model on later visits (ML.EVALUATE)",
+                axis="score, 0 to 1",
+                better="higher",
+                label_axis="metric (at threshold 0.5; ROC AUC: all thresholds)",
+                note=str(purchase.get("verdict", "")),
+                top=1.0,
+            )
+        )
     if als := report.metrics.get(ALS_MODEL):
         errors = {
             "ALS model": als["rmse"],
             "predicting the mean rating": als["baseline_rmse (the mean rating)"],
         }
         found.append(
-            figures.compare(errors, "ALS: error on held-out ratings", axis="RMSE, rating points",
-                            better="lower", label_axis="predictor")
-        )  # fmt: skip
+            figures.compare(
+                errors,
+                "ALS: error on held-out ratings",
+                axis="RMSE, rating points",
+                better="lower",
+                label_axis="predictor",
+            )
+        )
     if report.roc_curve:
         found.append(
-            figures.roc_curve(report.roc_curve, "Purchase model: ROC curve on later visits (ML.ROC_CURVE)",
-                              auc=purchase.get("roc_auc"))
-        )  # fmt: skip
+            figures.roc_curve(
+                report.roc_curve,
+                "Purchase model: ROC curve on later visits (ML.ROC_CURVE)",
+                auc=purchase.get("roc_auc"),
+            )
+        )
     found.append(
         figures.per_minute(
-            report.rides_per_minute, {"pickups": "rides started", "dropoffs": "rides completed"},
+            report.rides_per_minute,
+            {"pickups": "rides started", "dropoffs": "rides completed"},
             f"Rides per minute (the stream's last {STREAM_MINUTES} minutes of event time)",
             value_axis="rides per minute",
         )
-    )  # fmt: skip
+    )
     for where, reasons in report.dead_letters.items():
         if reasons:
             found.append(
-                bars([r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}",
-                     value_axis="records", label_axis="reason")
-            )  # fmt: skip
+                bars(
+                    [r["reason"] for r in reasons],
+                    [r["messages"] for r in reasons],
+                    f"Dead letters: {where}",
+                    value_axis="records",
+                    label_axis="reason",
+                )
+            )
     return found
 
 
@@ -286,26 +332,54 @@ def render_html(report: DemoReport) -> str:
         for i, figure in enumerate(charts(report))
     )
     sections = [
-        ("Stages", _html_table(["stage", "seconds", "what it produced"],
-                               [[n, f"{s:.1f}", summary] for n, s, summary in report.stages])),
+        (
+            "Stages",
+            _html_table(
+                ["stage", "seconds", "what it produced"],
+                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages],
+            ),
+        ),
         (TABLES_TITLE, _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
-        (DEAD_LETTERS_TITLE, _html_table(
-            ["where", "reason", "records"],
-            [[where, r["reason"], r["messages"]] for where, reasons in report.dead_letters.items() for r in reasons],
-        )),
-        (METRICS_TITLE, _html_table(
-            ["what", "figure", "value"],
-            [[what, SHOWN_AS.get(k, k), v] for what, values in report.metrics.items() for k, v in values.items()],
-        )),
-        ("KDD Cup 99 connections by attack category", _html_table(
-            ["attack category", "connections", "share", "labels"],
-            [[r["attack_category"], r["connections"], r["share"], r["labels"]] for r in report.kdd_categories],
-        )),
-        ("Taxi trips by pickup zone", _html_table(
-            ["zone", "borough", "trips", "revenue (USD)"],
-            [[r["zone"], r["borough"], r["trips"], r["revenue"]] for r in report.trips_by_zone],
-        )),
-    ]  # fmt: skip
+        (
+            DEAD_LETTERS_TITLE,
+            _html_table(
+                ["where", "reason", "records"],
+                [
+                    [where, r["reason"], r["messages"]]
+                    for where, reasons in report.dead_letters.items()
+                    for r in reasons
+                ],
+            ),
+        ),
+        (
+            METRICS_TITLE,
+            _html_table(
+                ["what", "figure", "value"],
+                [
+                    [what, SHOWN_AS.get(k, k), v]
+                    for what, values in report.metrics.items()
+                    for k, v in values.items()
+                ],
+            ),
+        ),
+        (
+            "KDD Cup 99 connections by attack category",
+            _html_table(
+                ["attack category", "connections", "share", "labels"],
+                [
+                    [r["attack_category"], r["connections"], r["share"], r["labels"]]
+                    for r in report.kdd_categories
+                ],
+            ),
+        ),
+        (
+            "Taxi trips by pickup zone",
+            _html_table(
+                ["zone", "borough", "trips", "revenue (USD)"],
+                [[r["zone"], r["borough"], r["trips"], r["revenue"]] for r in report.trips_by_zone],
+            ),
+        ),
+    ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     when = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
     return (

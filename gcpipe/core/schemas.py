@@ -32,13 +32,29 @@ TABLES_FILE = PROJECT_ROOT / "sql" / "tables.json"
 
 # Legacy (JSON schema) type names, and the standard-SQL aliases that mean the same.
 _ALIASES = {
-    "INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN", "STRUCT": "RECORD",
-    "DECIMAL": "NUMERIC", "BIGDECIMAL": "BIGNUMERIC",
-}  # fmt: skip
+    "INT64": "INTEGER",
+    "FLOAT64": "FLOAT",
+    "BOOL": "BOOLEAN",
+    "STRUCT": "RECORD",
+    "DECIMAL": "NUMERIC",
+    "BIGDECIMAL": "BIGNUMERIC",
+}
 TYPES = {
-    "STRING", "BYTES", "INTEGER", "FLOAT", "NUMERIC", "BIGNUMERIC", "BOOLEAN",
-    "TIMESTAMP", "DATE", "TIME", "DATETIME", "GEOGRAPHY", "JSON", "RECORD",
-}  # fmt: skip
+    "STRING",
+    "BYTES",
+    "INTEGER",
+    "FLOAT",
+    "NUMERIC",
+    "BIGNUMERIC",
+    "BOOLEAN",
+    "TIMESTAMP",
+    "DATE",
+    "TIME",
+    "DATETIME",
+    "GEOGRAPHY",
+    "JSON",
+    "RECORD",
+}
 RAW_LIMIT = 65_536  # characters of a rejected record or message a dead letter keeps (its ``raw``)
 _SQL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
 MODES = {"NULLABLE", "REQUIRED", "REPEATED"}
@@ -136,12 +152,20 @@ class Schema:
         from pyspark.sql import types as T
 
         scalar = {
-            "STRING": T.StringType(), "BYTES": T.BinaryType(), "INTEGER": T.LongType(),
-            "FLOAT": T.DoubleType(), "NUMERIC": T.DecimalType(38, 9), "BIGNUMERIC": T.DecimalType(38, 18),
-            "BOOLEAN": T.BooleanType(), "TIMESTAMP": T.TimestampType(), "DATE": T.DateType(),
-            "DATETIME": T.TimestampNTZType(), "TIME": T.StringType(), "GEOGRAPHY": T.StringType(),
+            "STRING": T.StringType(),
+            "BYTES": T.BinaryType(),
+            "INTEGER": T.LongType(),
+            "FLOAT": T.DoubleType(),
+            "NUMERIC": T.DecimalType(38, 9),
+            "BIGNUMERIC": T.DecimalType(38, 18),
+            "BOOLEAN": T.BooleanType(),
+            "TIMESTAMP": T.TimestampType(),
+            "DATE": T.DateType(),
+            "DATETIME": T.TimestampNTZType(),
+            "TIME": T.StringType(),
+            "GEOGRAPHY": T.StringType(),
             "JSON": T.StringType(),
-        }  # fmt: skip
+        }
 
         def convert(f: Field):
             if f.type == "RECORD":
@@ -156,11 +180,20 @@ class Schema:
         import pyarrow as pa
 
         scalar = {
-            "STRING": pa.string(), "BYTES": pa.binary(), "INTEGER": pa.int64(), "FLOAT": pa.float64(),
-            "NUMERIC": pa.decimal128(38, 9), "BIGNUMERIC": pa.decimal256(76, 38), "BOOLEAN": pa.bool_(),
-            "TIMESTAMP": pa.timestamp("us", tz="UTC"), "DATE": pa.date32(), "DATETIME": pa.timestamp("us"),
-            "TIME": pa.time64("us"), "GEOGRAPHY": pa.string(), "JSON": pa.string(),
-        }  # fmt: skip
+            "STRING": pa.string(),
+            "BYTES": pa.binary(),
+            "INTEGER": pa.int64(),
+            "FLOAT": pa.float64(),
+            "NUMERIC": pa.decimal128(38, 9),
+            "BIGNUMERIC": pa.decimal256(76, 38),
+            "BOOLEAN": pa.bool_(),
+            "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+            "DATE": pa.date32(),
+            "DATETIME": pa.timestamp("us"),
+            "TIME": pa.time64("us"),
+            "GEOGRAPHY": pa.string(),
+            "JSON": pa.string(),
+        }
 
         def convert(f: Field) -> pa.Field:
             if f.type == "RECORD":
@@ -226,10 +259,14 @@ _RULE = re.compile(
     re.IGNORECASE,
 )
 _OPS = {
-    ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+    "=": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
     "IN": lambda a, b: a in b,
-}  # fmt: skip
+}
 
 
 def _literal(rule: str, text: str) -> Any:

@@ -116,9 +116,16 @@ def publish(
     from gcpipe.datagen.ride_publisher import publish_rides
 
     summary = publish_rides(
-        topic, rate, total, duplicates=duplicates, late=late, malformed=malformed,
-        late_minutes=late_minutes, seed=seed, manifest=manifest,
-    )  # fmt: skip
+        topic,
+        rate,
+        total,
+        duplicates=duplicates,
+        late=late,
+        malformed=malformed,
+        late_minutes=late_minutes,
+        seed=seed,
+        manifest=manifest,
+    )
     text = json.dumps(asdict(summary), indent=2)
     if summary_path:
         Path(summary_path).write_text(text + "\n")

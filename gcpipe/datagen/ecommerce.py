@@ -69,8 +69,14 @@ PRODUCTS = (  # (SKU, name, category, price in USD)
     ("GGOEGEVA022399", "Google Laptop and Cell Phone Stickers", "Accessories", 1.99),
 )
 # eCommerceAction.action_type of each funnel stage, and the page it happens on.
-FUNNEL = (("0", "/home"), ("1", "/google+redesign/apparel"), ("2", "/google+redesign/apparel/quickview"),
-          ("3", "/basket.html"), ("5", "/payment.html"), ("6", "/ordercompleted.html"))  # fmt: skip
+FUNNEL = (
+    ("0", "/home"),
+    ("1", "/google+redesign/apparel"),
+    ("2", "/google+redesign/apparel/quickview"),
+    ("3", "/basket.html"),
+    ("5", "/payment.html"),
+    ("6", "/ordercompleted.html"),
+)
 
 
 def _sigmoid(x: float) -> float:
@@ -134,14 +140,26 @@ class _Visitor:
                 "transactionRevenue": revenue if bought else None,
                 "newVisits": 1 if first else None,
             },
-            "trafficSource": {"source": self.channel[1], "medium": self.channel[2], "campaign": "(not set)",
-                              "referralPath": None},
-            "device": {"browser": self.device[1], "operatingSystem": self.device[2], "isMobile": self.device[3],
-                       "deviceCategory": self.device[0]},
-            "geoNetwork": {"continent": self.country[1], "subContinent": self.country[2], "country": self.country[0],
-                           "city": self.country[3]},
+            "trafficSource": {
+                "source": self.channel[1],
+                "medium": self.channel[2],
+                "campaign": "(not set)",
+                "referralPath": None,
+            },
+            "device": {
+                "browser": self.device[1],
+                "operatingSystem": self.device[2],
+                "isMobile": self.device[3],
+                "deviceCategory": self.device[0],
+            },
+            "geoNetwork": {
+                "continent": self.country[1],
+                "subContinent": self.country[2],
+                "country": self.country[0],
+                "city": self.country[3],
+            },
             "hits": hits,
-        }  # fmt: skip
+        }
         return row, stage, time_on_site
 
     def _hits(self, start: datetime, pageviews: int, stage: int, time_on_site: int) -> tuple[list[dict], int]:
@@ -160,23 +178,42 @@ class _Visitor:
             products = []
             if level >= 2:
                 products = [
-                    {"productSKU": p[0], "v2ProductName": p[1], "v2ProductCategory": p[2],
-                     "productPrice": round(p[3] * 1e6), "productQuantity": q if level >= 3 else None,
-                     "productRevenue": round(p[3] * 1e6) * q if level == 5 else None, "isImpression": False}
+                    {
+                        "productSKU": p[0],
+                        "v2ProductName": p[1],
+                        "v2ProductCategory": p[2],
+                        "productPrice": round(p[3] * 1e6),
+                        "productQuantity": q if level >= 3 else None,
+                        "productRevenue": round(p[3] * 1e6) * q if level == 5 else None,
+                        "isImpression": False,
+                    }
                     for p, q in zip(basket, quantities, strict=True)
-                ]  # fmt: skip
+                ]
             purchase = level == len(FUNNEL) - 1
-            hits.append({
-                "hitNumber": number, "time": ms, "hour": moment.hour, "minute": moment.minute,
-                "type": "TRANSACTION" if purchase else "PAGE",
-                "isEntrance": True if number == 1 else None, "isExit": True if number == len(stages) else None,
-                "page": {"pagePath": path, "pageTitle": path.strip("/").split("/")[-1] or "Home",
-                         "hostname": "shop.googlemerchandisestore.com"},
-                "eCommerceAction": {"action_type": action, "step": 1},
-                "product": products,
-                "transaction": {"transactionId": f"ORD{self.id[-8:]}{number}", "transactionRevenue": revenue}
-                if purchase else None,
-            })  # fmt: skip
+            hits.append(
+                {
+                    "hitNumber": number,
+                    "time": ms,
+                    "hour": moment.hour,
+                    "minute": moment.minute,
+                    "type": "TRANSACTION" if purchase else "PAGE",
+                    "isEntrance": True if number == 1 else None,
+                    "isExit": True if number == len(stages) else None,
+                    "page": {
+                        "pagePath": path,
+                        "pageTitle": path.strip("/").split("/")[-1] or "Home",
+                        "hostname": "shop.googlemerchandisestore.com",
+                    },
+                    "eCommerceAction": {"action_type": action, "step": 1},
+                    "product": products,
+                    "transaction": {
+                        "transactionId": f"ORD{self.id[-8:]}{number}",
+                        "transactionRevenue": revenue,
+                    }
+                    if purchase
+                    else None,
+                }
+            )
         return hits, revenue
 
     def buys_back(self, stage: int, time_on_site: int, bounced: bool) -> bool:

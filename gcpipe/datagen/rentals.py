@@ -26,10 +26,24 @@ ADJECTIVES = (
     "Rustic",
     "Modern",
 )
-NOUNS = {"cottage": ("Chalet", "Hut", "Cottage"), "house": ("House", "Place", "Home"),
-         "castle": ("Castle", "Fortress", "Keep"), "mansion": ("Mansion", "Manor", "Villa")}  # fmt: skip
-CITIES = ("Vancouver", "London", "Paris", "Dublin", "Melbourne", "Auckland", "San Francisco", "NYC", "Seattle",
-          "Tokyo")  # fmt: skip
+NOUNS = {
+    "cottage": ("Chalet", "Hut", "Cottage"),
+    "house": ("House", "Place", "Home"),
+    "castle": ("Castle", "Fortress", "Keep"),
+    "mansion": ("Mansion", "Manor", "Villa"),
+}
+CITIES = (
+    "Vancouver",
+    "London",
+    "Paris",
+    "Dublin",
+    "Melbourne",
+    "Auckland",
+    "San Francisco",
+    "NYC",
+    "Seattle",
+    "Tokyo",
+)
 BASE_PRICE = {"cottage": 50, "house": 90, "castle": 300, "mansion": 200}
 
 

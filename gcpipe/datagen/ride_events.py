@@ -70,10 +70,12 @@ class RideSimulator:
         end = corner + street_sign * street_miles * street
         n = int(rng.integers(*self._points))
         leg1 = max(2, round(n * avenue_miles / miles))
-        route = np.vstack([
-            np.linspace(start, corner, leg1, endpoint=False),
-            np.linspace(corner, end, n - leg1),
-        ])  # fmt: skip
+        route = np.vstack(
+            [
+                np.linspace(start, corner, leg1, endpoint=False),
+                np.linspace(corner, end, n - leg1),
+            ]
+        )
         fare = 2.5 + 2.5 * miles
         return _Ride(
             ride_id=str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63)))),

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from gcpipe.core import pubsub
+from gcpipe.core.clients import publisher_client
 from gcpipe.core.config import Config, load_config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.ui import progress
@@ -114,8 +115,6 @@ def publish_rides(
 ) -> PublishSummary:
     """Publish ``count`` messages at ``rate`` a second to ``topic`` (created if missing)."""
     from google.pubsub_v1 import PubsubMessage
-
-    from gcpipe.core.clients import publisher_client
 
     if rate <= 0 or count < 0:
         raise GcpipeError("the rate must be positive and the count at least 0.")

@@ -48,20 +48,48 @@ MALFORMED_KINDS = (
 CHUNK_ROWS = 100_000
 
 # (latitude, longitude, weight, is_airport): where NYC yellow-cab pickups concentrate.
-HOT_SPOTS = np.array([
-    (40.7549, -73.9840, 0.28, 0),  # Midtown
-    (40.7736, -73.9566, 0.14, 0),  # Upper East Side
-    (40.7870, -73.9754, 0.10, 0),  # Upper West Side
-    (40.7370, -74.0005, 0.15, 0),  # Chelsea / Village
-    (40.7090, -74.0090, 0.09, 0),  # Financial District
-    (40.8116, -73.9465, 0.05, 0),  # Harlem
-    (40.6860, -73.9770, 0.05, 0),  # Brooklyn
-    (40.6413, -73.7781, 0.07, 1),  # JFK
-    (40.7769, -73.8740, 0.07, 1),  # LaGuardia
-])  # fmt: skip
+HOT_SPOTS = np.array(
+    [
+        (40.7549, -73.9840, 0.28, 0),  # Midtown
+        (40.7736, -73.9566, 0.14, 0),  # Upper East Side
+        (40.7870, -73.9754, 0.10, 0),  # Upper West Side
+        (40.7370, -74.0005, 0.15, 0),  # Chelsea / Village
+        (40.7090, -74.0090, 0.09, 0),  # Financial District
+        (40.8116, -73.9465, 0.05, 0),  # Harlem
+        (40.6860, -73.9770, 0.05, 0),  # Brooklyn
+        (40.6413, -73.7781, 0.07, 1),  # JFK
+        (40.7769, -73.8740, 0.07, 1),  # LaGuardia
+    ]
+)
 # Share of a day's pickups per hour (00..23), after the TLC's published hourly profile.
-HOURLY = np.array([3.2, 2.3, 1.7, 1.2, 0.9, 0.9, 2.0, 3.6, 4.6, 4.7, 4.5, 4.6,
-                   4.9, 4.9, 5.2, 5.1, 4.7, 5.5, 6.4, 6.4, 5.9, 5.6, 5.3, 4.5])  # fmt: skip
+HOURLY = np.array(
+    [
+        3.2,
+        2.3,
+        1.7,
+        1.2,
+        0.9,
+        0.9,
+        2.0,
+        3.6,
+        4.6,
+        4.7,
+        4.5,
+        4.6,
+        4.9,
+        4.9,
+        5.2,
+        5.1,
+        4.7,
+        5.5,
+        6.4,
+        6.4,
+        5.9,
+        5.6,
+        5.3,
+        4.5,
+    ]
+)
 SPEED_MPH = np.where((np.arange(24) >= 7) & (np.arange(24) <= 19), 8.0, 13.0)
 
 
@@ -176,9 +204,15 @@ def write_trips_csv(
     """Write ``rows`` data lines (gzip if the name ends in .gz) and return the ground truth."""
     rng = np.random.default_rng(seed)
     counts = write_lines(
-        path, rows, rng, malformed, MALFORMED_KINDS,
+        path,
+        rows,
+        rng,
+        malformed,
+        MALFORMED_KINDS,
         make_chunk=lambda n, _: _csv_lines(generate_trips(rng, n, start, days)),
-        spoil=_spoil, chunk_rows=CHUNK_ROWS, label="taxi trips",
+        spoil=_spoil,
+        chunk_rows=CHUNK_ROWS,
+        label="taxi trips",
         header=",".join(load_schema("taxi_trips").names).encode(),
-    )  # fmt: skip
+    )
     return TripsManifest(str(path), seed, rows, rows - sum(counts.values()), counts)

@@ -253,8 +253,13 @@ def submit_plan(
     tag = tag or deployed_tag()
     steps = stage_steps([job], config, tag)
     if serverless:
-        return [*steps, Step(f"run {job.name} as a Dataproc Serverless batch", batch_command(
-            batch_request(job, config, args, tag=tag), config))]  # fmt: skip
+        return [
+            *steps,
+            Step(
+                f"run {job.name} as a Dataproc Serverless batch",
+                batch_command(batch_request(job, config, args, tag=tag), config),
+            ),
+        ]
     template = config.state_dir / "dataproc" / f"{job.name}.workflow.yaml"
     return [
         *steps,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.core.options import option_pairs
+from gcpipe.deploy.dataproc import stage_steps, submit_plan
 from gcpipe.deploy.naming import (
     STREAMING_TEMPLATES,
     TEMPLATES,
@@ -30,6 +31,7 @@ from gcpipe.deploy.naming import (
     write_config,
 )
 from gcpipe.deploy.steps import DeployError, Step, gcloud_dict, show_path
+from gcpipe.spark.jobs import JOBS, job_args
 
 DATAFLOW_DIR = PROJECT_ROOT / "infra" / "dataflow"
 COMPOSER_DIR = PROJECT_ROOT / "infra" / "composer"
@@ -166,9 +168,6 @@ def bundle_entries() -> list[str]:
 
 
 def dags_plan(d: Deployment) -> list[Step]:
-    from gcpipe.deploy.dataproc import stage_steps
-    from gcpipe.spark.jobs import JOBS
-
     bundle = d.deploy_dir / "composer"
     env = d.config.composer_environment
     requirements = show_path(COMPOSER_DIR / "requirements.txt")
@@ -215,12 +214,8 @@ def dags_plan(d: Deployment) -> list[Step]:
 def run_plan(d: Deployment, job: str, args: tuple[str, ...], job_name: str | None = None) -> list[Step]:
     """One flex-template job, with its options checked against the template's metadata.json; or one Spark
     job, planned as `gcpipe spark submit JOB --target gcp` plans it."""
-    from gcpipe.spark.jobs import JOBS
 
     if job in JOBS:
-        from gcpipe.deploy.dataproc import submit_plan
-        from gcpipe.spark.jobs import job_args
-
         return submit_plan(JOBS[job], d.config, job_args(JOBS[job], d.config, [], list(args)))
     if job not in TEMPLATES:
         raise DeployError(f"unknown job {job!r}; known: {', '.join([*TEMPLATES, *JOBS])}.")

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from gcpipe.core.clients import subscriber_client
 from gcpipe.core.config import PROJECT_ROOT, Config
 from gcpipe.core.errors import GcpipeError
 
@@ -46,12 +47,11 @@ def stop_pipeline(process: subprocess.Popen, timeout: float = 30) -> None:
     process.wait(timeout=timeout)
 
 
-def wait_until_reading(process: subprocess.Popen, subscription: str, config: Config | None = None,
-                       timeout: float = 120) -> None:  # fmt: skip
+def wait_until_reading(
+    process: subprocess.Popen, subscription: str, config: Config | None = None, timeout: float = 120
+) -> None:
     """Return once the pipeline has made its subscription (and its tables) and begun to pull."""
     from google.api_core.exceptions import NotFound
-
-    from gcpipe.core.clients import subscriber_client
 
     client = subscriber_client(config)
     deadline = time.monotonic() + timeout

@@ -14,9 +14,12 @@ from gcpipe.core.ui import print_table, stdout
 from gcpipe.local import stack
 
 services_option = click.option(
-    "--service", "services", multiple=True, type=click.Choice(sorted(stack.SERVICES)),
+    "--service",
+    "services",
+    multiple=True,
+    type=click.Choice(sorted(stack.SERVICES)),
     help="Only this service (repeatable); default: the whole core stack.",
-)  # fmt: skip
+)
 
 
 @click.command()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gcpipe.core.config import PROJECT_ROOT, Config
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.secrets import ensure_local_secret, read_secret
 
 EMULATOR_VENV = PROJECT_ROOT / ".venv-emulators"
 
@@ -92,35 +93,65 @@ def _emulator_bin(name: str) -> str:
 
 def _bigquery_command(config: Config) -> list[str]:
     return [
-        _emulator_bin("bqemulator"), "start",
-        "--rest-host", "127.0.0.1", "--rest-port", str(config.port("bigquery")),
-        "--grpc-host", "127.0.0.1", "--grpc-port", str(config.port("bigquery_grpc")),
-        "--project", config.project,
-        "--persistent", "--data-dir", str(data_dir(config, "bigquery")),
-        "--log-level", "warning", "--log-format", "console",
-    ]  # fmt: skip
+        _emulator_bin("bqemulator"),
+        "start",
+        "--rest-host",
+        "127.0.0.1",
+        "--rest-port",
+        str(config.port("bigquery")),
+        "--grpc-host",
+        "127.0.0.1",
+        "--grpc-port",
+        str(config.port("bigquery_grpc")),
+        "--project",
+        config.project,
+        "--persistent",
+        "--data-dir",
+        str(data_dir(config, "bigquery")),
+        "--log-level",
+        "warning",
+        "--log-format",
+        "console",
+    ]
 
 
 def _gcs_command(config: Config) -> list[str]:
     return [
-        _emulator_bin("gcp-storage-emulator"), "start",
-        "--host", "127.0.0.1", "--port", str(config.port("gcs")),
-        "--default-bucket", config.lake_bucket, "--quiet",
-    ]  # fmt: skip
+        _emulator_bin("gcp-storage-emulator"),
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(config.port("gcs")),
+        "--default-bucket",
+        config.lake_bucket,
+        "--quiet",
+    ]
 
 
 def _metadata_command(config: Config) -> list[str]:
     return [
-        sys.executable, "-m", "gcpipe.local.metadata_server",
-        "--port", str(config.port("metadata")), "--project", config.project,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gcpipe.local.metadata_server",
+        "--port",
+        str(config.port("metadata")),
+        "--project",
+        config.project,
+    ]
 
 
 def _dashboard_command(config: Config) -> list[str]:
     return [
-        sys.executable, "-m", "gcpipe.app.cli", "dashboard",
-        "--dataset", f"{config.project}.{config.dataset('taxi')}", "--port", str(config.port("dashboard")),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gcpipe.app.cli",
+        "dashboard",
+        "--dataset",
+        f"{config.project}.{config.dataset('taxi')}",
+        "--port",
+        str(config.port("dashboard")),
+    ]
 
 
 # -- PostgreSQL: the local stand-in for Cloud SQL ---------------------------------------------------
@@ -154,7 +185,6 @@ def postgres_data(config: Config) -> Path:
 
 def postgres_password(config: Config) -> str:
     """The local server's password, made on first use and kept where config.jdbc_password_secret points."""
-    from gcpipe.core.secrets import ensure_local_secret, read_secret
 
     ensure_local_secret(config.jdbc_password_secret)
     return read_secret(config.jdbc_password_secret)
@@ -181,12 +211,24 @@ def _postgres_prepare(config: Config) -> None:
         shutil.chown(password_file, "postgres", "postgres")
     try:
         result = subprocess.run(
-            _as_postgres_user([
-                initdb, "-D", str(data), "-U", config.jdbc_user, f"--pwfile={password_file}",
-                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
-            ]),
-            capture_output=True, text=True, cwd=home,
-        )  # fmt: skip
+            _as_postgres_user(
+                [
+                    initdb,
+                    "-D",
+                    str(data),
+                    "-U",
+                    config.jdbc_user,
+                    f"--pwfile={password_file}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-sync",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+            cwd=home,
+        )
     finally:
         password_file.unlink(missing_ok=True)
     if result.returncode != 0:
@@ -201,11 +243,25 @@ def _last_line(text: str) -> str:
 
 def _postgres_command(config: Config) -> list[str]:
     # Loopback TCP only, no Unix socket; fsync off: a local stand-in trades crash safety for speed.
-    return _as_postgres_user([
-        _postgres_bin("postgres"), "-D", str(postgres_data(config)), "-p", str(config.port("postgres")),
-        "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off",
-        "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-    ])  # fmt: skip
+    return _as_postgres_user(
+        [
+            _postgres_bin("postgres"),
+            "-D",
+            str(postgres_data(config)),
+            "-p",
+            str(config.port("postgres")),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ]
+    )
 
 
 def _postgres_health(service: Service, config: Config) -> bool:
@@ -214,9 +270,13 @@ def _postgres_health(service: Service, config: Config) -> bool:
 
     try:
         psycopg2.connect(
-            host="127.0.0.1", port=config.port("postgres"), user=config.jdbc_user, dbname="postgres",
-            password=postgres_password(config), connect_timeout=2,
-        ).close()  # fmt: skip
+            host="127.0.0.1",
+            port=config.port("postgres"),
+            user=config.jdbc_user,
+            dbname="postgres",
+            password=postgres_password(config),
+            connect_timeout=2,
+        ).close()
     except psycopg2.Error:
         return False
     return True
@@ -228,17 +288,28 @@ SERVICES: dict[str, Service] = {
         Service("metadata", "metadata stand-in", "metadata", _metadata_command, http_ok("/"), 10),
         Service("pubsub", "Pub/Sub emulator", "pubsub", _pubsub_command, http_ok("/"), 60),
         Service(
-            "bigquery", "BigQuery emulator", "bigquery", _bigquery_command,
-            http_ok("/bigquery/v2/projects/{project}/datasets"), 60, ("bigquery_grpc",),
+            "bigquery",
+            "BigQuery emulator",
+            "bigquery",
+            _bigquery_command,
+            http_ok("/bigquery/v2/projects/{project}/datasets"),
+            60,
+            ("bigquery_grpc",),
         ),
         Service("gcs", "Cloud Storage emulator", "gcs", _gcs_command, http_ok("/storage/v1/b"), 30),
         Service(
-            "postgres", "PostgreSQL (Cloud SQL)", "postgres", _postgres_command, _postgres_health, 60,
-            prepare=_postgres_prepare, scheme="postgresql",
+            "postgres",
+            "PostgreSQL (Cloud SQL)",
+            "postgres",
+            _postgres_command,
+            _postgres_health,
+            60,
+            prepare=_postgres_prepare,
+            scheme="postgresql",
         ),
         Service("dashboard", "live dashboard (rides)", "dashboard", _dashboard_command, http_ok("/"), 60),
     )
-}  # fmt: skip
+}
 CORE_SERVICES = ("metadata", "pubsub", "bigquery", "gcs")
 
 
@@ -343,9 +414,14 @@ def start_service(service: Service, config: Config) -> str:
     with open(log, "ab") as out:
         try:
             process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=data_dir(config, service.name), env=env, start_new_session=True,
-            )  # fmt: skip
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=data_dir(config, service.name),
+                env=env,
+                start_new_session=True,
+            )
         except OSError as err:
             raise StackError(
                 f"the {service.title} could not be started ({command[0]}: {err.strerror})."
@@ -477,10 +553,14 @@ def status(config: Config) -> list[ServiceStatus]:
         state = ("healthy" if healthy(service, config) else "unhealthy") if running else "stopped"
         result.append(
             ServiceStatus(
-                service.name, service.title, state, pid if running else None, service.url(config),
+                service.name,
+                service.title,
+                state,
+                pid if running else None,
+                service.url(config),
                 log_file(config, service.name),
             )
-        )  # fmt: skip
+        )
     return result
 
 

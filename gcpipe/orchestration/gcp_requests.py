@@ -21,6 +21,12 @@ import json
 from pathlib import Path
 
 from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.deploy.dataproc import batch_request, cluster_job, job_cluster
+from gcpipe.deploy.naming import Deployment, deployed_tag
+from gcpipe.deploy.plans import template_parameters
+from gcpipe.spark.jobs import get_job, job_args
+from gcpipe.warehouse.params import ParameterError, query_parameter
+from gcpipe.warehouse.script import parse_script
 
 SQL_DIR = PROJECT_ROOT / "sql"
 
@@ -41,9 +47,6 @@ def dataproc_cluster(job: str, config: Config) -> dict:
     """``cluster_config`` and ``labels`` of the job's cluster (DataprocCreateClusterOperator)."""
     from google.cloud import dataproc_v1
 
-    from gcpipe.deploy.dataproc import job_cluster
-    from gcpipe.spark.jobs import get_job
-
     cluster = job_cluster(get_job(job), config)
     return {
         "cluster_config": _api_fields(dataproc_v1.ClusterConfig, cluster["config"]),
@@ -55,10 +58,6 @@ def dataproc_job(job: str, config: Config, args: list[str], cluster_name: str) -
     """The Job resource that runs ``job`` with ``args`` (over its defaults) on ``cluster_name``
     (DataprocSubmitJobOperator), labelled as the cluster is."""
     from google.cloud import dataproc_v1
-
-    from gcpipe.deploy.dataproc import cluster_job, job_cluster
-    from gcpipe.deploy.naming import deployed_tag
-    from gcpipe.spark.jobs import get_job, job_args
 
     spark_job = get_job(job)
     resource = {
@@ -74,10 +73,6 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
     """The Serverless Batch resource that runs ``job`` with ``args`` (DataprocCreateBatchOperator)."""
     from google.cloud import dataproc_v1
 
-    from gcpipe.deploy.dataproc import batch_request
-    from gcpipe.deploy.naming import deployed_tag
-    from gcpipe.spark.jobs import get_job, job_args
-
     spark_job = get_job(job)
     batch = batch_request(spark_job, config, job_args(spark_job, config, args), tag=deployed_tag())
     return _api_fields(dataproc_v1.Batch, batch)
@@ -88,7 +83,6 @@ def dataproc_batch(job: str, config: Config, args: list[str]) -> dict:
 
 def service_account(config: Config, workload: str) -> str:
     """The service account a workload (``dataflow``, ``dataproc``) runs as, of the deployment's names."""
-    from gcpipe.deploy.naming import Deployment
 
     return Deployment(config).service_account(workload)
 
@@ -96,7 +90,6 @@ def service_account(config: Config, workload: str) -> str:
 def deployed_image(config: Config, template: str) -> str:
     """The image ``make build-templates`` built for ``template``, of the deployed version
     (:func:`gcpipe.deploy.naming.deployed_tag`: on Composer the tag ``deploy dags`` recorded in the bundle)."""
-    from gcpipe.deploy.naming import Deployment, deployed_tag
 
     return Deployment(config, tag=deployed_tag()).image(template)
 
@@ -107,8 +100,6 @@ def dataflow_pipeline_options(config: Config, template: str, options: dict[str, 
     set its template up: the workers run the pipeline's image (every package inside, nothing installed at
     start), stage in the staging bucket, on the private subnetwork without public IPs. The project, region,
     job name and service account come from the operator's DataflowConfiguration."""
-    from gcpipe.deploy.naming import Deployment
-    from gcpipe.deploy.plans import template_parameters
 
     deployment = Deployment(config)
     args = tuple(f"--{name}={value}" for name, value in options.items())
@@ -131,8 +122,6 @@ def flex_template_launch(
     The template spec carries the service account, subnetwork, private IPs, staging and temp locations
     ``make build-templates`` gave it; ``update`` replaces the running job of that name in place.
     """
-    from gcpipe.deploy.naming import Deployment
-    from gcpipe.deploy.plans import template_parameters
 
     deployment = Deployment(config)
     launch = {
@@ -161,8 +150,6 @@ def query_job(config: Config, path: str, params: dict | None = None, *, check: b
     with ``check <name> failed: <n> offending rows`` (or the check's ``unit``) when a check finds any, so the
     task fails too.
     """
-    from gcpipe.warehouse.params import ParameterError, query_parameter
-    from gcpipe.warehouse.script import parse_script
 
     file = SQL_DIR / path
     script = parse_script(Path(file).read_text(), config.template_vars(), str(file))

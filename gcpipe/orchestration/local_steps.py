@@ -11,8 +11,16 @@ import logging
 import shutil
 from pathlib import Path
 
+from gcpipe.core import pubsub
+from gcpipe.core.clients import bigquery_client, ensure_dataset, ensure_table
 from gcpipe.core.config import PROJECT_ROOT, Config, load_config
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import load_tables
+from gcpipe.flows.streaming import start_pipeline, wait_until_reading
+from gcpipe.local import stack
+from gcpipe.local.stack import group_alive, stop_group
+from gcpipe.spark.jobs import get_job, job_args, run_local
+from gcpipe.warehouse.runner import run_sql_file
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +65,6 @@ def move_files(source: str, destination: str) -> list[str]:
 def run_sql(path: str, params: dict) -> list[dict]:
     """Run ``sql/<path>`` with gcpipe's SQL runner (checks fail with their names, BigQuery ML runs
     locally); return the last result's rows."""
-    from gcpipe.core.clients import bigquery_client, ensure_dataset
-    from gcpipe.warehouse.runner import run_sql_file
 
     config = _config()
     client = bigquery_client(config)
@@ -84,9 +90,6 @@ def run_sql(path: str, params: dict) -> list[dict]:
 def _ensure_tables(config: Config, schemas: set[str]) -> None:
     """Create the catalog's tables of these schemas, as Terraform does on gcp: the emulator would make a
     missing table from a load job's rows, with every column NULLABLE."""
-    from gcpipe.core.clients import bigquery_client, ensure_table
-    from gcpipe.core.schemas import load_tables
-    from gcpipe.local import stack
 
     stack.up(config, ["metadata", "bigquery"], report=lambda *_: None)
     client = bigquery_client(config)
@@ -98,7 +101,6 @@ def _ensure_tables(config: Config, schemas: set[str]) -> None:
 def spark_submit(job: str, args: list[str]) -> dict:
     """Run a Spark job once on local Spark (``gcpipe spark submit JOB``) with ``args`` over its defaults;
     return its JSON summary."""
-    from gcpipe.spark.jobs import get_job, job_args, run_local
 
     config = _config()
     spark_job = get_job(job)
@@ -120,7 +122,6 @@ def _pid_file(config: Config, job: str) -> Path:
 
 def streaming_pid(job: str) -> int | None:
     """The pid of the local streaming job ``job`` if it runs (it leads its process group)."""
-    from gcpipe.local.stack import group_alive  # the stack's own check: zombies do not count
 
     try:
         pid = int(_pid_file(_config(), job).read_text())
@@ -133,8 +134,6 @@ def start_streaming(job: str, options: dict[str, str], seconds: str = "0") -> in
     """Start the streaming pipeline (``pipelines.taxi_streaming``) with ``options`` in a session of its own,
     as Dataflow starts a job, and return its pid once it reads; ``seconds`` > 0 makes it drain and stop
     after that long. Its log: ``logs/<job>.log`` under the state folder."""
-    from gcpipe.core import pubsub
-    from gcpipe.flows.streaming import start_pipeline, wait_until_reading
 
     config = _config()
     options = dict(options)
@@ -159,7 +158,6 @@ def start_streaming(job: str, options: dict[str, str], seconds: str = "0") -> in
 
 def stop_streaming(job: str, timeout: float = 30) -> bool:
     """Stop the local streaming job (its whole process group); True if one ran."""
-    from gcpipe.local.stack import stop_group
 
     pid = streaming_pid(job)
     _pid_file(_config(), job).unlink(missing_ok=True)

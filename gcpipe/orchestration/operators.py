@@ -84,8 +84,9 @@ def run_name_template(prefix: str) -> str:
     return "{{ run_name('" + prefix + "', dag_run, params) }}"
 
 
-def gcpipe_dag(dag_id: str, *, doc: str, schedule, tags: list[str], dagrun_timeout: timedelta,
-               params: dict | None = None) -> DAG:  # fmt: skip
+def gcpipe_dag(
+    dag_id: str, *, doc: str, schedule, tags: list[str], dagrun_timeout: timedelta, params: dict | None = None
+) -> DAG:
     """A gcpipe DAG: owner, retries with exponential backoff and timeouts by default, one run at a time,
     no catch-up, the ``date`` param and the run's date and name macros."""
     return DAG(
@@ -147,8 +148,13 @@ def _python(task_id: str, step: str, arguments: dict, **kwargs):
     )
 
 
-def wait_for_files(task_id: str, folder: str, *, timeout: timedelta = timedelta(hours=6),
-                   poke_interval: timedelta = timedelta(minutes=5)):  # fmt: skip
+def wait_for_files(
+    task_id: str,
+    folder: str,
+    *,
+    timeout: timedelta = timedelta(hours=6),
+    poke_interval: timedelta = timedelta(minutes=5),
+):
     """Wait until the lake folder holds a file (mode reschedule: no worker slot held while waiting).
 
     Locally the files are there or not (``gcpipe datagen``, a copy): poke every 10 s, give up after
@@ -179,8 +185,9 @@ def wait_for_files(task_id: str, folder: str, *, timeout: timedelta = timedelta(
     )
 
 
-def beam_batch(task_id: str, pipeline: str, options: dict[str, str], *,
-               execution_timeout: timedelta = timedelta(hours=2)):  # fmt: skip
+def beam_batch(
+    task_id: str, pipeline: str, options: dict[str, str], *, execution_timeout: timedelta = timedelta(hours=2)
+):
     """Run one of gcpipe's batch Beam pipelines (a module of gcpipe.deploy.naming.TEMPLATES) with ``options``:
     BeamRunPythonPipelineOperator, on the DirectRunner locally, on the DataflowRunner on gcp."""
     from airflow.providers.apache.beam.operators.beam import BeamRunPythonPipelineOperator
@@ -216,14 +223,26 @@ def beam_batch(task_id: str, pipeline: str, options: dict[str, str], *,
     )
 
 
-def sql(task_id: str, path: str, params: dict | None = None, *, check: bool = False,
-        execution_timeout: timedelta = timedelta(minutes=30), **kwargs):  # fmt: skip
+def sql(
+    task_id: str,
+    path: str,
+    params: dict | None = None,
+    *,
+    check: bool = False,
+    execution_timeout: timedelta = timedelta(minutes=30),
+    **kwargs,
+):
     """Run ``sql/<path>`` (transforms, seeds, DDL, BigQuery ML); ``check``: a data-quality check, which
     fails the task, naming the check and its count, when it finds offending rows."""
     config = _config()
     if config.is_local:
-        return _python(task_id, "run_sql", {"path": path, "params": dict(params or {})},
-                       execution_timeout=execution_timeout, **kwargs)  # fmt: skip
+        return _python(
+            task_id,
+            "run_sql",
+            {"path": path, "params": dict(params or {})},
+            execution_timeout=execution_timeout,
+            **kwargs,
+        )
     from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
 
     from gcpipe.orchestration.gcp_requests import query_job
@@ -243,8 +262,13 @@ def check(task_id: str, path: str, params: dict | None = None, *, retries: int =
     return sql(task_id, path, params, check=True, retries=retries, **kwargs)
 
 
-def spark_job(job: str, args: list[str] = (), *, serverless: bool | None = None,
-              execution_timeout: timedelta = timedelta(hours=2)) -> tuple:  # fmt: skip
+def spark_job(
+    job: str,
+    args: list[str] = (),
+    *,
+    serverless: bool | None = None,
+    execution_timeout: timedelta = timedelta(hours=2),
+) -> tuple:
     """SETUP create the job's cluster, BODY run ``job`` (gcpipe.spark.jobs) with ``args`` over its defaults,
     TEARDOWN delete the cluster, with TriggerRule.ALL_DONE: also when the job (or the creation) failed.
     The teardown does not decide the run's state: a failed job fails the run, the cluster is deleted.
@@ -277,19 +301,27 @@ def spark_job(job: str, args: list[str] = (), *, serverless: bool | None = None,
         if serverless:
             submit = dataproc.DataprocCreateBatchOperator(
                 # a batch id is never reused, even by a failed batch: each try gets its own
-                task_id=job, batch=gcp_requests.dataproc_batch(job, config, list(args)),
+                task_id=job,
+                batch=gcp_requests.dataproc_batch(job, config, list(args)),
                 batch_id=name + "-try{{ ti.try_number }}",
-                execution_timeout=execution_timeout, **where,
-            )  # fmt: skip
+                execution_timeout=execution_timeout,
+                **where,
+            )
         else:
             create = dataproc.DataprocCreateClusterOperator(
-                task_id="create_cluster", cluster_name=name, use_if_exists=True, delete_on_error=True,
-                **gcp_requests.dataproc_cluster(job, config), **where,
-            )  # fmt: skip
+                task_id="create_cluster",
+                cluster_name=name,
+                use_if_exists=True,
+                delete_on_error=True,
+                **gcp_requests.dataproc_cluster(job, config),
+                **where,
+            )
             submit = dataproc.DataprocSubmitJobOperator(
-                task_id=job, job=gcp_requests.dataproc_job(job, config, list(args), name),
-                execution_timeout=execution_timeout, **where,
-            )  # fmt: skip
+                task_id=job,
+                job=gcp_requests.dataproc_job(job, config, list(args), name),
+                execution_timeout=execution_timeout,
+                **where,
+            )
             delete = dataproc.DataprocDeleteClusterOperator(
                 task_id="delete_cluster", cluster_name=name, **where
             )
@@ -305,8 +337,9 @@ def move_files(task_id: str, source: str, destination: str, *, trigger_rule: str
     """Move every file under the lake folder ``source`` to ``destination``, keeping relative paths."""
     config = _config()
     if config.is_local:
-        return _python(task_id, "move_files", {"source": source, "destination": destination},
-                       trigger_rule=trigger_rule)  # fmt: skip
+        return _python(
+            task_id, "move_files", {"source": source, "destination": destination}, trigger_rule=trigger_rule
+        )
     from airflow.providers.google.cloud.transfers.gcs_to_gcs import GCSToGCSOperator
 
     return GCSToGCSOperator(
@@ -320,8 +353,13 @@ def move_files(task_id: str, source: str, destination: str, *, trigger_rule: str
     )
 
 
-def _start_or_update(job_name: str, then: str, project_id: str | None = None, location: str | None = None,
-                     params: dict | None = None) -> list[str]:  # fmt: skip
+def _start_or_update(
+    job_name: str,
+    then: str,
+    project_id: str | None = None,
+    location: str | None = None,
+    params: dict | None = None,
+) -> list[str]:
     """The branches to take: start the streaming job if none of that name runs; update it in place if
     one runs and the run asks for it (param ``update``: a new version was deployed); else neither. The
     task ``then`` (the freshness check) always runs."""
@@ -383,11 +421,27 @@ def streaming_job(
     return find, start, update
 
 
-def flow_params(path: str) -> dict:
-    """The parameters the e-commerce flow (gcpipe.flows.ecommerce.STEPS) runs ``sql/<path>`` with."""
-    from gcpipe.flows.ecommerce import STEPS
+def flow(name: str):
+    """A flow of the registry (gcpipe.flows.registry): its steps are the DAG's tasks, what they run and with
+    which parameters, the same steps ``make demo`` runs."""
+    from gcpipe.flows.registry import flow as find
 
-    return dict(STEPS)[path]
+    return find(name)
+
+
+def task(step, *, params: dict | None = None, options: dict[str, str] | None = None, args=(), **kwargs):
+    """The task of a flow's step, by its kind: a SQL file (``params`` over the step's own), a data-quality
+    check, a batch Beam pipeline (``options``), or a Spark job (``args``; returns its cluster's three tasks)."""
+    from gcpipe.flows import registry
+
+    if step.kind in (registry.SQL, registry.CHECK):
+        make = check if step.kind == registry.CHECK else sql
+        return make(step.name, step.runs, {**step.params, **(params or {})}, **kwargs)
+    if step.kind == registry.BEAM:
+        return beam_batch(step.name, step.runs.removeprefix("pipelines."), options or {}, **kwargs)
+    if step.kind == registry.SPARK:
+        return spark_job(step.runs, list(args), **kwargs)
+    raise ValueError(f"step {step.name} is a {step.kind} step: build it with its own operator function.")
 
 
 def streaming_source() -> dict[str, str]:

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import sleep
 
+from gcpipe.core.clients import bigquery_client, ensure_dataset
 from gcpipe.core.config import PROJECT_ROOT, Config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.options import option_pairs
+from gcpipe.local import stack
+from gcpipe.warehouse.cloudsql import ensure_database
 from spark_jobs.common import JDBC_DRIVER_JAR
 
 MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
@@ -52,19 +55,39 @@ JOBS: dict[str, SparkJob] = {
     for job in (
         SparkJob(
             "kdd_analysis",
-            ("kdd_connections", "kdd_attack_stats", "kdd_connections_by_protocol", "kdd_connections_by_label",
-             "kdd_connections_by_category", "kdd_top_attacked_services", "dead_letter"),
-            ("--input", "{lake}/landing/kdd/kddcup.data.gz", "--output", "{lake}/kdd/analysis",
-             "--bq_table", "{project}.{kdd_dataset}.attack_stats"),
+            (
+                "kdd_connections",
+                "kdd_attack_stats",
+                "kdd_connections_by_protocol",
+                "kdd_connections_by_label",
+                "kdd_connections_by_category",
+                "kdd_top_attacked_services",
+                "dead_letter",
+            ),
+            (
+                "--input",
+                "{lake}/landing/kdd/kddcup.data.gz",
+                "--output",
+                "{lake}/kdd/analysis",
+                "--bq_table",
+                "{project}.{kdd_dataset}.attack_stats",
+            ),
         ),
         SparkJob(
-            "als_recommend", ("accommodations", "ratings", "recommendations"),
-            ("--source", "{lake}/landing/rentals", "--sink", "{lake}/rentals/recommendations",
-             "--sink", "bq://{project}.{rentals_dataset}"),
+            "als_recommend",
+            ("accommodations", "ratings", "recommendations"),
+            (
+                "--source",
+                "{lake}/landing/rentals",
+                "--sink",
+                "{lake}/rentals/recommendations",
+                "--sink",
+                "bq://{project}.{rentals_dataset}",
+            ),
             jars=(JDBC_DRIVER_JAR,),
         ),
     )
-}  # fmt: skip
+}
 
 
 def get_job(name: str) -> SparkJob:
@@ -81,9 +104,17 @@ def cloudsql_args(config: Config) -> list[str]:
             "e.g. jdbc:postgresql://10.0.0.3:5432/rentals."
         )
     return [
-        "--source", config.jdbc_url, "--sink", config.jdbc_url, "--rejected", f"{config.lake}/rentals/rejected",
-        "--jdbc_user", config.jdbc_user, "--jdbc_password_secret", config.jdbc_password_secret,
-    ]  # fmt: skip
+        "--source",
+        config.jdbc_url,
+        "--sink",
+        config.jdbc_url,
+        "--rejected",
+        f"{config.lake}/rentals/rejected",
+        "--jdbc_user",
+        config.jdbc_user,
+        "--jdbc_password_secret",
+        config.jdbc_password_secret,
+    ]
 
 
 def _options(args: list[str]) -> list[tuple[str, str | None]]:
@@ -119,23 +150,18 @@ def local_command(job: SparkJob, args: list[str]) -> list[str]:
 
 def prepare_local(config: Config, args: list[str]) -> None:
     """Start what the arguments need: the BigQuery emulator (and its datasets), PostgreSQL (and its database)."""
-    from gcpipe.local import stack
 
     options = _options(args)
     values = [value or "" for _, value in options]
     datasets = {v.split(".")[1] for n, v in options if n == "--bq_table" and v and v.count(".") == 2}
     datasets |= {v.removeprefix("bq://").split(".")[1] for v in values if v.startswith("bq://") and "." in v}
     if datasets:
-        from gcpipe.core.clients import bigquery_client, ensure_dataset
-
         stack.up(config, ["metadata", "bigquery"], report=lambda *_: None)
         client = bigquery_client(config)
         for dataset in sorted(datasets):
             ensure_dataset(client, dataset)
     databases = {v.rsplit("/", 1)[1] for v in values if v.startswith("jdbc:postgresql://")}
     if databases:
-        from gcpipe.warehouse.cloudsql import ensure_database
-
         for database in sorted(databases):
             ensure_database(config, database)
 
@@ -157,8 +183,12 @@ def run_local(
         )
         if result.returncode in (0, USAGE_ERROR) or attempt == attempts:
             break
-        print(f"{job.name}: attempt {attempt} of {attempts} failed (exit {result.returncode}); "
-              f"running it again in {pause:.0f} s.", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"{job.name}: attempt {attempt} of {attempts} failed (exit {result.returncode}); "
+            f"running it again in {pause:.0f} s.",
+            file=sys.stderr,
+            flush=True,
+        )
         sleep(pause)
     if result.returncode != 0:
         raise SparkJobError(

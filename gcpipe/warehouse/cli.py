@@ -67,13 +67,18 @@ def _as_json(result: RunResult) -> dict:
         "bytes_processed": result.bytes_processed,
         "statements": [
             {
-                "line": s.line, "statement_type": s.statement_type, "seconds": round(s.seconds, 3),
-                "bytes_processed": s.bytes_processed, "affected_rows": s.affected_rows, "message": s.message,
-                "total_rows": s.total_rows, "rows": s.rows,
+                "line": s.line,
+                "statement_type": s.statement_type,
+                "seconds": round(s.seconds, 3),
+                "bytes_processed": s.bytes_processed,
+                "affected_rows": s.affected_rows,
+                "message": s.message,
+                "total_rows": s.total_rows,
+                "rows": s.rows,
             }
             for s in result.statements
         ],
-    }  # fmt: skip
+    }
 
 
 def _print_tables(result: RunResult) -> None:

@@ -17,12 +17,20 @@ from gcpipe.core.errors import GcpipeError
 from gcpipe.core.inputs import input_folder
 from gcpipe.core.schemas import Schema, load_schema
 from gcpipe.core.secrets import read_secret
+from gcpipe.local import stack
 
 _JDBC_URL = re.compile(r"^jdbc:postgresql://(?P<host>[^:/]+)(?::(?P<port>\d+))?/(?P<database>\w+)$")
 _SQL_TYPES = {
-    "STRING": "TEXT", "INTEGER": "BIGINT", "FLOAT": "DOUBLE PRECISION", "NUMERIC": "NUMERIC",
-    "BOOLEAN": "BOOLEAN", "TIMESTAMP": "TIMESTAMPTZ", "DATETIME": "TIMESTAMP", "DATE": "DATE", "JSON": "JSONB",
-}  # fmt: skip
+    "STRING": "TEXT",
+    "INTEGER": "BIGINT",
+    "FLOAT": "DOUBLE PRECISION",
+    "NUMERIC": "NUMERIC",
+    "BOOLEAN": "BOOLEAN",
+    "TIMESTAMP": "TIMESTAMPTZ",
+    "DATETIME": "TIMESTAMP",
+    "DATE": "DATE",
+    "JSON": "JSONB",
+}
 RENTALS_TABLES = ("accommodations", "ratings")  # the lab's CSV files, named as the tables
 
 
@@ -66,9 +74,13 @@ def connect(config: Config, database: str | None = None):
     target = JdbcTarget.parse(config.jdbc_url)
     try:
         return psycopg2.connect(
-            host=target.host, port=target.port, dbname=database or target.database, user=config.jdbc_user,
-            password=read_secret(config.jdbc_password_secret), connect_timeout=10,
-        )  # fmt: skip
+            host=target.host,
+            port=target.port,
+            dbname=database or target.database,
+            user=config.jdbc_user,
+            password=read_secret(config.jdbc_password_secret),
+            connect_timeout=10,
+        )
     except psycopg2.OperationalError as err:
         raise CloudSqlError(
             f"cannot connect to PostgreSQL at {target.host}:{target.port} ({_first_line(err)})."
@@ -82,8 +94,6 @@ def _first_line(err: Exception) -> str:
 def ensure_database(config: Config, database: str | None = None) -> str:
     """Start the local server if needed and create the database unless it exists; return its name."""
     if config.is_local:
-        from gcpipe.local import stack
-
         stack.up(config, ["postgres"], report=lambda *_: None)
     name = validate_identifier(database or JdbcTarget.parse(config.jdbc_url).database, "database")
     with _admin(config) as cursor:

@@ -76,9 +76,15 @@ def _convert(raw: str, type_: str) -> Any:
             raise ValueError(raw)
         return raw.lower() == "true"
     converters = {
-        "INT64": int, "FLOAT64": float, "NUMERIC": Decimal, "BIGNUMERIC": Decimal, "DATE": date.fromisoformat,
-        "DATETIME": datetime.fromisoformat, "TIMESTAMP": datetime.fromisoformat, "TIME": time.fromisoformat,
-    }  # fmt: skip
+        "INT64": int,
+        "FLOAT64": float,
+        "NUMERIC": Decimal,
+        "BIGNUMERIC": Decimal,
+        "DATE": date.fromisoformat,
+        "DATETIME": datetime.fromisoformat,
+        "TIMESTAMP": datetime.fromisoformat,
+        "TIME": time.fromisoformat,
+    }
     value = converters.get(type_, str)(raw)
     if type_ == "TIMESTAMP" and value.tzinfo is None:
         raise ValueError(raw)
@@ -88,9 +94,16 @@ def _convert(raw: str, type_: str) -> Any:
 def bigquery_type(value: Any, name: str) -> str:
     """The BigQuery type of a Python value (see the module docstring)."""
     checks = (
-        (bool, "BOOL"), (int, "INT64"), (float, "FLOAT64"), (Decimal, "NUMERIC"), (str, "STRING"),
-        (bytes, "BYTES"), (datetime, None), (date, "DATE"), (time, "TIME"),
-    )  # fmt: skip
+        (bool, "BOOL"),
+        (int, "INT64"),
+        (float, "FLOAT64"),
+        (Decimal, "NUMERIC"),
+        (str, "STRING"),
+        (bytes, "BYTES"),
+        (datetime, None),
+        (date, "DATE"),
+        (time, "TIME"),
+    )
     for kind, type_ in checks:
         if isinstance(value, kind):
             if kind is datetime:

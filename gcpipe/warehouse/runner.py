@@ -11,8 +11,9 @@ transactions, temporary tables) runs as one BigQuery script instead. ``{{ name }
 from the configuration (:mod:`gcpipe.warehouse.script`); values travel as named query parameters
 (:mod:`gcpipe.warehouse.params`).
 
-On the local target, BigQuery ML statements go to :mod:`gcpipe.warehouse.bqml` (the emulator trains nothing); on
-gcp every statement goes to BigQuery unchanged.
+Where a statement goes is its backend's decision (:mod:`gcpipe.warehouse.backends`, the one seam between
+the targets): on gcp every statement goes to BigQuery unchanged; locally BigQuery ML statements go to
+:mod:`gcpipe.warehouse.bqml` (the emulator trains nothing) and the rest to the emulator.
 
 Data quality checks: a statement whose result has the columns ``check_name`` and ``failures`` is a check,
 and the run fails, naming each check whose ``failures`` (the offending count) is not 0, counted in the
@@ -31,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gcpipe.core.clients import bigquery_client
 from gcpipe.core.config import Config, load_config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.inputs import read_text
 from gcpipe.core.ui import console
+from gcpipe.warehouse.backends import backend_for
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import Script, SqlError, Statement, parse_script, tokenize, used_parameters
 
@@ -132,8 +135,6 @@ def run_sql(
 def _client(config: Config):
     from google.auth.exceptions import DefaultCredentialsError
 
-    from gcpipe.core.clients import bigquery_client
-
     try:
         return bigquery_client(config)
     except DefaultCredentialsError:
@@ -158,63 +159,25 @@ class _Runner:
     def __init__(self, client, config: Config, script: Script, params: dict[str, Any], max_rows: int | None):
         self.client, self.config, self.script = client, config, script
         self.params, self.max_rows = params, max_rows
-        self._ml = None
-
-    @property
-    def ml(self):
-        """Local BigQuery ML, made when a statement first needs it."""
-        if self._ml is None:
-            from gcpipe.warehouse.bqml.local import LocalBigQueryML
-
-            self._ml = LocalBigQueryML(self.client, self.config)
-        return self._ml
-
-    def _kind(self, text: str) -> str | None:
-        """What local BigQuery ML makes of a statement (None on gcp, where BigQuery runs it all)."""
-        if not self.config.is_local:
-            return None
-        from gcpipe.warehouse.bqml.local import LocalBigQueryML
-
-        return LocalBigQueryML.statement_kind(text)
+        self.backend = backend_for(client, config)
 
     def check_script(self) -> None:
-        """What a stateful script cannot do on the local target, said before anything runs."""
-        if not self.config.is_local:
-            return
-        for statement in self.script.statements:
-            if self._kind(statement.text) == "create_model":
-                raise self.script.error(
-                    statement.line,
-                    "local BigQuery ML trains a model as a statement of its own; move CREATE MODEL out of this "
-                    "script (it keeps state between statements: variables, blocks or transactions).",
-                )
-            if statement.parameters:
-                raise self.script.error(
-                    statement.line,
-                    "the BigQuery emulator does not pass query parameters into a script that keeps state "
-                    "between statements (variables, blocks, transactions): use DECLARE with a default, or run "
-                    "it on gcp.",
-                )
+        self.backend.check_script(self.script)
 
     def execute(self, statement: Statement, whole_script: bool = False) -> StatementResult:
         from google.api_core.exceptions import GoogleAPIError
 
         started = time.perf_counter()
-        kind = self._kind(statement.text)
+        kind = self.backend.statement_kind(statement.text)
         sql = statement.text
         try:
-            if kind == "create_model":
-                message = self.ml.create_model(sql, self.params)
+            if kind in ("create_model", "drop_model"):
+                message = self.backend.run_ml(kind, sql, self.params)
                 return StatementResult(
-                    statement.line, "CREATE_MODEL", time.perf_counter() - started, message=message
-                )
-            if kind == "drop_model":
-                message = self.ml.drop_model(sql)
-                return StatementResult(
-                    statement.line, "DROP_MODEL", time.perf_counter() - started, message=message
+                    statement.line, kind.upper(), time.perf_counter() - started, message=message
                 )
             if kind == "functions":
-                sql = self.ml.rewrite(sql, self.params)
+                sql = self.backend.rewrite(sql, self.params)
             job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), self.params))
             rows = job.result(max_results=self.max_rows)
         except (GcpipeError, GoogleAPIError) as err:
@@ -224,7 +187,7 @@ class _Runner:
             statement.line,
             statement_type,
             0.0,
-            bytes_processed=self._bytes(job),
+            bytes_processed=self.backend.bytes_processed(job),
             affected_rows=job.num_dml_affected_rows,
         )
         if rows.schema and statement_type in ("SELECT", "SCRIPT", "QUERY"):
@@ -234,10 +197,6 @@ class _Runner:
         result.seconds = time.perf_counter() - started
         return result
 
-    def _bytes(self, job) -> int | None:
-        """Bytes processed, where the backend measures them (the emulator reports 0 for everything)."""
-        return None if self.config.is_local else job.total_bytes_processed
-
     def dry_run(self) -> StatementResult:
         """Validate without running: on gcp one BigQuery dry-run job for the whole file; locally each statement
         in turn (the emulator does not pass parameters into scripts), ML functions rewritten from their models.
@@ -245,7 +204,7 @@ class _Runner:
         from google.api_core.exceptions import GoogleAPIError, NotFound
 
         started = time.perf_counter()
-        if not self.config.is_local:
+        if self.backend.dry_run_whole_file:
             whole = Statement(self.script.text, 1, ())
             settings = {"dry_run": True, "use_query_cache": False}
             try:
@@ -258,20 +217,23 @@ class _Runner:
             if job.total_bytes_processed is not None:
                 verdict += f"; it would process {format_bytes(job.total_bytes_processed)}"
             return StatementResult(
-                1, job.statement_type or "SCRIPT", time.perf_counter() - started,
-                bytes_processed=job.total_bytes_processed, message=verdict,
-            )  # fmt: skip
+                1,
+                job.statement_type or "SCRIPT",
+                time.perf_counter() - started,
+                bytes_processed=job.total_bytes_processed,
+                message=verdict,
+            )
         created: set[str] = set()
         unchecked = 0
         for statement in self.script.statements:
-            sql, kind = statement.text, self._kind(statement.text)
+            sql, kind = statement.text, self.backend.statement_kind(statement.text)
             try:
                 if kind == "drop_model":
                     continue
                 if kind == "create_model":
-                    sql = self.ml.training_query(sql, self.params)
+                    sql = self.backend.training_query(sql, self.params)
                 elif kind == "functions":
-                    sql = self.ml.rewrite(sql, self.params, dry_run=True)
+                    sql = self.backend.rewrite(sql, self.params, dry_run=True)
                 used = used_parameters(tokenize(sql))
                 self.client.query(
                     sql, job_config=job_config(used, self.params, dry_run=True, use_query_cache=False)

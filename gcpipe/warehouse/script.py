@@ -24,9 +24,27 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_./:-]+")  # matched whole: `$` would let a final newline in
 # First words of statements that only make sense inside one script (variables, blocks, transactions).
 _PROCEDURAL = {
-    "DECLARE", "SET", "BEGIN", "END", "IF", "LOOP", "WHILE", "REPEAT", "FOR", "CALL", "EXECUTE",
-    "RAISE", "RETURN", "BREAK", "LEAVE", "CONTINUE", "ITERATE", "COMMIT", "ROLLBACK", "ASSERT",
-}  # fmt: skip
+    "DECLARE",
+    "SET",
+    "BEGIN",
+    "END",
+    "IF",
+    "LOOP",
+    "WHILE",
+    "REPEAT",
+    "FOR",
+    "CALL",
+    "EXECUTE",
+    "RAISE",
+    "RETURN",
+    "BREAK",
+    "LEAVE",
+    "CONTINUE",
+    "ITERATE",
+    "COMMIT",
+    "ROLLBACK",
+    "ASSERT",
+}
 _DIALECT = BigQuery()
 
 

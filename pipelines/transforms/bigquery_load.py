@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from gcpipe.core.clients import row_count
+from gcpipe.core.clients import ensure_table, row_count
 from gcpipe.core.config import validate_table_id
 from gcpipe.core.schemas import TableSpec
 from gcpipe.warehouse.params import string_literal
@@ -52,8 +52,15 @@ def partition_filter(spec: TableSpec, partition_date: date | None, staging: str 
 class LoadAndReplace(beam.DoFn):
     """Given the lists of valid-row and dead-letter Parquet files, load both tables; yield rows loaded."""
 
-    def __init__(self, table: str, spec: TableSpec, dead_letter: str, dead_spec: TableSpec,
-                 partition_date: date | None, sources: list[str]):  # fmt: skip
+    def __init__(
+        self,
+        table: str,
+        spec: TableSpec,
+        dead_letter: str,
+        dead_spec: TableSpec,
+        partition_date: date | None,
+        sources: list[str],
+    ):
         self.table, self.spec, self.partition_date = table, spec, partition_date
         self.dead_letter, self.dead_spec, self.sources = dead_letter, dead_spec, sources
         self.loaded = Metrics.counter("csv_ingest", "rows_loaded")
@@ -61,8 +68,6 @@ class LoadAndReplace(beam.DoFn):
 
     def process(self, _, valid_files: list[str], dead_files: list[str]):
         from google.cloud import bigquery
-
-        from gcpipe.core.clients import ensure_table
 
         # From the environment, not gcpipe's config: on Dataflow workers that is BigQuery itself, locally
         # the emulator (BIGQUERY_EMULATOR_HOST and the metadata stand-in, which run() sets).

@@ -44,6 +44,7 @@ from apache_beam.runners.direct.watermark_manager import WatermarkManager
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 
+from gcpipe.core.schemas import to_json_row
 from pipelines.transforms.ride_messages import EVENT_ID, MessageBatch, RideMessage
 
 PULL_LIMIT = 1000  # Pub/Sub's most messages in one pull
@@ -214,12 +215,16 @@ class _Reader:
                 outage_since, reached = None, True
                 received = [
                     (
-                        RideMessage(bytes(item.message.data), dict(item.message.attributes), item.message.message_id,
-                                    item.message.publish_time.timestamp()),
+                        RideMessage(
+                            bytes(item.message.data),
+                            dict(item.message.attributes),
+                            item.message.message_id,
+                            item.message.publish_time.timestamp(),
+                        ),
                         item.ack_id,
                     )
                     for item in response.received_messages
-                ]  # fmt: skip
+                ]
                 if received:
                     _count_outstanding(t.subscription, len(received))
                     with self.arrived:
@@ -238,8 +243,6 @@ class _Reader:
 def replay_events(replay: Replay) -> list[RideMessage]:
     """The events stored since ``replay.since``, as messages again."""
     from google.cloud import bigquery
-
-    from gcpipe.core.schemas import to_json_row
 
     client = _CLIENTS.get("bigquery") or _CLIENTS.setdefault("bigquery", bigquery.Client())
     query = f"SELECT * FROM `{replay.table}` WHERE timestamp >= @since"

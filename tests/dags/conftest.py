@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from gcpipe.orchestration.airflow_home import migrate_database, use_local_airflow
+from gcpipe.orchestration.airflow_home import load_dags, migrate_database, use_local_airflow
 from tests.conftest import CONFIG
 
 use_local_airflow(CONFIG, CONFIG.state_dir / "airflow-tests")
@@ -48,7 +48,6 @@ def target(name: str, **env: str):
 
 def parse(name: str = "local", **env: str) -> dict:
     """Every DAG of dags/, by id, as the target ``name`` builds it."""
-    from gcpipe.orchestration.airflow_home import load_dags
 
     with target(name, **env):
         return load_dags()

@@ -21,15 +21,28 @@ DAY = date(2019, 4, 8)
 KDD_RUN = {  # spark_kdd's job on a cluster or as a batch, for DAY: the staged code, the run's arguments
     "main_python_file_uri": f"{STAGED}/kdd_analysis.py",
     "args": [
-        "--input", f"gs://{LAKE}/landing/kdd/kddcup.data.gz",
-        "--output", f"gs://{LAKE}/kdd/analysis/2019-04-08",
-        "--bq_table", f"{PROJECT}.kdd.attack_stats",
+        "--input",
+        f"gs://{LAKE}/landing/kdd/kddcup.data.gz",
+        "--output",
+        f"gs://{LAKE}/kdd/analysis/2019-04-08",
+        "--bq_table",
+        f"{PROJECT}.kdd.attack_stats",
     ],
     "python_file_uris": [f"{STAGED}/gcpipe_spark.zip"],
-    "file_uris": [f"{STAGED}/{schema}.json" for schema in (
-        "kdd_connections", "kdd_attack_stats", "kdd_connections_by_protocol", "kdd_connections_by_label",
-        "kdd_connections_by_category", "kdd_top_attacked_services", "dead_letter", "tables")],
-}  # fmt: skip
+    "file_uris": [
+        f"{STAGED}/{schema}.json"
+        for schema in (
+            "kdd_connections",
+            "kdd_attack_stats",
+            "kdd_connections_by_protocol",
+            "kdd_connections_by_label",
+            "kdd_connections_by_category",
+            "kdd_top_attacked_services",
+            "dead_letter",
+            "tables",
+        )
+    ],
+}
 NAMES = {"project": PROJECT, "taxi_dataset": "taxi", "ecommerce_dataset": "ecommerce"}  # the gcp target's
 
 
@@ -128,7 +141,7 @@ def test_spark_kdd_creates_a_cluster_of_its_own_submits_the_job_on_it_and_delete
         "placement": {"cluster_name": name},
         "pyspark_job": {**KDD_RUN, "properties": CHECKPOINTS},
         "labels": create["labels"],
-    }  # fmt: skip
+    }
     dataproc.wait_for_job.assert_called_once()
     delete = dataproc.delete_cluster.call_args.kwargs
     assert (delete["cluster_name"], delete["project_id"], delete["region"]) == (name, PROJECT, REGION)
@@ -153,16 +166,20 @@ def test_a_failed_spark_job_still_deletes_its_cluster_and_fails_the_run(dags, da
     assert job["pyspark_job"] == {
         "main_python_file_uri": f"{STAGED}/als_recommend.py",
         "args": [
-            "--source", f"gs://{LAKE}/landing/rentals",
-            "--sink", f"gs://{LAKE}/rentals/recommendations/2019-04-08",
-            "--sink", f"bq://{PROJECT}.rentals",
+            "--source",
+            f"gs://{LAKE}/landing/rentals",
+            "--sink",
+            f"gs://{LAKE}/rentals/recommendations/2019-04-08",
+            "--sink",
+            f"bq://{PROJECT}.rentals",
         ],
         "python_file_uris": [f"{STAGED}/gcpipe_spark.zip"],
-        "file_uris": [f"{STAGED}/{schema}.json" for schema in ("accommodations", "ratings", "recommendations",
-                                                                 "tables")],
+        "file_uris": [
+            f"{STAGED}/{schema}.json" for schema in ("accommodations", "ratings", "recommendations", "tables")
+        ],
         "jar_file_uris": [f"{STAGED}/postgresql.jar"],
         "properties": CHECKPOINTS,
-    }  # fmt: skip
+    }
 
 
 def test_serverless_runs_the_job_as_a_batch_and_keeps_the_graph(monkeypatch):
@@ -189,14 +206,19 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
     dag = dags["batch_ingest"]
     sensor = rendered(dag, "wait_for_files")
     assert (sensor.task_type, sensor.bucket, sensor.prefix) == (
-        "GCSObjectsWithPrefixExistenceSensor", LAKE, "landing/taxi_trips/2019-04-08/",
-    )  # fmt: skip
+        "GCSObjectsWithPrefixExistenceSensor",
+        LAKE,
+        "landing/taxi_trips/2019-04-08/",
+    )
     assert sensor.mode == "reschedule"
 
     ingest = rendered(dag, "ingest_csv")
     assert (ingest.task_type, ingest.runner, ingest.py_file, ingest.py_options) == (
-        "BeamRunPythonPipelineOperator", "DataflowRunner", "pipelines.csv_ingest", ["-m"],
-    )  # fmt: skip
+        "BeamRunPythonPipelineOperator",
+        "DataflowRunner",
+        "pipelines.csv_ingest",
+        ["-m"],
+    )
     options = dict(ingest.pipeline_options)
     image = options.pop("sdk_container_image")
     assert image == f"{REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG}"
@@ -214,9 +236,17 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
     }
     dataflow = ingest.dataflow_config
     assert re.fullmatch(r"gcpipe-csv-ingest-20190408-[0-9a-f]{8}", dataflow.job_name)
-    assert (dataflow.project_id, dataflow.location, dataflow.append_job_name, dataflow.wait_until_finished) == (
-        PROJECT, REGION, False, True,
-    )  # fmt: skip
+    assert (
+        dataflow.project_id,
+        dataflow.location,
+        dataflow.append_job_name,
+        dataflow.wait_until_finished,
+    ) == (
+        PROJECT,
+        REGION,
+        False,
+        True,
+    )
     assert dataflow.service_account == f"gcpipe-dataflow@{PROJECT}.iam.gserviceaccount.com"
 
     def configuration(task_id: str) -> dict:
@@ -239,19 +269,26 @@ def test_batch_ingest_waits_on_gcs_runs_the_flex_template_on_dataflow_and_moves_
     )
     assert f"`{PROJECT}.taxi.trips_by_zone_hour`" in sql_text(summary)
     assert_check_job(
-        configuration("check_day_loaded"), "checks/taxi_trips_day_loaded.sql", "checks-taxi_trips_day_loaded",
-        max_dead_letter_percent=("STRING", "1.0"), partition_date=("STRING", "2019-04-08"),
-    )  # fmt: skip
+        configuration("check_day_loaded"),
+        "checks/taxi_trips_day_loaded.sql",
+        "checks-taxi_trips_day_loaded",
+        max_dead_letter_percent=("STRING", "1.0"),
+        partition_date=("STRING", "2019-04-08"),
+    )
     assert_check_job(
-        configuration("check_trips_by_zone_hour"), "checks/trips_by_zone_hour_row_counts.sql",
+        configuration("check_trips_by_zone_hour"),
+        "checks/trips_by_zone_hour_row_counts.sql",
         "checks-trips_by_zone_hour_row_counts",
-    )  # fmt: skip
+    )
 
     for task_id, outcome_ in (("files_to_success", "success"), ("files_to_failure", "failure")):
         move = rendered(dag, task_id)
         assert (move.source_bucket, move.source_object, move.destination_object, move.move_object) == (
-            LAKE, "landing/taxi_trips/2019-04-08/", f"processed/{outcome_}/taxi_trips/2019-04-08/", True,
-        )  # fmt: skip
+            LAKE,
+            "landing/taxi_trips/2019-04-08/",
+            f"processed/{outcome_}/taxi_trips/2019-04-08/",
+            True,
+        )
 
 
 def test_a_run_without_a_logical_date_works_on_the_day_it_was_triggered_or_the_date_param(dags):
@@ -265,20 +302,31 @@ def test_a_run_without_a_logical_date_works_on_the_day_it_was_triggered_or_the_d
 def test_bqml_purchase_sends_the_flow_sql_and_gates_on_roc_auc(dags):
     dag = dags["bqml_purchase"]
     for task_id, path, dates, writes in (
-        ("train_model", "ml/purchase_model.sql", {"train_from": "2016-08-01", "train_to": "2017-04-30"},
-         f"CREATE OR REPLACE MODEL `{PROJECT}.ecommerce.purchase_model`"),
-        ("predict", "ml/purchase_predictions.sql", {"predict_from": "2017-05-01", "predict_to": "2017-07-31"},
-         f"`{PROJECT}.ecommerce.purchase_predictions`"),
-    ):  # fmt: skip
+        (
+            "train_model",
+            "ml/purchase_model.sql",
+            {"train_from": "2016-08-01", "train_to": "2017-04-30"},
+            f"CREATE OR REPLACE MODEL `{PROJECT}.ecommerce.purchase_model`",
+        ),
+        (
+            "predict",
+            "ml/purchase_predictions.sql",
+            {"predict_from": "2017-05-01", "predict_to": "2017-07-31"},
+            f"`{PROJECT}.ecommerce.purchase_predictions`",
+        ),
+    ):
         configuration = rendered(dag, task_id).configuration
         label = path.removesuffix(".sql").replace("/", "-")
         assert configuration == query_job(path, label, **{name: ("DATE", day) for name, day in dates.items()})
         assert writes in configuration["query"]["query"]
     assert_check_job(
         rendered(dag, "roc_auc_gate", conf={"min_roc_auc": 0.8}).configuration,
-        "checks/purchase_model_roc_auc.sql", "checks-purchase_model_roc_auc",
-        eval_from=("DATE", "2017-05-01"), eval_to=("DATE", "2017-07-31"), min_roc_auc=("STRING", "0.8"),
-    )  # fmt: skip
+        "checks/purchase_model_roc_auc.sql",
+        "checks-purchase_model_roc_auc",
+        eval_from=("DATE", "2017-05-01"),
+        eval_to=("DATE", "2017-07-31"),
+        min_roc_auc=("STRING", "0.8"),
+    )
     assert [t.task_id for t in dag.get_task("predict").upstream_list] == ["roc_auc_gate"]
 
 

@@ -11,7 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from gcpipe.core.clients import ensure_table
+from gcpipe.core.config import load_config
+from gcpipe.core.schemas import table_spec
+from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.kdd import write_kdd
+from gcpipe.datagen.rentals import write_rentals
+from gcpipe.datagen.ride_publisher import publish_rides
+from gcpipe.datagen.taxi_trips import write_trips_csv
+from gcpipe.deploy.naming import load_names
+from gcpipe.orchestration import local_steps
 from gcpipe.orchestration.airflow_home import DagOutcome, logical_date, outcome
+from gcpipe.orchestration.local_steps import stop_streaming
+from gcpipe.spark import jobs
+from gcpipe.warehouse.load import load_json_lines
 from tests.dags.conftest import parse
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -50,8 +63,6 @@ def lake(local_stack):
 
 
 def landed_day(lake, day: date, rows: int, malformed: float):
-    from gcpipe.datagen.taxi_trips import write_trips_csv
-
     root, made = lake
     for folder in ("landing", "ingest", "processed/success", "processed/failure"):
         made(f"{folder}/taxi_trips/{day}")
@@ -96,7 +107,6 @@ def test_a_failed_data_quality_check_fails_the_run_naming_the_check_and_sets_the
 
 def test_a_task_that_fails_once_is_retried_and_the_run_succeeds(dags, lake, monkeypatch):
     """Issue 9's fault test for DAGs: moving the files fails once (a transient error), the retry moves them."""
-    from gcpipe.orchestration import local_steps
 
     day = date(2019, 4, 4)
     landed_day(lake, day, 200, malformed=0.0)
@@ -121,7 +131,6 @@ def test_a_failing_spark_job_runs_once_per_airflow_try_and_its_cluster_step_stil
 ):
     """Airflow owns a DAG task's retries: each try runs the job once (run_local's own retry is the CLI's),
     so a job that keeps failing runs 1 + retries times, as the gcp DAG's Dataproc job does."""
-    from gcpipe.spark import jobs
 
     runs = tmp_path / "runs.log"
     failing = f"open({str(runs)!r}, 'a').write('run\\n'); raise SystemExit(1)"
@@ -138,8 +147,6 @@ def test_a_failing_spark_job_runs_once_per_airflow_try_and_its_cluster_step_stil
 
 @pytest.mark.spark
 def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps(dags, lake, bq):
-    from gcpipe.datagen.kdd import write_kdd
-
     root, made = lake
     kdd = write_kdd(root / "landing/kdd/kddcup.data.gz", 1000, malformed=0.003)
     day = date(2019, 4, 8)
@@ -155,8 +162,6 @@ def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps(dags, lake,
 
 @pytest.mark.spark
 def test_spark_recommendations_writes_five_per_user_to_the_lake_and_bigquery(dags, lake, bq):
-    from gcpipe.datagen.rentals import write_rentals
-
     root, made = lake
     rentals = write_rentals(root / "landing/rentals", accommodations=30, users=8)
     day = date(2019, 4, 9)
@@ -169,12 +174,6 @@ def test_spark_recommendations_writes_five_per_user_to_the_lake_and_bigquery(dag
 
 
 def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_path):
-    from gcpipe.core.clients import ensure_table
-    from gcpipe.core.config import load_config
-    from gcpipe.core.schemas import table_spec
-    from gcpipe.datagen.ecommerce import write_sessions
-    from gcpipe.warehouse.load import load_json_lines
-
     config = load_config(target="local")
     sessions = write_sessions(tmp_path / "ga_sessions.jsonl", 600)
     spec = table_spec("ga_sessions")
@@ -193,10 +192,6 @@ def test_bqml_purchase_trains_evaluates_gates_and_predicts(dags, lake, bq, tmp_p
 
 
 def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, bq):
-    from gcpipe.datagen.ride_publisher import publish_rides
-    from gcpipe.deploy.naming import load_names
-    from gcpipe.orchestration.local_steps import stop_streaming
-
     job, started, done = "gcpipe-taxi-streaming", datetime.now(UTC), threading.Event()
     stop_streaming(job)  # a job an earlier run left: this run must start it
 
@@ -208,10 +203,16 @@ def test_taxi_streaming_ops_starts_the_job_and_finds_its_aggregates_fresh(dags, 
     rides.start()
     try:
         result = run(
-            dags, "taxi_streaming_ops", None, {"local_seconds": 120},
-            check_freshness={"retries": 8, "retry_delay": timedelta(seconds=5),
-                             "max_retry_delay": timedelta(seconds=10)},
-        )  # fmt: skip
+            dags,
+            "taxi_streaming_ops",
+            None,
+            {"local_seconds": 120},
+            check_freshness={
+                "retries": 8,
+                "retry_delay": timedelta(seconds=5),
+                "max_retry_delay": timedelta(seconds=10),
+            },
+        )
         again = run(dags, "taxi_streaming_ops", None, {"local_seconds": 120})  # the next scheduled run
     finally:
         done.set()

@@ -54,8 +54,12 @@ def composer_bundle(tmp_path_factory):
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("GCPIPE_")}, **GCP_ENV}
     done = subprocess.run(
         [sys.executable, "-m", "gcpipe.app.cli", "deploy", "bundle", f"--output={out}"],
-        env=env, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT_ROOT,
+    )
     assert done.returncode == 0, done.stderr
     assert 'target = "gcp"' in (out / "gcpipe.toml").read_text()
     return out

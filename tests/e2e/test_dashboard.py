@@ -114,9 +114,13 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
     areas = queries.by_area(bq, dataset)
     assert landed["events_stored"] == 800 - landed["dead_letters"] and landed["dead_letters"] > 0
     wait_for(lambda: number(browser, "events") == landed["events_stored"], what="the final count")
-    wait_for(lambda: chart(browser, "rides-per-minute") == [[r["pickups"] for r in minutes],
-                                                             [r["dropoffs"] for r in minutes]],
-             what="the rides chart")  # fmt: skip
+    wait_for(
+        lambda: (
+            chart(browser, "rides-per-minute")
+            == [[r["pickups"] for r in minutes], [r["dropoffs"] for r in minutes]]
+        ),
+        what="the rides chart",
+    )
     assert number(browser, "dead-letters") == landed["dead_letters"]
     assert number(browser, "pickups") == sum(r["pickups"] for r in minutes)
     plotted = chart(browser, "pickups-map")
@@ -137,17 +141,35 @@ def _stored_minutes(bq, dataset: str, start: datetime) -> None:
             "window_end": end.isoformat(),
             "emitted_at": emitted.isoformat(),
         }
-        minutes.append({**times, "pickups": pickups, "dropoffs": pickups - 2, "passengers": 2 * pickups,
-                        "revenue": 14.5 * pickups, "active_rides": pickups, "events": 2 * pickups,
-                        "pane_timing": "ON_TIME" if i < 3 else "EARLY", "pane_index": 0,
-                        "window_key": begin.isoformat()})  # fmt: skip
+        minutes.append(
+            {
+                **times,
+                "pickups": pickups,
+                "dropoffs": pickups - 2,
+                "passengers": 2 * pickups,
+                "revenue": 14.5 * pickups,
+                "active_rides": pickups,
+                "events": 2 * pickups,
+                "pane_timing": "ON_TIME" if i < 3 else "EARLY",
+                "pane_index": 0,
+                "window_key": begin.isoformat(),
+            }
+        )
     for slide in range(-1, 4):  # 5-minute windows sliding every minute, up to the latest minute's
         begin = start + timedelta(minutes=slide)
-        window = {"window_start": begin.isoformat(), "window_end": (begin + timedelta(minutes=5)).isoformat(),
-                  "emitted_at": (start + timedelta(minutes=3, seconds=15)).isoformat(), "pane_timing": "EARLY",
-                  "pane_index": 0}  # fmt: skip
-        for area, lon, lat, pickups in [("dr5ru6", -73.985, 40.758, 30), ("dr5x0z", -73.78, 40.645, 12),
-                                        ("dr5rzj", -73.874, 40.774, 9), ("dr5rk9", -73.98, 40.69, 4)]:  # fmt: skip
+        window = {
+            "window_start": begin.isoformat(),
+            "window_end": (begin + timedelta(minutes=5)).isoformat(),
+            "emitted_at": (start + timedelta(minutes=3, seconds=15)).isoformat(),
+            "pane_timing": "EARLY",
+            "pane_index": 0,
+        }
+        for area, lon, lat, pickups in [
+            ("dr5ru6", -73.985, 40.758, 30),
+            ("dr5x0z", -73.78, 40.645, 12),
+            ("dr5rzj", -73.874, 40.774, 9),
+            ("dr5rk9", -73.98, 40.69, 4),
+        ]:
             areas.append(
                 {
                     **window,
@@ -178,9 +200,10 @@ def test_the_dashboards_charts_say_what_they_show(bq, browser, dashboard, tmp_pa
     screenshot(browser, tmp_path, "dashboard-charts", local_stack)
 
     expected = {
-        "rides-per-minute": "rides per minute", "revenue-per-minute": "USD per minute",
+        "rides-per-minute": "rides per minute",
+        "revenue-per-minute": "USD per minute",
         "passengers-per-minute": "passengers per minute",
-    }  # fmt: skip
+    }
     for graph, y_title in expected.items():
         assert (charts[graph]["x_title"], charts[graph]["y_title"]) == ("minute (event time, UTC)", y_title)
         assert charts[graph]["annotations"] == ["partial minute"]  # the last minute, once

@@ -104,9 +104,12 @@ def fresh_shell(config) -> dict[str, str]:
     """A new login's environment: no venv on PATH, nothing of gcpipe but where its stack lives."""
     path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p)
     return {
-        "PATH": path, "HOME": os.environ["HOME"], "LANG": "C.UTF-8",
-        "GCPIPE_STATE_DIR": str(config.state_dir), "GCPIPE_PORT_OFFSET": str(config.port_offset),
-    }  # fmt: skip
+        "PATH": path,
+        "HOME": os.environ["HOME"],
+        "LANG": "C.UTF-8",
+        "GCPIPE_STATE_DIR": str(config.state_dir),
+        "GCPIPE_PORT_OFFSET": str(config.port_offset),
+    }
 
 
 def test_the_quick_local_blocks_run_as_written(checkout):
@@ -119,7 +122,12 @@ def test_the_quick_local_blocks_run_as_written(checkout):
         if BLOCKS[classify(block)] is not RUNS:
             continue
         done = subprocess.run(
-            ["bash", "-e"], input=block, cwd=copy, env=fresh_shell(config), capture_output=True, text=True,
+            ["bash", "-e"],
+            input=block,
+            cwd=copy,
+            env=fresh_shell(config),
+            capture_output=True,
+            text=True,
             timeout=600,
-        )  # fmt: skip
+        )
         assert done.returncode == 0, f"{block}\nstdout: {done.stdout[-3000:]}\nstderr: {done.stderr[-3000:]}"

@@ -24,38 +24,79 @@ def minute(i: int, pickups: int, complete: bool = True) -> dict:
     start = T0 + timedelta(minutes=i)
     end = start + timedelta(minutes=1)
     emitted = end + timedelta(seconds=4) if complete else start + timedelta(seconds=22)
-    return {"window_start": start, "window_end": end, "pickups": pickups, "dropoffs": pickups - 3,
-            "passengers": 2 * pickups, "revenue": 15.5 * pickups, "emitted_at": emitted}  # fmt: skip
+    return {
+        "window_start": start,
+        "window_end": end,
+        "pickups": pickups,
+        "dropoffs": pickups - 3,
+        "passengers": 2 * pickups,
+        "revenue": 15.5 * pickups,
+        "emitted_at": emitted,
+    }
 
 
 def typical_report() -> demo_report.DemoReport:
-    stages = ["local stack", "warehouse tables", "generated data", "CSV ingestion (Beam)", "trips by zone and hour",
-              "Spark KDD analysis", "Spark ALS recommendations", "e-commerce SQL and BigQuery ML",
-              "streaming rides", "DAG run (batch_ingest)"]  # fmt: skip
-    roc = [{"threshold": 1 - i / 20, "recall": min(1.0, (i / 20) ** 0.3), "false_positive_rate": i / 20,
-            "true_positives": i, "false_positives": i, "true_negatives": 20 - i, "false_negatives": 20 - i}
-           for i in range(21)]  # fmt: skip
+    stages = [
+        "local stack",
+        "warehouse tables",
+        "generated data",
+        "CSV ingestion (Beam)",
+        "trips by zone and hour",
+        "Spark KDD analysis",
+        "Spark ALS recommendations",
+        "e-commerce SQL and BigQuery ML",
+        "streaming rides",
+        "DAG run (batch_ingest)",
+    ]
+    roc = [
+        {
+            "threshold": 1 - i / 20,
+            "recall": min(1.0, (i / 20) ** 0.3),
+            "false_positive_rate": i / 20,
+            "true_positives": i,
+            "false_positives": i,
+            "true_negatives": 20 - i,
+            "false_negatives": 20 - i,
+        }
+        for i in range(21)
+    ]
     return demo_report.DemoReport(
         stages=[(name, 5.0 + 3 * i, "done") for i, name in enumerate(stages)],
         seconds=240.0,
         row_counts={"taxi.taxi_trips": 20_000, "taxi.ride_events": 5_912},
-        dead_letters={"CSV ingestion (taxi.taxi_trips_dead_letter)": [
-            {"reason": "fare_amount: … is not a valid FLOAT", "messages": 12},
-            {"reason": "blank line", "messages": 3}]},
-        metrics={
-            demo_report.PURCHASE_MODEL: {"precision": 0.3333, "recall": 0.1739, "accuracy": 0.9583,
-                                         "f1_score": 0.2286, "log_loss": 0.1254, "roc_auc": 0.8889,
-                                         "model_quality": "fair", "verdict": VERDICT},
-            demo_report.ALS_MODEL: {"rmse": 0.93, "baseline_rmse (the mean rating)": 1.055, "users": 25,
-                                    "recommendations": 125},
+        dead_letters={
+            "CSV ingestion (taxi.taxi_trips_dead_letter)": [
+                {"reason": "fare_amount: … is not a valid FLOAT", "messages": 12},
+                {"reason": "blank line", "messages": 3},
+            ]
         },
-        kdd_categories=[{"attack_category": "dos", "connections": 391_458, "share": 0.79, "labels": "smurf"},
-                        {"attack_category": "u2r", "connections": 52, "share": 0.0001, "labels": "rootkit"}],
+        metrics={
+            demo_report.PURCHASE_MODEL: {
+                "precision": 0.3333,
+                "recall": 0.1739,
+                "accuracy": 0.9583,
+                "f1_score": 0.2286,
+                "log_loss": 0.1254,
+                "roc_auc": 0.8889,
+                "model_quality": "fair",
+                "verdict": VERDICT,
+            },
+            demo_report.ALS_MODEL: {
+                "rmse": 0.93,
+                "baseline_rmse (the mean rating)": 1.055,
+                "users": 25,
+                "recommendations": 125,
+            },
+        },
+        kdd_categories=[
+            {"attack_category": "dos", "connections": 391_458, "share": 0.79, "labels": "smurf"},
+            {"attack_category": "u2r", "connections": 52, "share": 0.0001, "labels": "rootkit"},
+        ],
         trips_by_hour=[{"hour": h, "trips": 100 + 40 * h} for h in range(24)],
         trips_by_zone=[{"zone": "Midtown", "borough": "Manhattan", "trips": 900, "revenue": 12_000.0}],
         rides_per_minute=[minute(0, 96), minute(1, 101), minute(2, 99), minute(3, 31, complete=False)],
         roc_curve=roc,
-    )  # fmt: skip
+    )
 
 
 def test_the_report_page_says_what_every_chart_shows(browser, tmp_path):

@@ -40,8 +40,11 @@ def test_a_run_killed_while_loading_then_run_again_leaves_each_row_once(bq, loca
     log = (tmp_path / "killed.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.csv_ingest", *argv],
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:  # kill it at its most delicate moment: rows staged in BigQuery, the transaction not yet run
         deadline = time.monotonic() + 120
         while not _staging_tables(bq, dataset) and process.poll() is None and time.monotonic() < deadline:

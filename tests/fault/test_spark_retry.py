@@ -54,8 +54,13 @@ def test_a_usage_error_fails_at_once_without_a_retry(tmp_path, monkeypatch):
 
 def test_on_dataproc_the_job_is_restarted_as_often_as_locally():
     """The submit plan's workflow template: Dataproc restarts the failed driver MAX_ATTEMPTS - 1 times."""
-    gcp = Config(target="gcp", project="acme-data-prod", region="europe-west1", lake_bucket="acme-lake",
-                 staging_bucket="acme-staging")  # fmt: skip
+    gcp = Config(
+        target="gcp",
+        project="acme-data-prod",
+        region="europe-west1",
+        lake_bucket="acme-lake",
+        staging_bucket="acme-staging",
+    )
     template = dataproc.workflow_template(KDD, gcp, job_args(KDD, gcp), tag="v1")
     message = dataproc_v1.WorkflowTemplate.from_json(json.dumps(template))  # a valid request
     assert message.jobs[0].scheduling.max_failures_per_hour == MAX_ATTEMPTS - 1 == 1

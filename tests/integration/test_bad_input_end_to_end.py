@@ -58,8 +58,10 @@ def test_hostile_records_are_loaded_as_data_or_dead_lettered_with_their_reason(
 
     dead_count = len(REJECTED) + 2
     assert (result.rows_read, result.rows_loaded, result.rows_dead_lettered) == (
-        len(CARRIED) + dead_count, len(CARRIED), dead_count
-    )  # fmt: skip
+        len(CARRIED) + dead_count,
+        len(CARRIED),
+        dead_count,
+    )
     stored = [row["vendor_id"] for row in bq.query(f"SELECT vendor_id FROM `{table}`").result()]
     assert sorted(stored) == sorted(CARRIED)  # data, unchanged; the table is still there
     dead = list(bq.query(f"SELECT line, raw, reason FROM `{table}_dead_letter` ORDER BY line").result())

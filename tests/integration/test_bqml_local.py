@@ -81,10 +81,12 @@ def shop(bq, local_stack, tmp_path_factory):
 
 
 def _sklearn(frame, **settings):
-    prepare = ColumnTransformer([
-        ("numbers", StandardScaler(), NUMERIC),
-        ("categories", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
-    ])  # fmt: skip
+    prepare = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), NUMERIC),
+            ("categories", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = make_pipeline(prepare, LogisticRegression(max_iter=10_000, tol=1e-10, **settings))
@@ -168,8 +170,10 @@ def test_roc_curve_counts_what_scikit_learn_counts_at_each_threshold(shop):
     held = model.split["evaluation_rows"]
     curve = shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase) ORDER BY threshold DESC").rows
     assert 50 <= len(curve) <= 101
-    assert all(r["true_positives"] + r["false_positives"] + r["true_negatives"] + r["false_negatives"] == held
-               for r in curve)  # fmt: skip
+    assert all(
+        r["true_positives"] + r["false_positives"] + r["true_negatives"] + r["false_negatives"] == held
+        for r in curve
+    )
     assert curve[-1]["threshold"] == min(r["threshold"] for r in curve)
     fpr = [0.0, *(r["false_positive_rate"] for r in curve), 1.0]
     recall = [0.0, *(r["recall"] for r in curve), 1.0]
@@ -181,8 +185,10 @@ def test_roc_curve_counts_what_scikit_learn_counts_at_each_threshold(shop):
     with pytest.raises(SqlError, match=r"pass the rows to use GENERATE_ARRAY thresholds"):
         shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase, GENERATE_ARRAY(0.1, 0.9, 0.1))")
     with pytest.raises(SqlError, match=r"GENERATE_ARRAY\(0.9, 0.1, 0.1\) gives 0 thresholds"):
-        shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase, TABLE {ds}.purchase_features, "
-                 "GENERATE_ARRAY(0.9, 0.1, 0.1))")  # fmt: skip
+        shop.run(
+            "SELECT * FROM ML.ROC_CURVE(MODEL {ds}.purchase, TABLE {ds}.purchase_features, "
+            "GENERATE_ARRAY(0.9, 0.1, 0.1))"
+        )
 
 
 def _schema(result) -> list[tuple]:
@@ -207,20 +213,32 @@ def test_outputs_have_bigquery_ml_names_and_types(shop):
     assert [p["label"] for p in probs] == [1, 0] and sum(p["prob"] for p in probs) == pytest.approx(1.0)
 
     expected = {
-        "EVALUATE": [(n, "FLOAT", "NULLABLE", []) for n in ("precision", "recall", "accuracy", "f1_score",
-                                                              "log_loss", "roc_auc")],
-        "WEIGHTS": [("processed_input", "STRING", "NULLABLE", []), ("weight", "FLOAT", "NULLABLE", []),
-                    ("category_weights", "RECORD", "REPEATED", [("category", "STRING"), ("weight", "FLOAT")])],
+        "EVALUATE": [
+            (n, "FLOAT", "NULLABLE", [])
+            for n in ("precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc")
+        ],
+        "WEIGHTS": [
+            ("processed_input", "STRING", "NULLABLE", []),
+            ("weight", "FLOAT", "NULLABLE", []),
+            ("category_weights", "RECORD", "REPEATED", [("category", "STRING"), ("weight", "FLOAT")]),
+        ],
         "FEATURE_INFO": [("input", "STRING", "NULLABLE", [])]
         + [(n, "FLOAT", "NULLABLE", []) for n in ("min", "max", "mean", "median", "stddev")]
         + [(n, "INTEGER", "NULLABLE", []) for n in ("category_count", "null_count", "dimension")],
         "ROC_CURVE": [(n, "FLOAT", "NULLABLE", []) for n in ("threshold", "recall", "false_positive_rate")]
-        + [(n, "INTEGER", "NULLABLE", []) for n in ("true_positives", "false_positives", "true_negatives",
-                                                     "false_negatives")],
-        "TRAINING_INFO": [("training_run", "INTEGER", "NULLABLE", []), ("iteration", "INTEGER", "NULLABLE", []),
-                          ("loss", "FLOAT", "NULLABLE", []), ("eval_loss", "FLOAT", "NULLABLE", []),
-                          ("learning_rate", "FLOAT", "NULLABLE", []), ("duration_ms", "INTEGER", "NULLABLE", [])],
-    }  # fmt: skip
+        + [
+            (n, "INTEGER", "NULLABLE", [])
+            for n in ("true_positives", "false_positives", "true_negatives", "false_negatives")
+        ],
+        "TRAINING_INFO": [
+            ("training_run", "INTEGER", "NULLABLE", []),
+            ("iteration", "INTEGER", "NULLABLE", []),
+            ("loss", "FLOAT", "NULLABLE", []),
+            ("eval_loss", "FLOAT", "NULLABLE", []),
+            ("learning_rate", "FLOAT", "NULLABLE", []),
+            ("duration_ms", "INTEGER", "NULLABLE", []),
+        ],
+    }
     for function, schema in expected.items():
         result = shop.run(f"SELECT * FROM ML.{function}(MODEL {{ds}}.purchase)")
         assert _schema(result.statements[0]) == schema, function
@@ -234,10 +252,13 @@ def test_outputs_have_bigquery_ml_names_and_types(shop):
         "tablet",
     }
     recall = [
-        shop.run("SELECT recall FROM ML.EVALUATE(MODEL {ds}.purchase, (SELECT * FROM {ds}.purchase_features), "
-                 "STRUCT(@t AS threshold))", t=t).rows[0]["recall"]
+        shop.run(
+            "SELECT recall FROM ML.EVALUATE(MODEL {ds}.purchase, (SELECT * FROM {ds}.purchase_features), "
+            "STRUCT(@t AS threshold))",
+            t=t,
+        ).rows[0]["recall"]
         for t in (0.1, 0.5)
-    ]  # fmt: skip
+    ]
     assert recall[0] > recall[1]  # a lower threshold finds more of the buyers
 
 
@@ -310,8 +331,10 @@ def test_model_lifecycle_and_errors(shop):
     assert not path.exists()
     with pytest.raises(SqlError, match=r"^test.sql:1: Not found: Model .*\.lifecycle"):
         shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.lifecycle)")
-    shop.bq.query(f"CREATE MODEL `{shop.config.project}.{shop.name}.elsewhere` OPTIONS (model_type = 'linear_reg') "
-                  "AS SELECT 1.0 AS label, 2 AS x").result()  # fmt: skip
+    shop.bq.query(
+        f"CREATE MODEL `{shop.config.project}.{shop.name}.elsewhere` OPTIONS (model_type = 'linear_reg') "
+        "AS SELECT 1.0 AS label, 2 AS x"
+    ).result()
     with pytest.raises(SqlError, match="exists in the emulator but was not trained by gcpipe"):
         shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.elsewhere)")
     with pytest.raises(SqlError, match=r"^test.sql:2: option num_clusters is not supported"):

@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from gcpipe.core.clients import storage_client
 from gcpipe.core.schemas import SCHEMA_DIR, table_spec
 from gcpipe.datagen.taxi_trips import write_trips_csv
 from pipelines import csv_ingest
@@ -38,8 +39,16 @@ def test_load_replaces_only_its_partition_and_reruns_leave_the_same_table(bq, lo
         "--input", day1.path, "--schema", "taxi_trips", "--table", table, "--partition_date", "2019-03-01"
     )
     assert (first.rows_read, first.rows_loaded, first.rows_dead_lettered) == (2000, day1.valid, 20)
-    _ingest("--input", day2.path, "--schema", "taxi_trips", "--table", table.replace(".", ":", 1),
-            "--partition_date", "2019-03-02")  # fmt: skip
+    _ingest(
+        "--input",
+        day2.path,
+        "--schema",
+        "taxi_trips",
+        "--table",
+        table.replace(".", ":", 1),
+        "--partition_date",
+        "2019-03-02",
+    )
     again = _ingest(
         "--input", day1.path, "--schema", "taxi_trips", "--table", table, "--partition_date", "2019-03-01"
     )
@@ -67,7 +76,7 @@ def test_a_day_s_file_with_rows_of_another_day_dead_letters_them(bq, local_stack
     two_days = write_trips_csv(tmp_path / "t.csv", 1000, seed=3, start=date(2019, 3, 1), days=2)
     result = _ingest(
         "--input", two_days.path, "--schema", "taxi_trips", "--table", table, "--partition_date", "2019-03-01"
-    )  # fmt: skip
+    )
     on_day = _count(bq, table)
     assert 300 < on_day < 700 and result.rows_dead_lettered == 1000 - on_day
     assert (
@@ -78,12 +87,16 @@ def test_a_day_s_file_with_rows_of_another_day_dead_letters_them(bq, local_stack
 def test_pii_never_lands_in_clear(bq, local_stack, dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("GCPIPE_PII_KEY", "test-key-" + uuid.uuid4().hex)
     schema = tmp_path / "customers.json"
-    schema.write_text(json.dumps([
-        {"name": "email", "type": "STRING", "mode": "REQUIRED"},
-        {"name": "name", "type": "STRING", "mode": "NULLABLE"},
-        {"name": "signed_up", "type": "TIMESTAMP", "mode": "REQUIRED"},
-        {"name": "orders", "type": "INTEGER", "mode": "NULLABLE"},
-    ]))  # fmt: skip
+    schema.write_text(
+        json.dumps(
+            [
+                {"name": "email", "type": "STRING", "mode": "REQUIRED"},
+                {"name": "name", "type": "STRING", "mode": "NULLABLE"},
+                {"name": "signed_up", "type": "TIMESTAMP", "mode": "REQUIRED"},
+                {"name": "orders", "type": "INTEGER", "mode": "NULLABLE"},
+            ]
+        )
+    )
     people = [(f"person{i}@example.com", f"Person Number{i}") for i in range(40)]
     rows = [[email, name, f"2019-03-01 10:{i:02d}:00", str(i)] for i, (email, name) in enumerate(people)]
     rows[3][3] = "three"  # bad number
@@ -98,8 +111,18 @@ def test_pii_never_lands_in_clear(bq, local_stack, dataset, tmp_path, monkeypatc
     with open(path, "ab") as out:
         out.write(b"\xffperson99@example.com,Person Number99,2019-03-01 11:00:00,1\n")  # undecodable
     table = f"{local_stack.project}.{dataset}.customers"
-    result = _ingest("--input", str(path), "--schema", str(schema), "--table", table,
-                     "--partition_date", "2019-03-01", "--pii", "email,name:mask")  # fmt: skip
+    result = _ingest(
+        "--input",
+        str(path),
+        "--schema",
+        str(schema),
+        "--table",
+        table,
+        "--partition_date",
+        "2019-03-01",
+        "--pii",
+        "email,name:mask",
+    )
     assert (result.rows_read, result.rows_loaded, result.rows_dead_lettered) == (41, 36, 5)
 
     landed = [
@@ -133,18 +156,26 @@ def test_your_own_schema_reruns_without_duplicates_and_a_copy_of_a_catalog_schem
     assert reason == "visited_at is empty: the row belongs to no partition"
 
     # taxi_trips as `bq show --schema` would give it back: no descriptions, the same columns.
-    stripped = [{k: v for k, v in f.items() if k != "description"} for f in json.loads(
-        (SCHEMA_DIR / "taxi_trips.json").read_text())]  # fmt: skip
+    stripped = [
+        {k: v for k, v in f.items() if k != "description"}
+        for f in json.loads((SCHEMA_DIR / "taxi_trips.json").read_text())
+    ]
     (tmp_path / "trips_schema.json").write_text(json.dumps(stripped))
     trips = write_trips_csv(tmp_path / "trips.csv", 500, seed=9, malformed=0.02)
-    result = _ingest("--input", trips.path, "--schema", str(tmp_path / "trips_schema.json"),
-                     "--table", f"{local_stack.project}.{dataset}.trips", "--partition_date", "2019-03-01")  # fmt: skip
+    result = _ingest(
+        "--input",
+        trips.path,
+        "--schema",
+        str(tmp_path / "trips_schema.json"),
+        "--table",
+        f"{local_stack.project}.{dataset}.trips",
+        "--partition_date",
+        "2019-03-01",
+    )
     assert result.rows_dead_lettered == sum(trips.malformed.values())  # the catalog's rules applied
 
 
 def test_a_gs_glob_and_a_gs_schema_through_the_storage_emulator(bq, local_stack, dataset, tmp_path):
-    from gcpipe.core.clients import storage_client
-
     bucket = storage_client(local_stack).bucket(local_stack.lake_bucket)
     prefix = f"landing/test-{uuid.uuid4().hex[:8]}"
     manifests = []
@@ -157,8 +188,16 @@ def test_a_gs_glob_and_a_gs_schema_through_the_storage_emulator(bq, local_stack,
     schema = (
         f"gs://{local_stack.lake_bucket}/{prefix}/schema/trips.json"  # the catalog's columns: its rules too
     )
-    result = _ingest("--input", f"gs://{local_stack.lake_bucket}/{prefix}/*.csv*", "--schema", schema,
-                     "--table", table, "--partition_date", "2019-03-01")  # fmt: skip
+    result = _ingest(
+        "--input",
+        f"gs://{local_stack.lake_bucket}/{prefix}/*.csv*",
+        "--schema",
+        schema,
+        "--table",
+        table,
+        "--partition_date",
+        "2019-03-01",
+    )
     assert result.rows_read == 1000 and result.rows_loaded == sum(m.valid for m in manifests) == _count(
         bq, table
     )

@@ -59,8 +59,16 @@ def test_hostile_values_and_names_on_the_command_line(bq, local_stack, dataset, 
     assert [row[name] for name in "abcdef"] == HOSTILE and row["hits"] == 0  # data, compared as data
 
     name = "taxi`; DROP TABLE people; --"
-    ingest = _run("-m", "pipelines.csv_ingest", "--input", str(query), "--schema", "taxi_trips",
-                  "--table", f"{local_stack.project}:{dataset}.{name}")  # fmt: skip
+    ingest = _run(
+        "-m",
+        "pipelines.csv_ingest",
+        "--input",
+        str(query),
+        "--schema",
+        "taxi_trips",
+        "--table",
+        f"{local_stack.project}:{dataset}.{name}",
+    )
     assert ingest.returncode == 1
     assert "is not a table id" in _one_sentence(ingest.stderr)
     dashboard = _run("-m", "gcpipe.app.cli", "dashboard", "--dataset", f"{dataset}\n; DROP TABLE people")

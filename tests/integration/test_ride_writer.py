@@ -9,9 +9,19 @@ from pipelines.transforms.bigquery_rows import Job, RowsRejected, _Writer
 
 pytestmark = pytest.mark.stack
 
-EVENT = {"ride_id": "r1", "point_idx": 0, "latitude": 40.75, "longitude": -73.98,
-         "timestamp": "2026-01-01T10:00:00+00:00", "meter_reading": 2.5, "meter_increment": 0.04,
-         "ride_status": "pickup", "passenger_count": 1, "event_id": "e1", "message_id": "m1"}  # fmt: skip
+EVENT = {
+    "ride_id": "r1",
+    "point_idx": 0,
+    "latitude": 40.75,
+    "longitude": -73.98,
+    "timestamp": "2026-01-01T10:00:00+00:00",
+    "meter_reading": 2.5,
+    "meter_increment": 0.04,
+    "ride_status": "pickup",
+    "passenger_count": 1,
+    "event_id": "e1",
+    "message_id": "m1",
+}
 
 
 def test_refused_rows_are_dead_lettered_with_their_reason_and_the_rest_stored(bq, dataset):

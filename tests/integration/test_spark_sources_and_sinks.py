@@ -31,11 +31,22 @@ def test_als_reads_cloud_sql_and_writes_back_over_jdbc(spark, postgres, database
     config = postgres.replace(jdbc_url=postgres.jdbc_url.rsplit("/", 1)[0] + f"/{database}")
     manifest = write_rentals(tmp_path / "rentals")
     assert cloudsql.load_rentals(config, tmp_path / "rentals") == {
-        "accommodations": manifest.accommodations, "ratings": manifest.ratings}  # fmt: skip
+        "accommodations": manifest.accommodations,
+        "ratings": manifest.ratings,
+    }
     metrics = recommend(
-        spark, "--source", config.jdbc_url, "--sink", config.jdbc_url, "--sink", str(tmp_path / "lake"),
-        "--jdbc_user", config.jdbc_user, "--jdbc_password_secret", config.jdbc_password_secret,
-    )  # fmt: skip
+        spark,
+        "--source",
+        config.jdbc_url,
+        "--sink",
+        config.jdbc_url,
+        "--sink",
+        str(tmp_path / "lake"),
+        "--jdbc_user",
+        config.jdbc_user,
+        "--jdbc_password_secret",
+        config.jdbc_password_secret,
+    )
     assert metrics["ratings"] == manifest.ratings and metrics["users"] == manifest.users
     with closing(cloudsql.connect(config)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT user_id, acco_id, rank, prediction FROM recommendations")
@@ -46,9 +57,19 @@ def test_als_reads_cloud_sql_and_writes_back_over_jdbc(spark, postgres, database
     )
     assert from_sql == expected
     # Run again: the table is replaced (truncated), not appended to.
-    recommend(spark, "--source", config.jdbc_url, "--sink", config.jdbc_url, "--jdbc_user", config.jdbc_user,
-              "--jdbc_password_secret", config.jdbc_password_secret,
-              "--rejected", str(tmp_path / "rejected"))  # fmt: skip
+    recommend(
+        spark,
+        "--source",
+        config.jdbc_url,
+        "--sink",
+        config.jdbc_url,
+        "--jdbc_user",
+        config.jdbc_user,
+        "--jdbc_password_secret",
+        config.jdbc_password_secret,
+        "--rejected",
+        str(tmp_path / "rejected"),
+    )
     with closing(cloudsql.connect(config)) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM recommendations")
         assert cursor.fetchone()[0] == 5 * manifest.users
@@ -66,7 +87,9 @@ def test_kdd_aggregates_load_into_bigquery(spark, bq, dataset, tmp_path):
     table = f"{bq.project}.{dataset}.attack_stats"
     summary = kdd_analysis.analyse(spark, manifest.path, str(tmp_path / "out"), table)
     assert summary["bigquery_tables"] == [
-        table, *(f"{bq.project}.{dataset}.{name}" for name in list(kdd_analysis.AGGREGATES)[1:])]  # fmt: skip
+        table,
+        *(f"{bq.project}.{dataset}.{name}" for name in list(kdd_analysis.AGGREGATES)[1:]),
+    ]
     for name in kdd_analysis.AGGREGATES:
         loaded = sorted(tuple(row.values()) for row in bq.query(f"SELECT * FROM `{dataset}.{name}`").result())
         written = sorted(
@@ -81,17 +104,26 @@ def test_als_reads_and_writes_bigquery(spark, bq, dataset, tmp_path):
     manifest = write_rentals(tmp_path / "rentals", users=30)
     for table in ("accommodations", "ratings"):
         schema = load_schema(table)
-        rows = pacsv.read_csv(tmp_path / "rentals" / f"{table}.csv",
-                              read_options=pacsv.ReadOptions(column_names=schema.names),
-                              convert_options=pacsv.ConvertOptions(column_types=schema.to_arrow()))  # fmt: skip
+        rows = pacsv.read_csv(
+            tmp_path / "rentals" / f"{table}.csv",
+            read_options=pacsv.ReadOptions(column_names=schema.names),
+            convert_options=pacsv.ConvertOptions(column_types=schema.to_arrow()),
+        )
         load_bigquery(rows.cast(schema.to_arrow()), f"{bq.project}.{dataset}.{table}", schema)
     metrics = recommend(
-        spark, "--source", f"bq://{bq.project}.{dataset}", "--sink", f"bq://{bq.project}.{dataset}",
-        "--rejected", str(tmp_path / "rejected"),
-    )  # fmt: skip
+        spark,
+        "--source",
+        f"bq://{bq.project}.{dataset}",
+        "--sink",
+        f"bq://{bq.project}.{dataset}",
+        "--rejected",
+        str(tmp_path / "rejected"),
+    )
     assert metrics["ratings"] == manifest.ratings and metrics["accommodations"] == manifest.accommodations
-    result = bq.query(f"SELECT user_id, COUNT(*) AS n, MIN(`rank`) AS lo, MAX(`rank`) AS hi "
-                      f"FROM `{dataset}.recommendations` GROUP BY user_id").result()  # fmt: skip
+    result = bq.query(
+        f"SELECT user_id, COUNT(*) AS n, MIN(`rank`) AS lo, MAX(`rank`) AS hi "
+        f"FROM `{dataset}.recommendations` GROUP BY user_id"
+    ).result()
     per_user = {row["user_id"]: (row["n"], row["lo"], row["hi"]) for row in result}
     with open(manifest.ratings_path) as ratings:
         users = {int(user) for user, _, _ in csv.reader(ratings)}

@@ -223,11 +223,24 @@ def test_top_products_keeps_the_best_sellers_of_each_category(wh):
         )
         if rank <= 2:  # RANK(): ties share a rank, so a category may keep more than two
             revenue_usd = round(totals["revenue"] / 1e6, 2)
-            expected[category, sku] = (totals["detail_views"], totals["add_to_carts"], totals["units_sold"],
-                                       revenue_usd, rank)  # fmt: skip
+            expected[category, sku] = (
+                totals["detail_views"],
+                totals["add_to_carts"],
+                totals["units_sold"],
+                revenue_usd,
+                rank,
+            )
     rows = wh.rows("SELECT * FROM {ds}.top_products")
-    got = {(r["category"], r["sku"]): (r["detail_views"], r["add_to_carts"], r["units_sold"], r["revenue_usd"],
-                                        r["rank_in_category"]) for r in rows}  # fmt: skip
+    got = {
+        (r["category"], r["sku"]): (
+            r["detail_views"],
+            r["add_to_carts"],
+            r["units_sold"],
+            r["revenue_usd"],
+            r["rank_in_category"],
+        )
+        for r in rows
+    }
     assert got == expected and len({c for c, _ in got}) > 3
     assert all(r["product"] in names[r["sku"]] for r in rows)
 
@@ -238,8 +251,13 @@ def test_taxi_trips_by_zone_hour_places_every_trip_in_its_zone(wh):
     zones = _zones(wh)
     expected_trips, expected_revenue = Counter(), Counter()
     trips = wh.trips.to_pydict()
-    for lon, lat, pickup, total in zip(trips["pickup_longitude"], trips["pickup_latitude"],
-                                       trips["pickup_datetime"], trips["total_amount"], strict=True):  # fmt: skip
+    for lon, lat, pickup, total in zip(
+        trips["pickup_longitude"],
+        trips["pickup_latitude"],
+        trips["pickup_datetime"],
+        trips["total_amount"],
+        strict=True,
+    ):
         zone = _zone_of(zones, lon, lat)
         key = (zones[zone][0] if zone else "Outside the zones", pickup.hour)
         expected_trips[key] += 1
@@ -318,8 +336,10 @@ def test_purchase_features_are_first_visits_with_the_lab_features(wh):
         assert (row["visitId"], row["date"]) == (s["visitId"], date.fromisoformat(s["date"]))
         source = s["trafficSource"]
         assert (row["source"], row["medium"], row["channel_grouping"]) == (
-            source["source"], source["medium"], s["channelGrouping"]
-        )  # fmt: skip
+            source["source"],
+            source["medium"],
+            s["channelGrouping"],
+        )
         assert (row["device_category"], row["country"]) == (
             s["device"]["deviceCategory"],
             s["geoNetwork"]["country"] or "",
@@ -338,8 +358,9 @@ def test_purchase_model_trains_evaluates_predicts_and_explains(wh):
     assert [s.statement_type for s in trained.statements] == ["CREATE_TABLE_AS_SELECT", "CREATE_MODEL"]
     training_rows = wh.rows("SELECT COUNT(*) AS n FROM {ds}.purchase_training")[0]["n"]
     first = _first_visits(wh)
-    assert training_rows == sum(TRAIN["train_from"] <= date.fromisoformat(s["date"]) <= TRAIN["train_to"]
-                                for s in first.values())  # fmt: skip
+    assert training_rows == sum(
+        TRAIN["train_from"] <= date.fromisoformat(s["date"]) <= TRAIN["train_to"] for s in first.values()
+    )
     held = round(training_rows * 0.2)  # AUTO_SPLIT between 500 and 50,000 rows
     assert f"{training_rows - held:,} training rows" in trained.statements[1].message
     model = wh.bq.get_model(f"{wh.config.project}.{wh.name}.purchase_model")
@@ -462,8 +483,11 @@ def test_checks_pass_on_clean_data_and_name_what_breaks(wh):
 def test_every_sql_file_is_run_by_these_tests():
     """sql/ddl runs file by file above (globbed); every other SQL file is named in this module."""
     source = Path(__file__).read_text()
-    missing = [str(p.relative_to(SQL)) for p in SQL.rglob("*.sql")
-               if p.parent.name != "ddl" and f'"{p.relative_to(SQL)}"' not in source]  # fmt: skip
+    missing = [
+        str(p.relative_to(SQL))
+        for p in SQL.rglob("*.sql")
+        if p.parent.name != "ddl" and f'"{p.relative_to(SQL)}"' not in source
+    ]
     assert not missing, f"SQL files no test runs: {missing}"
 
 

@@ -31,12 +31,15 @@ def _file(tmp_path, text: str):
 
 
 def test_statements_run_one_by_one_with_parameters_and_configured_names(bq, config, tmp_path):
-    path = _file(tmp_path, """-- a small job
+    path = _file(
+        tmp_path,
+        """-- a small job
 CREATE TABLE `{{ project }}.{{ ecommerce_dataset }}.days` AS
 SELECT d FROM UNNEST(GENERATE_DATE_ARRAY(@start, DATE_ADD(@start, INTERVAL @n - 1 DAY))) AS d;
 
 SELECT COUNT(*) AS days, MIN(d) AS first FROM `{{ project }}.{{ ecommerce_dataset }}.days` WHERE d >= @start;
-""")  # fmt: skip
+""",
+    )
     result = run_sql_file(path, {"start": date(2017, 5, 1), "n": 7}, config=config, client=bq)
     assert [(s.line, s.statement_type) for s in result.statements] == [
         (2, "CREATE_TABLE_AS_SELECT"),
@@ -109,8 +112,11 @@ SELECT n FROM {ds}.counts;"""
     with pytest.raises(
         SqlError, match=r"^<sql>:2: local BigQuery ML trains a model as a statement of its own"
     ):
-        run_sql(f"DECLARE x INT64;\nCREATE MODEL {ds}.m OPTIONS (model_type = 'linear_reg') AS SELECT 1 AS label",
-                config=config, client=bq)  # fmt: skip
+        run_sql(
+            f"DECLARE x INT64;\nCREATE MODEL {ds}.m OPTIONS (model_type = 'linear_reg') AS SELECT 1 AS label",
+            config=config,
+            client=bq,
+        )
 
 
 def test_a_failing_check_names_itself_and_its_count(bq, config):
@@ -189,10 +195,18 @@ def test_gcp_dry_run_sends_the_whole_file_as_one_bigquery_dry_run(monkeypatch, t
     query = {"totalBytesProcessed": "52428800", "statementType": "SCRIPT"}
     api = _BigQueryApi({"statistics": {"totalBytesProcessed": "52428800", "query": query}})
     config, client = _gcp(monkeypatch, api)
-    path = _file(tmp_path, "SELECT * FROM `{{ project }}.{{ ecommerce_dataset }}.purchase_features`\n"
-                           "WHERE date BETWEEN @from_date AND @to_date;\nSELECT 1")  # fmt: skip
-    result = run_sql_file(path, {"from_date": date(2017, 5, 1), "to_date": date(2017, 7, 31)},
-                          config=config, client=client, dry_run=True)  # fmt: skip
+    path = _file(
+        tmp_path,
+        "SELECT * FROM `{{ project }}.{{ ecommerce_dataset }}.purchase_features`\n"
+        "WHERE date BETWEEN @from_date AND @to_date;\nSELECT 1",
+    )
+    result = run_sql_file(
+        path,
+        {"from_date": date(2017, 5, 1), "to_date": date(2017, 7, 31)},
+        config=config,
+        client=client,
+        dry_run=True,
+    )
     [request] = api.requests
     assert (request["method"], request["path"]) == ("POST", "/projects/acme-data-prod/jobs")
     job_id = request["data"]["jobReference"].pop("jobId")

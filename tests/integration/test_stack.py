@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gcpipe.core.clients import publisher_client, storage_client, subscriber_client
 from gcpipe.core.config import load_config
 from gcpipe.core.schemas import load_tables
 from gcpipe.local import stack
@@ -133,8 +134,11 @@ def test_the_cli_prints_the_sentence_not_a_traceback(tmp_path, side_config):
     }
     result = subprocess.run(
         [sys.executable, "-m", "gcpipe.app.cli", "up", "--service", "pubsub"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: the Pub/Sub emulator is not installed")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -145,9 +149,12 @@ def test_credentials_resolve_at_once_in_a_new_process(local_stack):
     code = "import google.auth; creds, project = google.auth.default(); print(project)"
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-c", code], env={**os.environ, **local_stack.emulator_env()},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [sys.executable, "-c", code],
+        env={**os.environ, **local_stack.emulator_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.stdout.strip() == local_stack.project
     assert time.monotonic() - started < 15  # without the stand-in this retries for ~25 s, then waits on OAuth
 
@@ -173,8 +180,6 @@ def test_bigquery_round_trip_with_tables_from_the_catalog_ddl(bq, dataset, local
 
 
 def test_storage_round_trip(local_stack):
-    from gcpipe.core.clients import storage_client
-
     client = storage_client(local_stack)
     bucket = client.bucket(local_stack.lake_bucket)
     name = f"tests/{uuid.uuid4().hex}/hello.txt"
@@ -185,8 +190,6 @@ def test_storage_round_trip(local_stack):
 
 
 def test_pubsub_round_trip(local_stack):
-    from gcpipe.core.clients import publisher_client, subscriber_client
-
     publisher, subscriber = publisher_client(local_stack), subscriber_client(local_stack)
     suffix = uuid.uuid4().hex[:8]
     topic = publisher.topic_path(local_stack.project, f"t-{suffix}")
@@ -207,7 +210,10 @@ def test_pubsub_round_trip(local_stack):
             )
     assert sorted(m.message.message_id for m in received) == sorted(ids)
     assert sorted((m.message.data, m.message.attributes["ride_id"]) for m in received) == [
-        (b"ride 0", "0"), (b"ride 1", "1"), (b"ride 2", "2")]  # fmt: skip
+        (b"ride 0", "0"),
+        (b"ride 1", "1"),
+        (b"ride 2", "2"),
+    ]
     subscriber.delete_subscription(subscription=subscription)
     publisher.delete_topic(topic=topic)
 

@@ -19,6 +19,8 @@ from google.api_core.exceptions import NotFound
 
 from gcpipe.app.dashboard import queries
 from gcpipe.core import pubsub
+from gcpipe.core.clients import ensure_table, publisher_client, subscriber_client
+from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.ride_publisher import publish_rides
 from pipelines.transforms import geohash
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
@@ -72,11 +74,15 @@ def expected_minutes(events: list[dict]) -> dict[float, tuple]:
 def landed_minutes(bq, dataset: str) -> dict[float, tuple]:
     return {
         row["window_start"].timestamp(): (
-            row["events"], row["pickups"], row["dropoffs"], row["passengers"], round(row["revenue"], 2),
+            row["events"],
+            row["pickups"],
+            row["dropoffs"],
+            row["passengers"],
+            round(row["revenue"], 2),
             row["active_rides"],
         )
         for row in queries.per_minute(bq, dataset)
-    }  # fmt: skip
+    }
 
 
 def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
@@ -84,11 +90,19 @@ def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
     with running_pipeline(topic, dataset, 35, tmp_path / "pipeline.log") as process:
         wait_until_reading(process, pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming"))
         main = publish_rides(
-            topic, rate=300, count=3000, duplicates=0.03, late=0.03, malformed=0.02, late_minutes=3, seed=7,
+            topic,
+            rate=300,
+            count=3000,
+            duplicates=0.03,
+            late=0.03,
+            malformed=0.02,
+            late_minutes=3,
+            seed=7,
             manifest=tmp_path / "main.jsonl",
-        )  # fmt: skip
-        too_late = publish_rides(topic, rate=100, count=40, late=1.0, late_minutes=60, seed=8,
-                                 manifest=tmp_path / "too_late.jsonl")  # fmt: skip
+        )
+        too_late = publish_rides(
+            topic, rate=100, count=40, late=1.0, late_minutes=60, seed=8, manifest=tmp_path / "too_late.jsonl"
+        )
         finish(process, tmp_path / "pipeline.log")
 
     published = read_manifests(tmp_path / "main.jsonl")
@@ -130,7 +144,6 @@ def test_aggregates_in_bigquery_equal_the_ground_truth(bq, topic, tmp_path):
     assert {(int(r["window_start"].timestamp()), r["area"]): r["pickups"] for r in rows} == expected_areas
 
     # All acknowledged: the subscription has nothing left.
-    from gcpipe.core.clients import subscriber_client
 
     subscription = pubsub.path(bq.project, "subscriptions", f"{topic}-taxi-streaming")
     assert (
@@ -145,7 +158,6 @@ def test_a_pipeline_killed_mid_stream_loses_no_acknowledged_message(bq, topic, t
     be stored twice: an event later than --replay_seconds that was stored but not yet acknowledged at the
     kill (README, Delivery); this test's events are all on time, so it measures zero of both.
     """
-    from gcpipe.core.clients import publisher_client, subscriber_client
 
     project = bq.project
     dataset = f"{project}.restart_{uuid.uuid4().hex[:8]}"
@@ -183,8 +195,6 @@ def test_a_restart_rewrites_only_windows_its_replay_holds_whole(bq, topic, tmp_p
     """Stored events reach back past the replay horizon (window + lateness, 15 minutes here): the restarted
     pipeline rebuilds the windows from the events since a minute boundary, and writes no pane for a window
     that starts earlier (it would hold only part of its events, and replace that window's final count)."""
-    from gcpipe.core.clients import ensure_table, publisher_client, subscriber_client
-    from gcpipe.core.schemas import table_spec
 
     dataset = f"{bq.project}.replay_{uuid.uuid4().hex[:8]}"
     bq.create_dataset(dataset)
@@ -192,13 +202,20 @@ def test_a_restart_rewrites_only_windows_its_replay_holds_whole(bq, topic, tmp_p
     started = time.time()
     events = [
         {
-            "ride_id": f"r{i}", "point_idx": 0, "latitude": MIDTOWN[0], "longitude": MIDTOWN[1],
-            "timestamp": datetime.fromtimestamp(started - 1200 + 10 * i, UTC).isoformat(), "meter_reading": 3.5,
-            "meter_increment": 0.1, "ride_status": "pickup", "passenger_count": 1, "event_id": f"r{i}:0",
+            "ride_id": f"r{i}",
+            "point_idx": 0,
+            "latitude": MIDTOWN[0],
+            "longitude": MIDTOWN[1],
+            "timestamp": datetime.fromtimestamp(started - 1200 + 10 * i, UTC).isoformat(),
+            "meter_reading": 3.5,
+            "meter_increment": 0.1,
+            "ride_status": "pickup",
+            "passenger_count": 1,
+            "event_id": f"r{i}:0",
             "message_id": f"m{i}",
         }
         for i in range(114)  # one pickup every 10 s, from 20 minutes ago to a minute ago
-    ]  # fmt: skip
+    ]
     assert not bq.insert_rows_json(f"{dataset}.ride_events", events)
     topic_path = pubsub.ensure_topic(publisher_client(), pubsub.path(bq.project, "topics", topic))
     subscription = pubsub.path(bq.project, "subscriptions", f"{topic}-sub")

@@ -107,8 +107,10 @@ def test_hostile_rows_of_both_tables_are_set_aside_with_their_reason_and_counted
         for path in (out / "rejected").glob("*.json")
         for text in path.read_text().splitlines()
     ]
-    assert {(letter["source"].rsplit("/", 1)[1][: -len(".csv")], letter["raw"]): letter["reason"]
-            for letter in letters} == HOSTILE  # fmt: skip
+    assert {
+        (letter["source"].rsplit("/", 1)[1][: -len(".csv")], letter["raw"]): letter["reason"]
+        for letter in letters
+    } == HOSTILE
     assert len(letters) == len(HOSTILE) and all(letter["loaded_at"] for letter in letters)
     recommended = {row["acco_id"] for row in pq.read_table(out / "recommendations.parquet").to_pylist()}
     assert recommended <= set(range(1, manifest.accommodations + 1))

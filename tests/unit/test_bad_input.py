@@ -28,12 +28,39 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 # Values that have broken parsers before: not-numbers, overflow, dates at and past the ends of the
 # calendar, injection-looking text, quotes and line breaks inside fields, huge fields, odd Unicode.
 HOSTILE = [
-    "NaN", "nan", "inf", "-inf", "Infinity", "1e309", "-1e309", "9" * 40, "+7", "1_000", "0x10", "-0",
-    "0001-01-01 00:00:00", "9999-12-31 23:59:59", "10000-01-01 00:00:00", "2019-02-30 10:00:00",
-    "1969-12-31 23:59:59", "2019-03-01T10:00:00Z", "03/01/2019 10:00:00 PM",
-    "'; DROP TABLE taxi_trips; --", "`taxi`.`trips`", "\" OR \"1\"=\"1", "a\"b", "line\nbreak", "cr\rlf",
-    "x" * 100_000, "\u2028", "é😀", "\x00", "", " ", "\t",
-]  # fmt: skip
+    "NaN",
+    "nan",
+    "inf",
+    "-inf",
+    "Infinity",
+    "1e309",
+    "-1e309",
+    "9" * 40,
+    "+7",
+    "1_000",
+    "0x10",
+    "-0",
+    "0001-01-01 00:00:00",
+    "9999-12-31 23:59:59",
+    "10000-01-01 00:00:00",
+    "2019-02-30 10:00:00",
+    "1969-12-31 23:59:59",
+    "2019-03-01T10:00:00Z",
+    "03/01/2019 10:00:00 PM",
+    "'; DROP TABLE taxi_trips; --",
+    "`taxi`.`trips`",
+    '" OR "1"="1',
+    'a"b',
+    "line\nbreak",
+    "cr\rlf",
+    "x" * 100_000,
+    "\u2028",
+    "é😀",
+    "\x00",
+    "",
+    " ",
+    "\t",
+]
 BAD_BYTES = [
     b"\xff",
     b"\xe9",
@@ -46,12 +73,26 @@ BAD_BYTES = [
 
 TRIPS = table_spec("taxi_trips")
 GOOD_TRIP = {
-    "vendor_id": "2", "pickup_datetime": "2019-03-01 10:00:00", "dropoff_datetime": "2019-03-01 10:12:00",
-    "passenger_count": "1", "trip_distance": "2.5", "pickup_longitude": "-73.98", "pickup_latitude": "40.75",
-    "rate_code": "1", "store_and_fwd_flag": "N", "dropoff_longitude": "-73.96", "dropoff_latitude": "40.77",
-    "payment_type": "1", "fare_amount": "10.5", "extra": "0.5", "mta_tax": "0.5", "tip_amount": "2",
-    "tolls_amount": "0", "imp_surcharge": "0.3", "total_amount": "13.8",
-}  # fmt: skip
+    "vendor_id": "2",
+    "pickup_datetime": "2019-03-01 10:00:00",
+    "dropoff_datetime": "2019-03-01 10:12:00",
+    "passenger_count": "1",
+    "trip_distance": "2.5",
+    "pickup_longitude": "-73.98",
+    "pickup_latitude": "40.75",
+    "rate_code": "1",
+    "store_and_fwd_flag": "N",
+    "dropoff_longitude": "-73.96",
+    "dropoff_latitude": "40.77",
+    "payment_type": "1",
+    "fare_amount": "10.5",
+    "extra": "0.5",
+    "mta_tax": "0.5",
+    "tip_amount": "2",
+    "tolls_amount": "0",
+    "imp_surcharge": "0.3",
+    "total_amount": "13.8",
+}
 assert list(GOOD_TRIP) == TRIPS.schema.names
 
 
@@ -127,10 +168,16 @@ def test_hostile_csv_rows_are_each_loaded_or_dead_lettered_with_a_reason(rows, b
 # -- Pub/Sub payloads -------------------------------------------------------------------------------
 
 GOOD_RIDE = {
-    "ride_id": "r-1", "point_idx": 3, "latitude": 40.75, "longitude": -73.98,
-    "timestamp": "2019-03-01T10:00:00.000Z", "meter_reading": 4.5, "meter_increment": 0.05,
-    "ride_status": "enroute", "passenger_count": 1,
-}  # fmt: skip
+    "ride_id": "r-1",
+    "point_idx": 3,
+    "latitude": 40.75,
+    "longitude": -73.98,
+    "timestamp": "2019-03-01T10:00:00.000Z",
+    "meter_reading": 4.5,
+    "meter_increment": 0.05,
+    "ride_status": "enroute",
+    "passenger_count": 1,
+}
 JSON_HOSTILE = st.one_of(
     st.sampled_from(
         [float("nan"), float("inf"), -float("inf"), 1e308, 2**64, -(2**63) - 1, True, None, [], {}]

@@ -27,10 +27,19 @@ def test_report_rewrites_only_the_generated_section(tmp_path):
     markdown, results = tmp_path / "BENCHMARKS.md", tmp_path / "BENCHMARKS.json"
     markdown.write_text(f"# Benchmarks\n\nintro\n\n{BEGIN}\nold table\n{END}\n\n## Notes\nkept\n")
     figures = [
-        Figure("ingest 1M rows", 200_000, "rows/s", baseline=40_000, baseline_name="per-line", goal=">= 4x",
-               met=True, peak_memory_mb=812.4, benchmark="csv"),
+        Figure(
+            "ingest 1M rows",
+            200_000,
+            "rows/s",
+            baseline=40_000,
+            baseline_name="per-line",
+            goal=">= 4x",
+            met=True,
+            peak_memory_mb=812.4,
+            benchmark="csv",
+        ),
         Figure("train", 4.2, "s", goal="< 10 s", met=True, higher_is_better=False, benchmark="sql"),
-    ]  # fmt: skip
+    ]
     write_report(figures, "make bench", results, markdown)
     text = markdown.read_text()
     assert "old table" not in text and "intro" in text and "## Notes\nkept" in text
@@ -46,6 +55,8 @@ def test_report_rewrites_only_the_generated_section(tmp_path):
     write_report(again, "gcpipe bench sql", results, markdown)
     payload = json.loads(results.read_text())
     assert [(f["benchmark"], f["ours"], f["command"]) for f in payload["figures"]] == [
-        ("csv", 200_000, "make bench"), ("sql", 3.0, "gcpipe bench sql")]  # fmt: skip
+        ("csv", 200_000, "make bench"),
+        ("sql", 3.0, "gcpipe bench sql"),
+    ]
     text = markdown.read_text()
     assert "| sql | train | 3.00 s |" in text and "4.20 s" not in text and "(csv)" in text and "(sql)" in text

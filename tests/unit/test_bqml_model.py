@@ -27,8 +27,16 @@ def _table(n=4000, seed=0, classes=2):
     minutes_col = pa.array(np.where(rng.random(n) < 0.05, np.nan, minutes), from_pandas=True)
     country_col = pa.array(np.where(rng.random(n) < 0.03, None, country).tolist())
     geo = pa.StructArray.from_arrays([pa.array(country.tolist())], names=["region"])
-    return pa.table({"pages": pages, "minutes": minutes_col, "device": device.tolist(), "country": country_col,
-                     "geo": geo, "label": label})  # fmt: skip
+    return pa.table(
+        {
+            "pages": pages,
+            "minutes": minutes_col,
+            "device": device.tolist(),
+            "country": country_col,
+            "geo": geo,
+            "label": label,
+        }
+    )
 
 
 def _fit(table, **options):
@@ -113,8 +121,15 @@ def test_preprocessing_standardises_numbers_and_one_hot_encodes_the_rest():
     X = _design(model, table)
     assert X.shape == (1000, 1 + 1 + 3 + 5 + 4)
     assert np.allclose(X[np.isnan(minutes), 1], 0.0)  # NULL -> the mean -> 0 once standardised
-    unseen = pa.table({"pages": [1.0], "minutes": [None], "device": ["smart tv"], "country": [None],
-                       "geo": pa.StructArray.from_arrays([pa.array(["US"])], names=["region"])})  # fmt: skip
+    unseen = pa.table(
+        {
+            "pages": [1.0],
+            "minutes": [None],
+            "device": ["smart tv"],
+            "country": [None],
+            "geo": pa.StructArray.from_arrays([pa.array(["US"])], names=["region"]),
+        }
+    )
     row = model.design(unseen)[0]
     assert row[2:5].tolist() == [0, 0, 0]  # an unseen category weighs 0
     assert row[5:10].tolist() == [0, 0, 0, 0, 1]  # NULL is a category of its own
@@ -134,8 +149,9 @@ def test_auto_split_follows_bigquery_ml(rows, held):
 
 def test_random_split_is_by_content_not_row_order():
     table = pa.table({"x": np.arange(2000, dtype=float), "label": np.arange(2000) % 2})
-    options = ModelOptions.parse({"model_type": "logistic_reg", "data_split_method": "RANDOM",
-                                  "data_split_eval_fraction": 0.3})  # fmt: skip
+    options = ModelOptions.parse(
+        {"model_type": "logistic_reg", "data_split_method": "RANDOM", "data_split_eval_fraction": 0.3}
+    )
     held = _split(table, options)
     assert held.sum() == 600
     order = np.random.default_rng(1).permutation(2000)
@@ -144,14 +160,25 @@ def test_random_split_is_by_content_not_row_order():
 
 
 def test_custom_and_seq_splits():
-    table = pa.table({"x": [5.0, 1.0, 4.0, 2.0, None, 3.0], "is_eval": [True, False, None, False, False, True],
-                      "label": [0, 1, 0, 1, 0, 1]})  # fmt: skip
+    table = pa.table(
+        {
+            "x": [5.0, 1.0, 4.0, 2.0, None, 3.0],
+            "is_eval": [True, False, None, False, False, True],
+            "label": [0, 1, 0, 1, 0, 1],
+        }
+    )
     custom = ModelOptions.parse(
         {"model_type": "logistic_reg", "data_split_method": "CUSTOM", "data_split_col": "is_eval"}
     )
     assert _split(table, custom).tolist() == [True, False, True, False, False, True]  # TRUE and NULL held out
-    seq = ModelOptions.parse({"model_type": "logistic_reg", "data_split_method": "SEQ", "data_split_col": "x",
-                              "data_split_eval_fraction": 0.4})  # fmt: skip
+    seq = ModelOptions.parse(
+        {
+            "model_type": "logistic_reg",
+            "data_split_method": "SEQ",
+            "data_split_col": "x",
+            "data_split_eval_fraction": 0.4,
+        }
+    )
     assert _split(table, seq).tolist() == [True, False, True, False, True, False]  # the largest two, and NULL
 
 
@@ -164,10 +191,13 @@ def test_evaluation_metrics_match_scikit_learn():
     held = _split(table, model.options)
     y, p = table["label"].to_numpy()[held], model.predict(table.filter(pa.array(held)))
     expected = {
-        "precision": metrics.precision_score(y, p > 0.5), "recall": metrics.recall_score(y, p > 0.5),
-        "accuracy": metrics.accuracy_score(y, p > 0.5), "f1_score": metrics.f1_score(y, p > 0.5),
-        "log_loss": metrics.log_loss(y, p), "roc_auc": metrics.roc_auc_score(y, p),
-    }  # fmt: skip
+        "precision": metrics.precision_score(y, p > 0.5),
+        "recall": metrics.recall_score(y, p > 0.5),
+        "accuracy": metrics.accuracy_score(y, p > 0.5),
+        "f1_score": metrics.f1_score(y, p > 0.5),
+        "log_loss": metrics.log_loss(y, p),
+        "roc_auc": metrics.roc_auc_score(y, p),
+    }
     assert model.evaluation == pytest.approx(expected, abs=1e-9)
     assert model.metrics(y, p, threshold=0.3)["recall"] == pytest.approx(metrics.recall_score(y, p > 0.3))
     losses = [t.loss for t in model.training]
@@ -196,7 +226,11 @@ def test_model_round_trips_through_its_json_artefact():
 def test_options_follow_bigquery_ml_defaults_and_rules():
     options = ModelOptions.parse({"MODEL_TYPE": "LOGISTIC_REG", "labels": ["y"]})
     assert (options.label, options.max_iterations, options.min_rel_progress, options.data_split_method) == (
-        "y", 20, 0.01, "AUTO_SPLIT")  # fmt: skip
+        "y",
+        20,
+        0.01,
+        "AUTO_SPLIT",
+    )
     weighted = ModelOptions.parse({"model_type": "logistic_reg", "class_weights": [("0", 1.0), ("1", 5.0)]})
     assert weighted.class_weights == {"0": 1.0, "1": 5.0}
     for bad, message in (

@@ -24,9 +24,13 @@ def test_create_model_options_and_query():
     assert statement.model == ModelRef("acme-prod", "shop", "purchase")
     assert statement.replace and not statement.if_not_exists
     assert statement.options == {
-        "model_type": "logistic_reg", "input_label_cols": ["bought"], "l2_reg": 0.5, "max_iterations": 7,
-        "class_weights": [("0", 1.0), ("1", -2.5)], "early_stop": False,
-    }  # fmt: skip
+        "model_type": "logistic_reg",
+        "input_label_cols": ["bought"],
+        "l2_reg": 0.5,
+        "max_iterations": 7,
+        "class_weights": [("0", 1.0), ("1", -2.5)],
+        "early_stop": False,
+    }
     assert statement.query == "SELECT a, bought FROM shop.t -- trailing comment"
     other = parse_create_model(
         "CREATE MODEL IF NOT EXISTS shop.model OPTIONS(model_type='linear_reg') AS (SELECT 1)", "p", {}
@@ -75,15 +79,22 @@ def test_ml_calls_are_found_outermost_first_and_strings_are_left_alone():
 
 
 def test_roc_curve_thresholds_are_generate_arrays_end_included():
-    [call] = find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL shop.m, TABLE shop.t, GENERATE_ARRAY(0.2, @hi, 0.2))",
-                           "p", {"hi": 0.8})  # fmt: skip
+    [call] = find_ml_calls(
+        "SELECT * FROM ML.ROC_CURVE(MODEL shop.m, TABLE shop.t, GENERATE_ARRAY(0.2, @hi, 0.2))",
+        "p",
+        {"hi": 0.8},
+    )
     assert (call.function, call.input_sql, call.thresholds) == (
-        "ROC_CURVE", "SELECT * FROM `p.shop.t`", [0.2, 0.4, 0.6, 0.8]
-    )  # fmt: skip
+        "ROC_CURVE",
+        "SELECT * FROM `p.shop.t`",
+        [0.2, 0.4, 0.6, 0.8],
+    )
     assert find_ml_calls("SELECT * FROM ML.ROC_CURVE(MODEL shop.m)", "p", {})[0].thresholds is None
-    for bad, reason in (("GENERATE_ARRAY(0.1, 0.9, 0)", "needs finite bounds and a positive step"),
-                        ("GENERATE_ARRAY(0, 1, 0.00001)", "gives 100,001 thresholds"),
-                        ("GENERATE_ARRAY(0.1)", "cannot read the thresholds")):  # fmt: skip
+    for bad, reason in (
+        ("GENERATE_ARRAY(0.1, 0.9, 0)", "needs finite bounds and a positive step"),
+        ("GENERATE_ARRAY(0, 1, 0.00001)", "gives 100,001 thresholds"),
+        ("GENERATE_ARRAY(0.1)", "cannot read the thresholds"),
+    ):
         with pytest.raises(MlSqlError, match=re.escape(reason)):
             find_ml_calls(f"SELECT * FROM ML.ROC_CURVE(MODEL shop.m, TABLE shop.t, {bad})", "p", {})
     with pytest.raises(MlSqlError, match=r"ML.PREDICT takes \(query\) or TABLE t as input"):

@@ -6,8 +6,9 @@ from gcpipe.app.cli import COMMANDS, cli
 
 
 def _gcpipe(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "gcpipe.app.cli", *args], capture_output=True, text=True, timeout=120,
-                          **kwargs)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "gcpipe.app.cli", *args], capture_output=True, text=True, timeout=120, **kwargs
+    )
 
 
 def test_every_registered_command_loads():

@@ -5,8 +5,15 @@ from gcpipe.core.config import ConfigError, load_config, validate_identifier
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in ("GCPIPE_TARGET", "GCPIPE_PROJECT", "GCPIPE_REGION", "GCPIPE_LAKE_BUCKET", "GOOGLE_CLOUD_PROJECT",
-                 "GCPIPE_PORT_OFFSET", "GCPIPE_STATE_DIR"):  # fmt: skip
+    for name in (
+        "GCPIPE_TARGET",
+        "GCPIPE_PROJECT",
+        "GCPIPE_REGION",
+        "GCPIPE_LAKE_BUCKET",
+        "GOOGLE_CLOUD_PROJECT",
+        "GCPIPE_PORT_OFFSET",
+        "GCPIPE_STATE_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GCPIPE_CONFIG", str(tmp_path / "gcpipe.toml"))
     (tmp_path / "gcpipe.toml").write_text("")

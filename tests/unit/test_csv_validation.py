@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gcpipe.core.schemas import Field, Schema, TableSpec, table_spec
+from gcpipe.core.schemas import Field, Rule, Schema, TableSpec, table_spec
 from pipelines.transforms.csv_records import split_records
-from pipelines.transforms.csv_validation import BlockValidator, CsvLayoutError, Layout, read_layout
+from pipelines.transforms.csv_validation import BlockValidator, CsvLayoutError, Layout, _typed, read_layout
 
 
 def _blocks(data: bytes, size: int):
@@ -70,7 +70,6 @@ def test_records_handle_stray_quotes_and_unterminated_fields():
 
 def _spec(*fields: tuple[str, str, str], rules=()) -> TableSpec:
     schema = Schema("t", tuple(Field(name, kind, mode) for name, kind, mode in fields))
-    from gcpipe.core.schemas import Rule
 
     return TableSpec("t", "", schema, rules=tuple(Rule.parse(r, schema) for r in rules))
 
@@ -91,9 +90,18 @@ def test_every_kind_of_bad_row_gets_its_line_and_reason():
         return ",".join(value if i == index else c for i, c in enumerate(cells))
 
     lines = [
-        header, good, "", good + ",extra", variant(4, "1.2.3"), variant(1, "2019-02-30 10:00:00"),
-        variant(12, ""), variant(12, "-7.5"), variant(3, "15"), variant(2, "2019-03-01 09:00:00"), good,
-    ]  # fmt: skip
+        header,
+        good,
+        "",
+        good + ",extra",
+        variant(4, "1.2.3"),
+        variant(1, "2019-02-30 10:00:00"),
+        variant(12, ""),
+        variant(12, "-7.5"),
+        variant(3, "15"),
+        variant(2, "2019-03-01 09:00:00"),
+        good,
+    ]
     data = "\r\n".join(lines).encode().replace(b"\n1,", b"\n\xff1,", 1)  # line 2 undecodable
     result = _validate(spec, data)
     assert result.records == 10 and result.table.num_rows == 1
@@ -196,8 +204,6 @@ def test_vectorised_path_agrees_with_the_row_validator(values):
 
 
 def test_tlc_timestamp_forms_are_typed_without_the_row_path():
-    from pipelines.transforms.csv_validation import _typed
-
     cells = pa.array(
         ["2019-03-01 13:05:09", "2019-03-01T13:05:09", "03/01/2019 01:05:09 PM", "03/01/2019 12:05:09 AM"]
     )

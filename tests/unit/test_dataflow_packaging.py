@@ -20,6 +20,8 @@ from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.core.schemas import load_tables
 from gcpipe.deploy.naming import TEMPLATES
 from gcpipe.deploy.plans import DATAFLOW_DIR
+from pipelines.csv_ingest import target_config
+from pipelines.transforms.pii import default_key_source
 
 DOCKERFILE = (DATAFLOW_DIR / "Dockerfile").read_text()
 WORKDIR = re.search(r"^WORKDIR (\S+)", DOCKERFILE, re.M).group(1)
@@ -53,8 +55,11 @@ def launch(root, *args, **env):
     return subprocess.run(
         [sys.executable, root / main.removeprefix(WORKDIR + "/"), *args],
         env={"PATH": os.environ["PATH"], "PYTHONPATH": str(root), **env},
-        cwd="/", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_the_launcher_runs_the_image_pipeline_on_the_same_image(tmp_path):
@@ -63,15 +68,23 @@ def test_the_launcher_runs_the_image_pipeline_on_the_same_image(tmp_path):
     out = tmp_path / "probe.json"
     image = "europe-west1-docker.pkg.dev/acme/gcpipe/csv-ingest:abc"
 
-    done = launch(root, "--input=gs://lake/a.csv", "--table=acme:taxi.trips", GCPIPE_PIPELINE="pipelines.probe",
-                  GCPIPE_SDK_CONTAINER_IMAGE=image, PROBE_OUT=str(out))  # fmt: skip
+    done = launch(
+        root,
+        "--input=gs://lake/a.csv",
+        "--table=acme:taxi.trips",
+        GCPIPE_PIPELINE="pipelines.probe",
+        GCPIPE_SDK_CONTAINER_IMAGE=image,
+        PROBE_OUT=str(out),
+    )
 
     assert done.returncode == 0, done.stderr
     seen = json.loads(out.read_text())
     assert seen["argv"] == [
-        "--input=gs://lake/a.csv", "--table=acme:taxi.trips",
-        f"--sdk_container_image={image}", "--sdk_location=container",
-    ]  # fmt: skip
+        "--input=gs://lake/a.csv",
+        "--table=acme:taxi.trips",
+        f"--sdk_container_image={image}",
+        "--sdk_location=container",
+    ]
     assert seen["tables"] == sorted(load_tables())  # sql/ found beside gcpipe/ in the image
 
 
@@ -79,8 +92,14 @@ def test_the_launcher_keeps_options_given_and_names_a_missing_pipeline(tmp_path)
     root = build_layout(tmp_path / "template")
     (root / "pipelines" / "probe.py").write_text(PROBE)
     out = tmp_path / "probe.json"
-    done = launch(root, "--sdk_container_image=other", "--sdk_location=default", GCPIPE_PIPELINE="pipelines.probe",
-                  GCPIPE_SDK_CONTAINER_IMAGE="img", PROBE_OUT=str(out))  # fmt: skip
+    done = launch(
+        root,
+        "--sdk_container_image=other",
+        "--sdk_location=default",
+        GCPIPE_PIPELINE="pipelines.probe",
+        GCPIPE_SDK_CONTAINER_IMAGE="img",
+        PROBE_OUT=str(out),
+    )
     assert json.loads(out.read_text())["argv"] == ["--sdk_container_image=other", "--sdk_location=default"]
 
     done = launch(root)
@@ -143,9 +162,6 @@ def test_metadata_regexes_accept_real_values_and_refuse_others(name, good, bad):
 def test_the_image_runs_the_csv_ingestion_on_the_gcp_target(monkeypatch):
     """Never the local one: its PII key would be a file made up in each container, its output a local path."""
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipelines.csv_ingest import target_config
-    from pipelines.transforms.pii import default_key_source
 
     image_env = dict(re.findall(r"^\s*(GCPIPE_TARGET)=(\S+)", DOCKERFILE, re.M))
     assert image_env == {"GCPIPE_TARGET": "gcp"}

@@ -116,8 +116,12 @@ def test_kdd_has_the_real_label_mix_and_the_malformed_kinds(tmp_path):
     names = load_schema("kdd_connections").names
     lines = path.read_text().splitlines()
     assert len(lines) == 20_000
-    valid = [line for line in lines if validator.validate(dict(zip(names, line.split(","), strict=False)))[1] is None
-             and line.count(",") == 41]  # fmt: skip
+    valid = [
+        line
+        for line in lines
+        if validator.validate(dict(zip(names, line.split(","), strict=False)))[1] is None
+        and line.count(",") == 41
+    ]
     assert len(valid) == manifest.valid
     categories = Counter(kdd.ATTACK_CATEGORY[line.rsplit(",", 1)[1].rstrip(".")] for line in valid)
     assert {"normal", "dos", "probe", "r2l"} <= set(categories)

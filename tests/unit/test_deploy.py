@@ -20,11 +20,12 @@ import pytest
 
 from gcpipe.core.config import PROJECT_ROOT, Config, load_config
 from gcpipe.core.schemas import load_tables
+from gcpipe.deploy.dataproc import submit_plan
 from gcpipe.deploy.naming import NAMES_FILE, TEMPLATES, Deployment, deployed_tag, toml_dumps
 from gcpipe.deploy.plans import dags_plan, infra_plan, make_bundle, run_plan, templates_plan
 from gcpipe.deploy.steps import DeployError, render
 from gcpipe.orchestration.gcp_requests import dataproc_batch, dataproc_job
-from gcpipe.spark.jobs import JOBS
+from gcpipe.spark.jobs import JOBS, job_args
 
 PROJECT, REGION, TAG = "acme-data-prod", "europe-west1", "abc123"
 NAMES = json.loads(NAMES_FILE.read_text())
@@ -59,12 +60,20 @@ def cloud(tmp_path, monkeypatch):
     config = tmp_path / "gcpipe.toml"
     config.write_text("port_offset = 800\n\n[local]\nlake_bucket = 'my-local-lake'\n")
     outputs = tmp_path / "outputs.json"
-    outputs.write_text(json.dumps({
-        "project": {"value": PROJECT}, "region": {"value": REGION},
-        "lake_bucket": {"value": f"{PROJECT}-lake"}, "staging_bucket": {"value": f"{PROJECT}-staging"},
-        "composer_environment": {"value": "gcpipe"},
-        "datasets": {"value": {"taxi": "taxi", "ecommerce": "ecommerce", "kdd": "kdd", "rentals": "rentals"}},
-    }))  # fmt: skip
+    outputs.write_text(
+        json.dumps(
+            {
+                "project": {"value": PROJECT},
+                "region": {"value": REGION},
+                "lake_bucket": {"value": f"{PROJECT}-lake"},
+                "staging_bucket": {"value": f"{PROJECT}-staging"},
+                "composer_environment": {"value": "gcpipe"},
+                "datasets": {
+                    "value": {"taxi": "taxi", "ecommerce": "ecommerce", "kdd": "kdd", "rentals": "rentals"}
+                },
+            }
+        )
+    )
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_LOG": str(log),
@@ -126,8 +135,11 @@ def deployment() -> Deployment:
 def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(cloud):
     done = subprocess.run(
         ["make", "-s", "deploy-infra", "build-templates", "deploy-dags", "DRY_RUN=1"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert cloud.calls() == []  # nothing was called
     lines = commands(done.stdout)
@@ -146,10 +158,13 @@ def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(clou
         "gcpipe spark package",  # the Spark jobs' code, staged before the DAGs that run it
         "gcloud storage cp",
         "gcpipe deploy bundle",
-        *["gcloud composer environments"] * (2 + sum((PROJECT_ROOT / n).is_dir() for n in
-                                                   ("gcpipe", "pipelines", "spark_jobs", "sql", "infra"))
-                                              + len(list((PROJECT_ROOT / "dags").glob("*.py")))),
-    ]  # fmt: skip
+        *["gcloud composer environments"]
+        * (
+            2
+            + sum((PROJECT_ROOT / n).is_dir() for n in ("gcpipe", "pipelines", "spark_jobs", "sql", "infra"))
+            + len(list((PROJECT_ROOT / "dags").glob("*.py")))
+        ),
+    ]
     text = done.stdout
     # One project, one region, everywhere.
     for line in lines:
@@ -182,15 +197,25 @@ def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(clou
     package = next(line for line in lines if line[:3] == ["gcpipe", "spark", "package"])
     assert package[3] == f"--output={staged[4]}"  # the zip it builds is the zip it stages
     assert uploaded == {
-        "kdd_analysis.py", "als_recommend.py", "gcpipe_spark.zip", "postgresql.jar", "tables.json",
+        "kdd_analysis.py",
+        "als_recommend.py",
+        "gcpipe_spark.zip",
+        "postgresql.jar",
+        "tables.json",
         *(f"{name}.json" for job in JOBS.values() for name in job.schemas),
-    }  # fmt: skip
+    }
     config = deployment().config.replace(lake_bucket=f"{PROJECT}-lake", staging_bucket=f"{PROJECT}-staging")
     for job in JOBS:
-        for request in (dataproc_job(job, config, [], "c")["pyspark_job"],
-                        dataproc_batch(job, config, [])["pyspark_batch"]):  # fmt: skip
-            uris = [request["main_python_file_uri"], *request["python_file_uris"], *request["file_uris"],
-                    *request.get("jar_file_uris", [])]  # fmt: skip
+        for request in (
+            dataproc_job(job, config, [], "c")["pyspark_job"],
+            dataproc_batch(job, config, [])["pyspark_batch"],
+        ):
+            uris = [
+                request["main_python_file_uri"],
+                *request["python_file_uris"],
+                *request["file_uris"],
+                *request.get("jar_file_uris", []),
+            ]
             assert {uri.removeprefix(folder) for uri in uris} <= uploaded, uris
     # The variables Terraform gets.
     tfvars = json.loads(text.split("terraform.tfvars.json <<'EOF'\n")[1].split("\nEOF")[0])
@@ -296,17 +321,27 @@ def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does
 
 
 def test_run_a_template_passes_checked_options_as_parameters(cloud):
-    args = ("--input=gs://lake/raw/*.csv", "--schema", "taxi_trips", f"--table={PROJECT}:taxi.taxi_trips",
-            "--pii=passenger_name,card")  # fmt: skip
+    args = (
+        "--input=gs://lake/raw/*.csv",
+        "--schema",
+        "taxi_trips",
+        f"--table={PROJECT}:taxi.taxi_trips",
+        "--pii=passenger_name,card",
+    )
     d = deployment()
     [step] = run_plan(d, "csv_ingest", args, job_name="load-1")
     assert list(step.argv) == [
-        "gcloud", "dataflow", "flex-template", "run", "load-1", f"--region={REGION}",
+        "gcloud",
+        "dataflow",
+        "flex-template",
+        "run",
+        "load-1",
+        f"--region={REGION}",
         f"--template-file-gcs-location=gs://{PROJECT}-staging/templates/csv_ingest.json",
         f"--parameters=^~^input=gs://lake/raw/*.csv~schema=taxi_trips~table={PROJECT}:taxi.taxi_trips"
         f"~pii=passenger_name,card~output={d.config.lake}/ingest/taxi_trips",  # the launcher has no lake
         f"--project={PROJECT}",
-    ]  # fmt: skip
+    ]
 
 
 def test_run_streaming_defaults_to_the_terraform_subscription(cloud):
@@ -336,9 +371,6 @@ def test_run_rejects_options_the_template_does_not_declare(cloud, args, message)
 
 
 def test_run_a_spark_job_is_the_plan_spark_submit_makes(cloud):
-    from gcpipe.deploy.dataproc import submit_plan
-    from gcpipe.spark.jobs import JOBS, job_args
-
     d = deployment()
     args = ("--input", "gs://lake/kdd/part-1.gz")
     expected = submit_plan(
@@ -381,8 +413,13 @@ def test_templates_plan_builds_each_image_before_its_spec():
 def test_the_deployed_tag_is_the_environment_s_else_the_recorded_one_else_the_commit_s(cloud, monkeypatch):
     assert deployed_tag() == TAG  # GCPIPE_IMAGE_TAG
     monkeypatch.delenv("GCPIPE_IMAGE_TAG")
-    commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, check=True).stdout.strip()  # fmt: skip
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert deployed_tag().removesuffix("-dirty") == commit  # nothing recorded: the checkout's version
     cloud.config_file.write_text(toml_dumps({"gcp": {"deploy": {"image_tag": "v7"}}}))  # as the bundle's
     assert deployed_tag() == "v7"

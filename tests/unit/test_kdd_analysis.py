@@ -29,19 +29,38 @@ def line(protocol: str, service: str, label: str, **values: int) -> str:
 
 
 VALID = [
-    line("tcp", "http", "normal.", duration=10, src_bytes=100, dst_bytes=1000, num_file_creations=2, num_root=1),
+    line(
+        "tcp", "http", "normal.", duration=10, src_bytes=100, dst_bytes=1000, num_file_creations=2, num_root=1
+    ),
     line("tcp", "http", "normal.", duration=30, src_bytes=300, dst_bytes=3000, su_attempted=1),
     line("tcp", "private", "neptune."),
-    line("tcp", "telnet", "guess_passwd.", duration=2, src_bytes=120, dst_bytes=180, num_failed_logins=3,
-         num_compromised=1),
+    line(
+        "tcp",
+        "telnet",
+        "guess_passwd.",
+        duration=2,
+        src_bytes=120,
+        dst_bytes=180,
+        num_failed_logins=3,
+        num_compromised=1,
+    ),
     line("icmp", "ecr_i", "smurf.", src_bytes=1032),
     line("icmp", "ecr_i", "smurf.", src_bytes=1032),
     line("icmp", "ecr_i", "smurf.", src_bytes=520),
     line("udp", "private", "teardrop.", src_bytes=28),
     line("udp", "domain_u", "normal.", src_bytes=45, dst_bytes=90),
-    line("tcp", "telnet", "buffer_overflow.", duration=100, src_bytes=1500, dst_bytes=3800, num_file_creations=1,
-         num_root=2, num_compromised=1),
-]  # fmt: skip
+    line(
+        "tcp",
+        "telnet",
+        "buffer_overflow.",
+        duration=100,
+        src_bytes=1500,
+        dst_bytes=3800,
+        num_file_creations=1,
+        num_root=2,
+        num_compromised=1,
+    ),
+]
 
 
 def spoiled(column: str, value: str) -> str:
@@ -97,8 +116,16 @@ def test_attack_stats_per_protocol_and_state_as_computed_by_hand(analysed):
     summary, out = analysed["clean"]
     assert summary["rows"] == summary["valid"] == 10
     stats = rows(out / "attack_stats.parquet")
-    keys = ("protocol_type", "state", "connections", "total_failed_logins", "total_compromised",
-            "total_file_creations", "total_root_attempts", "total_root_accesses")  # fmt: skip
+    keys = (
+        "protocol_type",
+        "state",
+        "connections",
+        "total_failed_logins",
+        "total_compromised",
+        "total_file_creations",
+        "total_root_attempts",
+        "total_root_accesses",
+    )
     assert columns(out, "attack_stats", *keys) == [
         ("icmp", "attack", 3, 0, 0, 0, 0, 0),
         ("tcp", "attack", 3, 3, 2, 1, 0, 2),
@@ -106,8 +133,10 @@ def test_attack_stats_per_protocol_and_state_as_computed_by_hand(analysed):
         ("udp", "attack", 1, 0, 0, 0, 0, 0),
         ("udp", "no attack", 1, 0, 0, 0, 0, 0),
     ]
-    means = {(r["protocol_type"], r["state"]): (r["mean_src_bytes"], r["mean_dst_bytes"], r["mean_duration"])
-             for r in stats}  # fmt: skip
+    means = {
+        (r["protocol_type"], r["state"]): (r["mean_src_bytes"], r["mean_dst_bytes"], r["mean_duration"])
+        for r in stats
+    }
     assert means[("icmp", "attack")] == pytest.approx((2584 / 3, 0, 0))
     assert means[("tcp", "attack")] == pytest.approx((540, 3980 / 3, 34))
     assert means[("tcp", "no attack")] == pytest.approx((200, 2000, 20))
@@ -117,15 +146,30 @@ def test_attack_stats_per_protocol_and_state_as_computed_by_hand(analysed):
 def test_counts_by_protocol_label_category_and_the_most_attacked_services(analysed):
     _, out = analysed["clean"]
     assert columns(out, "connections_by_protocol", "protocol_type", "connections", "share") == [
-        ("tcp", 5, 0.5), ("icmp", 3, 0.3), ("udp", 2, 0.2)]  # fmt: skip
+        ("tcp", 5, 0.5),
+        ("icmp", 3, 0.3),
+        ("udp", 2, 0.2),
+    ]
     assert columns(out, "connections_by_label", "label", "attack_category", "connections") == [
-        ("normal.", "normal", 3), ("smurf.", "dos", 3), ("buffer_overflow.", "u2r", 1), ("guess_passwd.", "r2l", 1),
-        ("neptune.", "dos", 1), ("teardrop.", "dos", 1)]  # fmt: skip
+        ("normal.", "normal", 3),
+        ("smurf.", "dos", 3),
+        ("buffer_overflow.", "u2r", 1),
+        ("guess_passwd.", "r2l", 1),
+        ("neptune.", "dos", 1),
+        ("teardrop.", "dos", 1),
+    ]
     assert columns(out, "connections_by_category", "attack_category", "connections", "labels") == [
-        ("dos", 5, 3), ("normal", 3, 1), ("r2l", 1, 1), ("u2r", 1, 1)]  # fmt: skip
+        ("dos", 5, 3),
+        ("normal", 3, 1),
+        ("r2l", 1, 1),
+        ("u2r", 1, 1),
+    ]
     keys = ("rank", "service", "attacks", "connections", "attack_share", "top_category")
     assert columns(out, "top_attacked_services", *keys) == [
-        (1, "ecr_i", 3, 3, 1.0, "dos"), (2, "private", 2, 2, 1.0, "dos"), (3, "telnet", 2, 2, 1.0, "r2l")]  # fmt: skip
+        (1, "ecr_i", 3, 3, 1.0, "dos"),
+        (2, "private", 2, 2, 1.0, "dos"),
+        (3, "telnet", 2, 2, 1.0, "r2l"),
+    ]
 
 
 def test_every_aggregate_is_written_as_parquet_and_csv_with_the_report(analysed):
@@ -213,8 +257,16 @@ def test_the_attack_categories_are_the_standard_mapping_and_unknown_labels_are_k
     assert {ATTACK_CATEGORY[label] for label in ("rootkit", "perl", "loadmodule", "buffer_overflow")} == {
         "u2r"
     }
-    rows_ = [{"malformed": None, "protocol_type": "tcp", "service": "http", "label": "mscan.", "connections": 4,
-              **dict.fromkeys(kdd_analysis.SUMMED, 0)}]  # fmt: skip
+    rows_ = [
+        {
+            "malformed": None,
+            "protocol_type": "tcp",
+            "service": "http",
+            "label": "mscan.",
+            "connections": 4,
+            **dict.fromkeys(kdd_analysis.SUMMED, 0),
+        }
+    ]
     frames = kdd_analysis.roll_up(rows_)
     assert frames["connections_by_category"]["attack_category"].tolist() == ["unknown"]
 

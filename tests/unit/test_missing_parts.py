@@ -96,9 +96,23 @@ def test_chromium_or_its_driver_missing_fails_a_page_test_with_the_sentence(tmp_
         **{k: v.format(empty=empty) for k, v in variables.items()},
     }
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "tests.browser", "-p", "no:cacheprovider", "-q", "test_page.py"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "tests.browser",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "test_page.py",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stdout
     packages = "chromium" if len(variables) == 1 else "chromium chromium-driver"
     expected = (
@@ -139,9 +153,12 @@ def test_an_sql_file_this_user_may_not_read():
         )
         done = subprocess.run(
             [*as_other, sys.executable, "-m", "gcpipe.app.cli", "sql", "run", str(path)],
-            capture_output=True, text=True, timeout=120, cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=folder,
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )  # fmt: skip
+        )
     assert (done.returncode, done.stderr) == (
         1,
         f"error: cannot read SQL file {path}: permission denied (`chmod u+r` it, or run as its owner).\n",

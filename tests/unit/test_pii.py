@@ -24,8 +24,13 @@ def test_columns_are_hashed_with_the_key_masked_or_redacted(tmp_path, monkeypatc
     )
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600  # generated on first use, for the owner only
     key = key_file.read_text().encode()
-    table = pa.table({"vendor_id": ["1", "2", "1", None], "rate_code": ["12345", "ab", "", None],
-                      "tip_amount": [1.5, 2.0, None, 3.0]})  # fmt: skip
+    table = pa.table(
+        {
+            "vendor_id": ["1", "2", "1", None],
+            "rate_code": ["12345", "ab", "", None],
+            "tip_amount": [1.5, 2.0, None, 3.0],
+        }
+    )
     out = policy.apply(table).to_pydict()
     assert out["vendor_id"][:3] == [hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in "121"]
     assert out["vendor_id"][3] is None

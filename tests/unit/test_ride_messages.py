@@ -2,11 +2,21 @@
 
 import json
 
+from gcpipe.core.schemas import RAW_LIMIT
+from pipelines.transforms.bigquery_rows import rejected_row
 from pipelines.transforms.ride_messages import CleanRideMessages, MessageBatch, RideMessage
 
-EVENT = {"ride_id": "r1", "point_idx": 0, "latitude": 40.75, "longitude": -73.98,
-         "timestamp": "2026-01-01T10:00:00+00:00", "meter_reading": 2.5, "meter_increment": 0.04,
-         "ride_status": "pickup", "passenger_count": 1}  # fmt: skip
+EVENT = {
+    "ride_id": "r1",
+    "point_idx": 0,
+    "latitude": 40.75,
+    "longitude": -73.98,
+    "timestamp": "2026-01-01T10:00:00+00:00",
+    "meter_reading": 2.5,
+    "meter_increment": 0.04,
+    "ride_status": "pickup",
+    "passenger_count": 1,
+}
 
 
 def _batch() -> MessageBatch:
@@ -39,9 +49,6 @@ def test_without_a_process_memory_a_retried_bundle_keeps_its_events():
 
 
 def test_a_row_bigquery_rejects_is_dead_lettered_like_any_message():
-    from gcpipe.core.schemas import RAW_LIMIT
-    from pipelines.transforms.bigquery_rows import rejected_row
-
     row = {**EVENT, "ride_id": "x" * (2 * RAW_LIMIT), "event_id": "e9", "message_id": "m9"}
     dead = rejected_row(row, "invalid: ride_id too long")
     assert dead["reason"] == "BigQuery rejected the row: invalid: ride_id too long"

@@ -9,11 +9,13 @@ def test_an_empty_batch_keeps_the_insert_ids_of_the_others():
     writer = _Writer("test")
     sent = []
     writer.insert = lambda table, rows, ids=None: sent.append((table, rows, ids)) or []
-    writer._write([
-        Job("p.taxi.rides_per_minute", [{"pickups": 1}], row_ids=["w1/p0"]),
-        Job("p.taxi.rides_per_minute", [], row_ids=[]),
-        Job("p.taxi.rides_per_minute", [{"pickups": 2}], row_ids=["w2/p0"]),
-    ])  # fmt: skip
+    writer._write(
+        [
+            Job("p.taxi.rides_per_minute", [{"pickups": 1}], row_ids=["w1/p0"]),
+            Job("p.taxi.rides_per_minute", [], row_ids=[]),
+            Job("p.taxi.rides_per_minute", [{"pickups": 2}], row_ids=["w2/p0"]),
+        ]
+    )
     assert sent == [("p.taxi.rides_per_minute", [{"pickups": 1}, {"pickups": 2}], ["w1/p0", "w2/p0"])]
 
 

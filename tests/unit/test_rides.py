@@ -7,6 +7,7 @@ import pytest
 
 from gcpipe.core.errors import GcpipeError
 from gcpipe.datagen.ride_publisher import MALFORMED_KINDS, RidePublisher
+from pipelines.taxi_streaming import _resolve
 from pipelines.transforms import geohash
 from pipelines.transforms.ride_messages import RideMessage, SeenIds, parse_message
 
@@ -49,10 +50,12 @@ def test_malformed_kinds_are_each_rejected_for_their_own_reason():
         kind, data, attributes = publisher.next_message(NOW)
         reasons[kind] = parse_message(RideMessage(data, attributes, "m", 0))[1].split(":")[0]
     assert reasons == {
-        "not_json": "not JSON", "missing_field": "ride_id", "bad_type": "passenger_count",
+        "not_json": "not JSON",
+        "missing_field": "ride_id",
+        "bad_type": "passenger_count",
         "bad_value": "violates rule meter_reading >= 0",
         "bad_status": "violates rule ride_status IN ('pickup', 'enroute', 'dropoff')",
-    }  # fmt: skip
+    }
 
 
 def test_seen_ids_forget_after_the_horizon(monkeypatch):
@@ -85,8 +88,6 @@ def test_geohash_cells_contain_their_points():
 def test_the_pipeline_names_a_missing_argument(argv, message):
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.taxi_streaming import _resolve
-
     with pytest.raises(GcpipeError) as err:
         _resolve(PipelineOptions(argv))
     assert str(err.value) == message
@@ -94,8 +95,6 @@ def test_the_pipeline_names_a_missing_argument(argv, message):
 
 def test_a_dataset_with_its_project_names_every_table():
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from pipelines.taxi_streaming import _resolve
 
     ride, project, tables = _resolve(
         PipelineOptions(["--input_topic", "rides", "--output_dataset", "acme-1:taxi"])

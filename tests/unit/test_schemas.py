@@ -21,8 +21,15 @@ def _bigquery_tree(fields):
     return [(f.name, f.field_type, f.mode, _bigquery_tree(f.fields)) for f in fields]
 
 
-_SPARK_TO_BQ = {T.StringType: "STRING", T.LongType: "INTEGER", T.DoubleType: "FLOAT", T.BooleanType: "BOOLEAN",
-                T.TimestampType: "TIMESTAMP", T.DateType: "DATE", T.DecimalType: "NUMERIC"}  # fmt: skip
+_SPARK_TO_BQ = {
+    T.StringType: "STRING",
+    T.LongType: "INTEGER",
+    T.DoubleType: "FLOAT",
+    T.BooleanType: "BOOLEAN",
+    T.TimestampType: "TIMESTAMP",
+    T.DateType: "DATE",
+    T.DecimalType: "NUMERIC",
+}
 
 
 def _spark_tree(struct):
@@ -38,8 +45,14 @@ def _spark_tree(struct):
     return out
 
 
-_ARROW_TO_BQ = {pa.string(): "STRING", pa.int64(): "INTEGER", pa.float64(): "FLOAT", pa.bool_(): "BOOLEAN",
-                pa.timestamp("us", tz="UTC"): "TIMESTAMP", pa.date32(): "DATE"}  # fmt: skip
+_ARROW_TO_BQ = {
+    pa.string(): "STRING",
+    pa.int64(): "INTEGER",
+    pa.float64(): "FLOAT",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP",
+    pa.date32(): "DATE",
+}
 
 
 def _arrow_tree(fields):
@@ -82,12 +95,18 @@ def test_nested_schema_has_equivalent_bigquery_spark_and_arrow_forms():
 
 def test_validator_accepts_a_nested_row_and_types_it():
     validator = table_spec("ga_sessions").validator()
-    row, reason = validator.validate({
-        "fullVisitorId": "123", "visitId": "5", "visitNumber": 1, "visitStartTime": 1470000000,
-        "date": "2016-08-01", "totals": {"pageviews": "3", "bounces": None},
-        "device": {"isMobile": "true"},
-        "hits": [{"hitNumber": 1, "product": [{"productSKU": "A", "productPrice": 1990000}]}],
-    })  # fmt: skip
+    row, reason = validator.validate(
+        {
+            "fullVisitorId": "123",
+            "visitId": "5",
+            "visitNumber": 1,
+            "visitStartTime": 1470000000,
+            "date": "2016-08-01",
+            "totals": {"pageviews": "3", "bounces": None},
+            "device": {"isMobile": "true"},
+            "hits": [{"hitNumber": 1, "product": [{"productSKU": "A", "productPrice": 1990000}]}],
+        }
+    )
     assert reason is None
     assert row["visitId"] == 5 and row["date"] == date(2016, 8, 1)
     assert row["totals"]["pageviews"] == 3 and row["device"]["isMobile"] is True
@@ -120,8 +139,15 @@ def test_validator_rejects_with_the_path_and_the_reason(change, reason):
 
 def test_scalar_coercions():
     validator = table_spec("taxi_trips").validator()
-    good = {"vendor_id": "1", "pickup_datetime": "2019-03-01 08:00:00", "dropoff_datetime": "03/01/2019 08:10:00 AM",
-            "passenger_count": "2", "trip_distance": "1.5", "fare_amount": "8", "total_amount": "10.3"}  # fmt: skip
+    good = {
+        "vendor_id": "1",
+        "pickup_datetime": "2019-03-01 08:00:00",
+        "dropoff_datetime": "03/01/2019 08:10:00 AM",
+        "passenger_count": "2",
+        "trip_distance": "1.5",
+        "fare_amount": "8",
+        "total_amount": "10.3",
+    }
     row, reason = validator.validate(good)
     assert reason is None
     assert row["pickup_datetime"] == datetime(2019, 3, 1, 8, tzinfo=UTC)
@@ -142,8 +168,14 @@ def test_rules_run_per_row_and_vectorised():
     texts = [rule.text for rule in spec.rules]
     assert "dropoff_datetime >= pickup_datetime" in texts
     validator = spec.validator()
-    base = {"vendor_id": "1", "pickup_datetime": "2019-03-01 08:00:00", "dropoff_datetime": "2019-03-01 08:10:00",
-            "trip_distance": "1.5", "fare_amount": "8", "total_amount": "10.3"}  # fmt: skip
+    base = {
+        "vendor_id": "1",
+        "pickup_datetime": "2019-03-01 08:00:00",
+        "dropoff_datetime": "2019-03-01 08:10:00",
+        "trip_distance": "1.5",
+        "fare_amount": "8",
+        "total_amount": "10.3",
+    }
     assert validator.validate({**base, "fare_amount": "-1"})[1] == "violates rule fare_amount >= 0"
     assert (
         validator.validate({**base, "passenger_count": "12"})[1]
@@ -193,8 +225,10 @@ def test_schema_errors_are_clear(tmp_path):
     with pytest.raises(SchemaError, match="not valid JSON"):
         load_schema(str(tmp_path / "bad.json"))
     user = tmp_path / "mine.json"
-    user.write_text('[{"name": "id", "type": "INT64", "mode": "REQUIRED"}, {"name": "tags", "type": "STRING", '
-                    '"mode": "REPEATED"}]')  # fmt: skip
+    user.write_text(
+        '[{"name": "id", "type": "INT64", "mode": "REQUIRED"}, {"name": "tags", "type": "STRING", '
+        '"mode": "REPEATED"}]'
+    )
     schema = load_schema(user)
     assert [f.type for f in schema.fields] == ["INTEGER", "STRING"]
     assert schema.validator().validate({"id": "7", "tags": ["a", "b"]}) == (

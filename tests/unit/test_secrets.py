@@ -9,7 +9,7 @@ import types
 import pytest
 
 from gcpipe.core.config import load_config
-from gcpipe.core.secrets import SecretError, read_secret
+from gcpipe.core.secrets import SecretError, ensure_local_secret, read_secret
 
 VALUE = "s3cr3t-value"  # pragma: allowlist secret
 
@@ -63,8 +63,6 @@ def test_the_configured_references_point_at_the_state_folder_locally_and_secret_
 
 
 def test_a_missing_local_secret_is_made_once_for_its_owner_only(tmp_path):
-    from gcpipe.core.secrets import ensure_local_secret
-
     reference = f"file:{tmp_path / 'secrets' / 'made'}"
     ensure_local_secret(reference)
     first = read_secret(reference)

@@ -34,8 +34,14 @@ STAGED = f"gs://acme-staging/code/{TAG}"  # the code of version TAG
 
 
 def gcpipe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gcpipe.app.cli", *args], cwd=PROJECT_ROOT, capture_output=True,
-                          text=True, timeout=120, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "gcpipe.app.cli", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_the_workflow_template_creates_a_job_cluster_runs_the_job_on_gcs_and_is_a_valid_request():
@@ -63,18 +69,26 @@ def test_the_workflow_template_creates_a_job_cluster_runs_the_job_on_gcs_and_is_
     assert step["stepId"] == "kdd-analysis"
     assert step["pysparkJob"] == {
         "mainPythonFileUri": f"{STAGED}/kdd_analysis.py",
-        "args": ["--input", "gs://acme-lake/landing/kdd/kddcup.data.gz", "--output", "gs://acme-lake/kdd/analysis",
-                 "--bq_table", f"{PROJECT}.kdd.attack_stats"],
+        "args": [
+            "--input",
+            "gs://acme-lake/landing/kdd/kddcup.data.gz",
+            "--output",
+            "gs://acme-lake/kdd/analysis",
+            "--bq_table",
+            f"{PROJECT}.kdd.attack_stats",
+        ],
         "pythonFileUris": [f"{STAGED}/gcpipe_spark.zip"],
         "fileUris": [*(f"{STAGED}/{name}.json" for name in job.schemas), f"{STAGED}/tables.json"],
         "properties": {"spark.checkpoint.dir": "gs://acme-staging/dataproc/checkpoints"},
-    }  # fmt: skip
+    }
 
 
 def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
     job = JOBS["als_recommend"]
-    config = GCP.replace(jdbc_url="jdbc:postgresql://10.0.0.3:5432/rentals",
-                         jdbc_password_secret=f"projects/{PROJECT}/secrets/pg/versions/latest")  # fmt: skip
+    config = GCP.replace(
+        jdbc_url="jdbc:postgresql://10.0.0.3:5432/rentals",
+        jdbc_password_secret=f"projects/{PROJECT}/secrets/pg/versions/latest",
+    )
     args = job_args(job, config, cloudsql_args(config), ["--sink", "gs://acme-lake/recs"])
     batch = dataproc.batch_request(job, config, args, tag=TAG)
     dataproc_v1.Batch.from_json(json.dumps(batch))
@@ -82,10 +96,17 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
     assert batch["environmentConfig"]["executionConfig"]["serviceAccount"].startswith("gcpipe-dataproc@")
     assert batch["pysparkBatch"]["jarFileUris"] == [f"{STAGED}/postgresql.jar"]
     assert batch["pysparkBatch"]["args"] == [
-        "--source", "jdbc:postgresql://10.0.0.3:5432/rentals", "--sink", "gs://acme-lake/recs",
-        "--rejected", "gs://acme-lake/rentals/rejected", "--jdbc_user", "gcpipe",
-        "--jdbc_password_secret", f"projects/{PROJECT}/secrets/pg/versions/latest",
-    ]  # fmt: skip
+        "--source",
+        "jdbc:postgresql://10.0.0.3:5432/rentals",
+        "--sink",
+        "gs://acme-lake/recs",
+        "--rejected",
+        "gs://acme-lake/rentals/rejected",
+        "--jdbc_user",
+        "gcpipe",
+        "--jdbc_password_secret",
+        f"projects/{PROJECT}/secrets/pg/versions/latest",
+    ]
     command = dataproc.batch_command(batch, config)
     assert command[:6] == ("gcloud", "dataproc", "batches", "submit", "pyspark", f"{STAGED}/als_recommend.py")
     assert f"--region={REGION}" in command and "--version=3.0" in command
@@ -93,13 +114,28 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
 
 
 def test_dry_run_prints_the_plan_with_the_exact_template_and_gcloud_commands(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GCPIPE_CONFIG": str(tmp_path / "none.toml"),
-           "GCPIPE_STATE_DIR": str(tmp_path / "state"), "GCPIPE_PROJECT": PROJECT, "GCPIPE_REGION": REGION,
-           "GCPIPE_LAKE_BUCKET": "acme-lake", "GCPIPE_STAGING_BUCKET": "acme-staging",
-           "GCPIPE_IMAGE_TAG": TAG}  # fmt: skip
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "GCPIPE_CONFIG": str(tmp_path / "none.toml"),
+        "GCPIPE_STATE_DIR": str(tmp_path / "state"),
+        "GCPIPE_PROJECT": PROJECT,
+        "GCPIPE_REGION": REGION,
+        "GCPIPE_LAKE_BUCKET": "acme-lake",
+        "GCPIPE_STAGING_BUCKET": "acme-staging",
+        "GCPIPE_IMAGE_TAG": TAG,
+    }
     (tmp_path / "none.toml").write_text("")
-    done = gcpipe("spark", "submit", "kdd_analysis", "--target", "gcp", "--dry-run", "--input=gs://acme-lake/k.gz",
-                  env=env)  # fmt: skip
+    done = gcpipe(
+        "spark",
+        "submit",
+        "kdd_analysis",
+        "--target",
+        "gcp",
+        "--dry-run",
+        "--input=gs://acme-lake/k.gz",
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     template_file = tmp_path / "state" / "dataproc" / "kdd_analysis.workflow.yaml"
     assert not (tmp_path / "state" / "dataproc").exists()  # a dry run writes nothing
@@ -114,10 +150,16 @@ def test_dry_run_prints_the_plan_with_the_exact_template_and_gcloud_commands(tmp
     ) in lines
     staged = next(line for line in lines if line.startswith("gcloud storage cp "))
     assert shlex.split(staged) == [
-        "gcloud", "storage", "cp", "spark_jobs/kdd_analysis.py", str(tmp_path / "state/dataproc/gcpipe_spark.zip"),
-        *(f"sql/schemas/{name}.json" for name in job.schemas), "sql/tables.json",
-        f"{STAGED}/", f"--project={PROJECT}",
-    ]  # fmt: skip
+        "gcloud",
+        "storage",
+        "cp",
+        "spark_jobs/kdd_analysis.py",
+        str(tmp_path / "state/dataproc/gcpipe_spark.zip"),
+        *(f"sql/schemas/{name}.json" for name in job.schemas),
+        "sql/tables.json",
+        f"{STAGED}/",
+        f"--project={PROJECT}",
+    ]
 
 
 def test_a_real_submit_runs_exactly_the_printed_plan(cloud, monkeypatch):  # noqa: F811
@@ -133,9 +175,13 @@ def test_a_real_submit_runs_exactly_the_printed_plan(cloud, monkeypatch):  # noq
     assert calls[0][-2] == f"gs://{PROJECT}-staging/code/abc123/"  # the code of version GCPIPE_IMAGE_TAG
     assert (cloud.state_dir / "dataproc" / "gcpipe_spark.zip").exists()
     assert calls[1][calls[1].index("--") + 1 :] == [
-        "--source", f"gs://{PROJECT}-lake/landing/rentals", "--sink", f"gs://{PROJECT}-lake/rentals/recommendations",
-        "--sink", f"bq://{PROJECT}.rentals",
-    ]  # fmt: skip
+        "--source",
+        f"gs://{PROJECT}-lake/landing/rentals",
+        "--sink",
+        f"gs://{PROJECT}-lake/rentals/recommendations",
+        "--sink",
+        f"bq://{PROJECT}.rentals",
+    ]
 
 
 def test_the_staged_code_never_expires_as_the_staging_bucket_s_temporary_files_do():
@@ -153,7 +199,15 @@ def test_user_arguments_replace_the_defaults_in_place():
     job = JOBS["als_recommend"]
     local = Config(state_dir=PROJECT_ROOT / ".gcpipe")
     assert job_args(job, local, ["--sink", "gs://a", "--top", "3", "--sink", "gs://b"]) == [
-        "--source", f"{local.lake}/landing/rentals", "--sink", "gs://a", "--sink", "gs://b", "--top", "3"]  # fmt: skip
+        "--source",
+        f"{local.lake}/landing/rentals",
+        "--sink",
+        "gs://a",
+        "--sink",
+        "gs://b",
+        "--top",
+        "3",
+    ]
     assert job_args(job, local, ["--source=bq://p.d"])[:2] == ["--source", "bq://p.d"]
     with pytest.raises(SparkJobError, match="is not an option"):
         job_args(job, local, ["stray"])
@@ -178,8 +232,14 @@ def test_the_package_runs_the_jobs_without_the_checkout(tmp_path):
         f"assert gcpipe.core.config.__file__.startswith({str(package)!r});"
         "print(len(job_schema('kdd_connections').names))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(package), "PATH": "/usr/bin:/bin"}, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(package), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "42"
 

@@ -15,6 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gcpipe.app.dashboard import queries
+from gcpipe.core.clients import ensure_table
 from gcpipe.core.config import (
     PROJECT_ROOT,
     ConfigError,
@@ -24,6 +26,14 @@ from gcpipe.core.config import (
     validate_table_id,
 )
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.schemas import table_spec
+from gcpipe.warehouse.bqml.sql import find_ml_calls
+from gcpipe.warehouse.script import SqlError, render
+from pipelines import taxi_streaming
+from pipelines.csv_ingest import parse_table_id
+from pipelines.transforms.bigquery_load import replace_script
+from spark_jobs import als_recommend, kdd_analysis
+from spark_jobs.common import load_bigquery
 
 HOSTILE = [
     "taxi`; DROP TABLE taxi.taxi_trips; --",
@@ -39,15 +49,6 @@ HOSTILE = [
 def _entry_points():
     """(what, call) for each place a user-supplied name turns into SQL text."""
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from gcpipe.app.dashboard import queries
-    from gcpipe.core.clients import ensure_table
-    from gcpipe.core.schemas import table_spec
-    from gcpipe.warehouse.bqml.sql import find_ml_calls
-    from pipelines import taxi_streaming
-    from pipelines.csv_ingest import parse_table_id
-    from pipelines.transforms.bigquery_load import replace_script
-    from spark_jobs.common import load_bigquery
 
     spec = table_spec("taxi_trips")
     return {
@@ -80,7 +81,6 @@ def test_a_hostile_name_is_one_clear_error_before_any_sql(entry, name):
 @pytest.mark.parametrize("name", HOSTILE, ids=repr)
 def test_the_spark_jobs_refuse_a_hostile_bigquery_name_before_any_work(name, capsys):
     """A usage error (exit status 2) with the reason, before the JVM starts."""
-    from spark_jobs import als_recommend, kdd_analysis
 
     for parse, argv in (
         (
@@ -107,8 +107,6 @@ def test_a_hostile_project_or_dataset_in_the_configuration_is_refused(monkeypatc
 
 
 def test_sql_file_placeholders_take_plain_names_only():
-    from gcpipe.warehouse.script import SqlError, render
-
     assert render("SELECT 1 FROM `{{ project }}.{{ taxi_dataset }}.t`", load_config().template_vars())
     for value in [v for v in HOSTILE if v != "../../etc"]:  # paths are names here: {{ lake }}
         with pytest.raises(SqlError, match="is not a plain name"):
@@ -183,6 +181,7 @@ def test_no_sql_text_quotes_an_unchecked_name():
         "gcpipe/warehouse/bqml/sql.py": "names from model_ref, which validates them",
         "gcpipe/app/demo_report.py": "the configured project and datasets, which load_config validates",
         "gcpipe/core/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
+        "gcpipe/flows/registry.py": "backquoted paths in the README's markdown flow table, no SQL",
         "pipelines/transforms/pubsub_batches.py": "the replay table, from taxi_streaming._resolve's check",
     }
     offenders = []

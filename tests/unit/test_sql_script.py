@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from gcpipe.core.schemas import load_tables
 from gcpipe.warehouse.cli import DDL_DIR, ddl_file_text
 from gcpipe.warehouse.params import ParameterError, job_config, parse_param, query_parameter
 from gcpipe.warehouse.script import SqlError, parse_script, render
@@ -83,8 +84,11 @@ def test_command_line_parameters_are_typed():
     assert parse_param("year:STRING=2016") == ("year", "2016")
     assert parse_param("amount:NUMERIC=1.10") == ("amount", Decimal("1.10"))
     assert parse_param("at=2017-05-01T10:00:00+00:00") == ("at", datetime(2017, 5, 1, 10, tzinfo=UTC))
-    for bad, message in (("nope", "is not name=value"), ("n:INT=1", "type INT is unknown"),
-                         ("n:INT64=ten", "'ten' is not a valid INT64")):  # fmt: skip
+    for bad, message in (
+        ("nope", "is not name=value"),
+        ("n:INT=1", "type INT is unknown"),
+        ("n:INT64=ten", "'ten' is not a valid INT64"),
+    ):
         with pytest.raises(ParameterError, match=message):
             parse_param(bad)
 
@@ -106,7 +110,6 @@ def test_python_values_become_typed_query_parameters():
 
 def test_ddl_files_are_the_catalog_ddl():
     """sql/ddl is generated from the schemas (`gcpipe sql ddl --write`): no schema is typed twice."""
-    from gcpipe.core.schemas import load_tables
 
     tables = load_tables()
     assert {p.stem for p in DDL_DIR.glob("*.sql")} == set(tables)

@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gcpipe.core.config import PROJECT_ROOT, Config
+from gcpipe.core.config import PROJECT_ROOT, Config, load_config
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.ui import console, print_table
+from gcpipe.local import stack
 
 # name -> "module:function"; each capability registers its benchmark here.
 BENCHMARKS: dict[str, str] = {
@@ -141,10 +143,13 @@ def measure(command: list[str], env: dict[str, str] | None = None, timeout: floa
 
 def machine() -> dict[str, str]:
     cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
         platform.processor(),
-    )  # fmt: skip
+    )
     memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
     return {
         "cpu": cpu,
@@ -215,14 +220,16 @@ def render_markdown(figures: list[Figure], info: dict[str, str], markdown: Path 
         if f.benchmark not in names:
             names.append(f.benchmark)
     produced = [f"`{cmd}` on {when} ({', '.join(names)})" for (cmd, when), names in runs.items()]
-    section = "\n".join([
-        BEGIN,
-        "Produced by " + "; ".join(produced) + f". Machine: {info['cpu']}, {info['cores']} cores, "
-        f"{info['memory']}, Python {info['python']}, {info['os']}.",
-        "",
-        markdown_table(figures),
-        END,
-    ])  # fmt: skip
+    section = "\n".join(
+        [
+            BEGIN,
+            "Produced by " + "; ".join(produced) + f". Machine: {info['cpu']}, {info['cores']} cores, "
+            f"{info['memory']}, Python {info['python']}, {info['os']}.",
+            "",
+            markdown_table(figures),
+            END,
+        ]
+    )
     text = markdown.read_text() if markdown.exists() else "# Benchmarks\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
@@ -237,10 +244,6 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
 
     from rich.table import Table
-
-    from gcpipe.core.config import load_config
-    from gcpipe.core.ui import console, print_table
-    from gcpipe.local import stack
 
     parser = argparse.ArgumentParser(prog="gcpipe bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"Benchmarks to run (default all): {', '.join(BENCHMARKS)}")
@@ -260,9 +263,14 @@ def main(argv: list[str] | None = None) -> None:
     table = Table("benchmark", "figure", "ours", "baseline", "ratio", "goal", "met", title="gcpipe bench")
     for f in figures:
         table.add_row(
-            f.benchmark, f.name, _format(f.ours, f.unit), _format(f.baseline, f.unit),
-            f"{f.ratio:.1f}x" if f.ratio else "-", f.goal or "-", {True: "yes", False: "NO", None: "-"}[f.met],
-        )  # fmt: skip
+            f.benchmark,
+            f.name,
+            _format(f.ours, f.unit),
+            _format(f.baseline, f.unit),
+            f"{f.ratio:.1f}x" if f.ratio else "-",
+            f.goal or "-",
+            {True: "yes", False: "NO", None: "-"}[f.met],
+        )
     print_table(table)
     if not args.no_write and not args.quick:
         command = "make bench" if not args.names else f"gcpipe bench {' '.join(args.names)}"

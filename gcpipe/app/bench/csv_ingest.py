@@ -19,6 +19,7 @@ import sys
 
 from gcpipe.app.bench import BenchContext, Figure, measure
 from gcpipe.datagen.taxi_trips import write_trips_csv
+from gcpipe.local import stack
 
 BASELINE = """
 import csv, json, sys, time
@@ -78,8 +79,20 @@ def _trips(ctx: BenchContext, rows: int) -> str:
 
 def _ours(ctx: BenchContext, path: str, *extra: str):
     shutil.rmtree(ctx.workdir / "csv_ingest_out", ignore_errors=True)  # each run writes a folder of its own
-    command = [sys.executable, "-m", "pipelines.csv_ingest", "--input", path, "--schema", "taxi_trips",
-               "--partition_date", "2019-03-01", "--output", str(ctx.workdir / "csv_ingest_out"), *extra]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.csv_ingest",
+        "--input",
+        path,
+        "--schema",
+        "taxi_trips",
+        "--partition_date",
+        "2019-03-01",
+        "--output",
+        str(ctx.workdir / "csv_ingest_out"),
+        *extra,
+    ]
     return measure(command)
 
 
@@ -96,35 +109,53 @@ def run(ctx: BenchContext) -> list[Figure]:
     baseline = measure([sys.executable, "-c", BASELINE, path, str(ctx.workdir / "csv_ingest_baseline")])
     rate, base_rate = rows / ours.seconds, rows / baseline.seconds
     figures.append(
-        Figure(f"{rows:,} trips -> Parquet + dead letters (whole command, best of 3)",
-               rate, "rows/s", baseline=base_rate, baseline_name="per-line ReadFromText + csv.reader + dict",
-               goal=f">= {GOAL_RATE:,} rows/s and >= {GOAL_RATIO:.0f}x",
-               met=rate >= GOAL_RATE and rate / base_rate >= GOAL_RATIO, peak_memory_mb=ours.peak_memory_mb)
-    )  # fmt: skip
+        Figure(
+            f"{rows:,} trips -> Parquet + dead letters (whole command, best of 3)",
+            rate,
+            "rows/s",
+            baseline=base_rate,
+            baseline_name="per-line ReadFromText + csv.reader + dict",
+            goal=f">= {GOAL_RATE:,} rows/s and >= {GOAL_RATIO:.0f}x",
+            met=rate >= GOAL_RATE and rate / base_rate >= GOAL_RATIO,
+            peak_memory_mb=ours.peak_memory_mb,
+        )
+    )
     figures.append(
-        Figure(f"{rows:,} trips, pipeline time (start-up excluded)",
-               rows / _pipeline_seconds(ours.stdout), "rows/s", baseline=rows / _pipeline_seconds(baseline.stdout),
-               baseline_name="per-line pipeline, same measure")
-    )  # fmt: skip
+        Figure(
+            f"{rows:,} trips, pipeline time (start-up excluded)",
+            rows / _pipeline_seconds(ours.stdout),
+            "rows/s",
+            baseline=rows / _pipeline_seconds(baseline.stdout),
+            baseline_name="per-line pipeline, same measure",
+        )
+    )
     duck = measure([sys.executable, "-c", DUCKDB, path, str(ctx.workdir / "duckdb.parquet")])
     figures.append(
-        Figure(f"{rows:,} trips vs the ceiling, DuckDB read_csv", rate, "rows/s",
-               baseline=rows / duck.seconds, baseline_name="DuckDB read_csv (types only, no rules)",
-               peak_memory_mb=duck.peak_memory_mb)
-    )  # fmt: skip
+        Figure(
+            f"{rows:,} trips vs the ceiling, DuckDB read_csv",
+            rate,
+            "rows/s",
+            baseline=rows / duck.seconds,
+            baseline_name="DuckDB read_csv (types only, no rules)",
+            peak_memory_mb=duck.peak_memory_mb,
+        )
+    )
     for size in (ctx.size(100_000, 5_000), ctx.size(4_000_000, 50_000)):
         scaled = _ours(ctx, _trips(ctx, size))
         figures.append(
-            Figure(f"scaling: {size:,} trips (whole command)", size / scaled.seconds, "rows/s",
-                   peak_memory_mb=scaled.peak_memory_mb, note=f"pipeline {_pipeline_seconds(scaled.stdout):.1f} s")
-        )  # fmt: skip
+            Figure(
+                f"scaling: {size:,} trips (whole command)",
+                size / scaled.seconds,
+                "rows/s",
+                peak_memory_mb=scaled.peak_memory_mb,
+                note=f"pipeline {_pipeline_seconds(scaled.stdout):.1f} s",
+            )
+        )
     figures.append(_into_bigquery(ctx, path, rows))
     return figures
 
 
 def _into_bigquery(ctx: BenchContext, path: str, rows: int) -> Figure:
-    from gcpipe.local import stack
-
     outcome = stack.up(ctx.config, ["metadata", "bigquery"], report=lambda *_: None)
     try:
         table = f"{ctx.config.project}.{ctx.config.dataset('taxi')}.bench_taxi_trips"
@@ -133,5 +164,9 @@ def _into_bigquery(ctx: BenchContext, path: str, rows: int) -> Figure:
         started = [name for name, state in outcome.items() if state == "started"]
         if started:
             stack.down(ctx.config, started, report=lambda *_: None)
-    return Figure(f"{rows:,} trips -> BigQuery emulator, partition replaced",
-                  rows / loaded.seconds, "rows/s", peak_memory_mb=loaded.peak_memory_mb)  # fmt: skip
+    return Figure(
+        f"{rows:,} trips -> BigQuery emulator, partition replaced",
+        rows / loaded.seconds,
+        "rows/s",
+        peak_memory_mb=loaded.peak_memory_mb,
+    )

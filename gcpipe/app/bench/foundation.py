@@ -49,23 +49,49 @@ def run(ctx: BenchContext) -> list[Figure]:
     again = measure(["make", "-C", str(clone), "setup"])
     shutil.rmtree(clone, ignore_errors=True)
     figures.append(
-        Figure("make setup, fresh clone, warm package cache", first.seconds, "s", goal="< 360 s",
-               met=first.seconds < 360, higher_is_better=False)
-    )  # fmt: skip
+        Figure(
+            "make setup, fresh clone, warm package cache",
+            first.seconds,
+            "s",
+            goal="< 360 s",
+            met=first.seconds < 360,
+            higher_is_better=False,
+        )
+    )
     figures.append(
-        Figure("make setup again (idempotent)", again.seconds, "s", goal="< 10 s", met=again.seconds < 10,
-               higher_is_better=False)
-    )  # fmt: skip
+        Figure(
+            "make setup again (idempotent)",
+            again.seconds,
+            "s",
+            goal="< 10 s",
+            met=again.seconds < 10,
+            higher_is_better=False,
+        )
+    )
 
     rows = ctx.size(1_000_000, 50_000)
-    ours = measure([
-        sys.executable, "-m", "gcpipe.app.cli", "datagen", "taxi-trips", "--rows", str(rows),
-        "--output", str(ctx.workdir / "trips.csv"),
-    ])  # fmt: skip
+    ours = measure(
+        [
+            sys.executable,
+            "-m",
+            "gcpipe.app.cli",
+            "datagen",
+            "taxi-trips",
+            "--rows",
+            str(rows),
+            "--output",
+            str(ctx.workdir / "trips.csv"),
+        ]
+    )
     baseline = measure([sys.executable, "-c", BASELINE, str(rows), str(ctx.workdir / "trips-baseline.csv")])
     figures.append(
-        Figure(f"datagen: taxi trips CSV, {rows:,} rows", rows / ours.seconds, "rows/s",
-               baseline=rows / baseline.seconds, baseline_name="per-row random + csv.writer",
-               peak_memory_mb=ours.peak_memory_mb)
-    )  # fmt: skip
+        Figure(
+            f"datagen: taxi trips CSV, {rows:,} rows",
+            rows / ours.seconds,
+            "rows/s",
+            baseline=rows / baseline.seconds,
+            baseline_name="per-row random + csv.writer",
+            peak_memory_mb=ours.peak_memory_mb,
+        )
+    )
     return figures

@@ -18,14 +18,27 @@ from operator import itemgetter
 
 from gcpipe.core.kdd import ATTACK_CATEGORY, NORMAL_LABEL, UNKNOWN_CATEGORY
 from gcpipe.core.schemas import table_spec
+from spark_jobs.common import local_conf
 
 CONNECTIONS = table_spec("kdd_connections")
 NAMES = CONNECTIONS.schema.names
 TYPES = [{"STRING": str, "INTEGER": int, "FLOAT": float}[f.type] for f in CONNECTIONS.schema.fields]
 COLUMN = {name: index for index, name in enumerate(NAMES)}
 SERVICE, LABEL = COLUMN["service"], COLUMN["label"]
-QUERIED = ["duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "num_failed_logins",
-           "num_compromised", "su_attempted", "num_root", "num_file_creations", "label"]  # fmt: skip
+QUERIED = [
+    "duration",
+    "protocol_type",
+    "service",
+    "flag",
+    "src_bytes",
+    "dst_bytes",
+    "num_failed_logins",
+    "num_compromised",
+    "su_attempted",
+    "num_root",
+    "num_file_creations",
+    "label",
+]
 PICK = itemgetter(*[COLUMN[name] for name in QUERIED])  # the queried cells of a parsed line
 
 
@@ -48,8 +61,6 @@ def parse(line: str):
 
 def main(argv: list[str]) -> None:
     from pyspark import SparkConf, SparkContext
-
-    from spark_jobs.common import local_conf
 
     source, output = argv
     sc = SparkContext(
@@ -82,11 +93,18 @@ def analyse(sc, source: str, output: str) -> dict:
         (label, ATTACK_CATEGORY.get(label.rstrip("."), UNKNOWN_CATEGORY), n, n / total)
         for label, n in label_counts
     ]
-    categories = sc.parallelize(by_label).map(lambda r: (r[1], (r[2], 1))).reduceByKey(
-        lambda a, b: (a[0] + b[0], a[1] + b[1])).collect()  # fmt: skip
-    services = parsed.filter(lambda r: r[LABEL] != NORMAL_LABEL).map(
-        lambda r: ((r[SERVICE], ATTACK_CATEGORY.get(r[LABEL].rstrip("."), UNKNOWN_CATEGORY)), 1)).reduceByKey(
-        lambda a, b: a + b).collect()  # fmt: skip
+    categories = (
+        sc.parallelize(by_label)
+        .map(lambda r: (r[1], (r[2], 1)))
+        .reduceByKey(lambda a, b: (a[0] + b[0], a[1] + b[1]))
+        .collect()
+    )
+    services = (
+        parsed.filter(lambda r: r[LABEL] != NORMAL_LABEL)
+        .map(lambda r: ((r[SERVICE], ATTACK_CATEGORY.get(r[LABEL].rstrip("."), UNKNOWN_CATEGORY)), 1))
+        .reduceByKey(lambda a, b: a + b)
+        .collect()
+    )
 
     frames = {
         "connections_by_protocol": sql_context.sql(
@@ -101,14 +119,20 @@ def analyse(sc, source: str, output: str) -> dict:
                    SUM(su_attempted) AS total_root_attempts, SUM(num_root) AS total_root_accesses
             FROM connections GROUP BY protocol_type, state ORDER BY connections DESC"""),
         "connections_by_label": sql_context.createDataFrame(
-            by_label, "label string, attack_category string, connections long, share double"),
+            by_label, "label string, attack_category string, connections long, share double"
+        ),
         "connections_by_category": sql_context.createDataFrame(
             [(c, n, n / total, labels) for c, (n, labels) in categories],
-            "attack_category string, connections long, share double, labels long"),
+            "attack_category string, connections long, share double, labels long",
+        ),
         "top_attacked_services": sql_context.createDataFrame(
             [(s, c, n) for (s, c), n in services], "service string, attack_category string, attacks long"
-        ).groupBy("service").sum("attacks").orderBy("sum(attacks)", ascending=False).limit(10),
-    }  # fmt: skip
+        )
+        .groupBy("service")
+        .sum("attacks")
+        .orderBy("sum(attacks)", ascending=False)
+        .limit(10),
+    }
     for name, frame in frames.items():
         frame.coalesce(1).write.mode("overwrite").option("header", True).csv(f"{output}/{name}")
     return {"rows": total + sum(malformed.values()), "valid": total, "malformed": malformed}

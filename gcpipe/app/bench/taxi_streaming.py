@@ -28,11 +28,12 @@ from google.api_core.exceptions import NotFound
 from gcpipe.app.bench import BenchContext, Figure, _tree_rss_mb
 from gcpipe.app.dashboard.queries import LATEST_PANE
 from gcpipe.core import pubsub
-from gcpipe.core.clients import row_count
+from gcpipe.core.clients import bigquery_client, publisher_client, row_count, subscriber_client
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.ui import console
 from gcpipe.datagen.ride_publisher import publish_rides
 from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
+from gcpipe.local.stack import up
 
 FEED_RATE = 3000
 
@@ -50,7 +51,6 @@ def _cpu_seconds(pid: int) -> float:
 
 def _drain_rate(ctx: BenchContext, bq, io: str, backlog: int, limit: float) -> tuple[float, float]:
     """Messages/s stored while draining a backlog of ``backlog`` messages, and the peak memory (MiB)."""
-    from gcpipe.core.clients import publisher_client, subscriber_client
 
     name = f"bench-{io}-{uuid.uuid4().hex[:6]}"
     project = ctx.config.project
@@ -116,8 +116,9 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
     poller.start()
     cpu_before = _cpu_seconds(process.pid)
     try:
-        summary = publish_rides(name, rate=rate, count=int(rate * seconds), seed=3, manifest=manifest,
-                                config=ctx.config)  # fmt: skip
+        summary = publish_rides(
+            name, rate=rate, count=int(rate * seconds), seed=3, manifest=manifest, config=ctx.config
+        )
         ended = time.monotonic()
         while time.monotonic() < ended + 90 and (not polls or polls[-1][2] < summary.sent):
             time.sleep(0.5)
@@ -131,9 +132,12 @@ def _latency(ctx: BenchContext, bq, rate: float, seconds: float) -> dict:
         stop_pipeline(process)
         bq.delete_dataset(dataset.split(".", 1)[1], delete_contents=True, not_found_ok=True)
     return {
-        **_latencies(manifest, polls), "publish_rate": summary.achieved_rate, "peak_mb": peak[0],
-        "cpu_ms_per_1000": 1000 * cpu / summary.sent * 1000, "catch_up": catch_up,
-    }  # fmt: skip
+        **_latencies(manifest, polls),
+        "publish_rate": summary.achieved_rate,
+        "peak_mb": peak[0],
+        "cpu_ms_per_1000": 1000 * cpu / summary.sent * 1000,
+        "catch_up": catch_up,
+    }
 
 
 def _latencies(manifest, polls) -> dict:
@@ -169,16 +173,16 @@ def _latencies(manifest, polls) -> dict:
         raw.append(max(0.0, polls[j][0] - sent))
     percentile = lambda values, q: float(np.percentile(values, q)) if values else float("nan")  # noqa: E731
     return {
-        "aggregate_p50": percentile(aggregate, 50), "aggregate_p95": percentile(aggregate, 95),
-        "raw_p50": percentile(raw, 50), "raw_p95": percentile(raw, 95),
-        "unseen": missing, "events": len(published),
-    }  # fmt: skip
+        "aggregate_p50": percentile(aggregate, 50),
+        "aggregate_p95": percentile(aggregate, 95),
+        "raw_p50": percentile(raw, 50),
+        "raw_p95": percentile(raw, 95),
+        "unseen": missing,
+        "events": len(published),
+    }
 
 
 def run(ctx: BenchContext) -> list[Figure]:
-    from gcpipe.core.clients import bigquery_client
-    from gcpipe.local.stack import up
-
     up(ctx.config, report=lambda *_: None)
     ctx.config.apply_env()
     bq = bigquery_client(ctx.config)
@@ -195,16 +199,44 @@ def run(ctx: BenchContext) -> list[Figure]:
         f"the last was published; {live['unseen']:,} of {live['events']:,} events not seen in an aggregate"
     )
     return [
-        Figure("throughput: Pub/Sub backlog -> BigQuery", ours, "msg/s", baseline=base,
-               baseline_name="ReadFromPubSub + WriteToBigQuery", goal=f">= {FEED_RATE:,} msg/s",
-               met=ours >= FEED_RATE, peak_memory_mb=ours_mb),
-        Figure(f"latency p50, publish -> aggregate, {rate:,} msg/s live", live["aggregate_p50"], "s",
-               higher_is_better=False, note=note, peak_memory_mb=live["peak_mb"]),
-        Figure(f"latency p95, publish -> aggregate, {rate:,} msg/s live", live["aggregate_p95"], "s",
-               goal="< 10 s", met=live["aggregate_p95"] < 10 and not live["unseen"], higher_is_better=False,
-               note=note),
-        Figure(f"latency p95, publish -> ride_events row, {rate:,} msg/s live", live["raw_p95"], "s",
-               higher_is_better=False),
-        Figure("pipeline CPU per 1,000 messages (live run)", live["cpu_ms_per_1000"], "ms", higher_is_better=False,
-               note="one core's worth of this pipeline process alone: 1e6 / this figure messages/s"),
-    ]  # fmt: skip
+        Figure(
+            "throughput: Pub/Sub backlog -> BigQuery",
+            ours,
+            "msg/s",
+            baseline=base,
+            baseline_name="ReadFromPubSub + WriteToBigQuery",
+            goal=f">= {FEED_RATE:,} msg/s",
+            met=ours >= FEED_RATE,
+            peak_memory_mb=ours_mb,
+        ),
+        Figure(
+            f"latency p50, publish -> aggregate, {rate:,} msg/s live",
+            live["aggregate_p50"],
+            "s",
+            higher_is_better=False,
+            note=note,
+            peak_memory_mb=live["peak_mb"],
+        ),
+        Figure(
+            f"latency p95, publish -> aggregate, {rate:,} msg/s live",
+            live["aggregate_p95"],
+            "s",
+            goal="< 10 s",
+            met=live["aggregate_p95"] < 10 and not live["unseen"],
+            higher_is_better=False,
+            note=note,
+        ),
+        Figure(
+            f"latency p95, publish -> ride_events row, {rate:,} msg/s live",
+            live["raw_p95"],
+            "s",
+            higher_is_better=False,
+        ),
+        Figure(
+            "pipeline CPU per 1,000 messages (live run)",
+            live["cpu_ms_per_1000"],
+            "ms",
+            higher_is_better=False,
+            note="one core's worth of this pipeline process alone: 1e6 / this figure messages/s",
+        ),
+    ]

@@ -12,6 +12,7 @@ import click
 from dash import Dash, Input, Output, dcc, html
 
 from gcpipe.app.dashboard import figures, queries
+from gcpipe.core.clients import bigquery_client
 from gcpipe.core.config import Config, load_config, validate_dataset_id
 
 MINUTES_SHOWN = 30
@@ -93,9 +94,12 @@ def render(client, dataset: str) -> tuple:
             f"{dataset}: {len(minutes)} minute(s) of rides, latest window {latest:%H:%M} UTC; updated {now}."
         )
     reason_figure = figures.bars(
-        [r["reason"] for r in reasons], [r["messages"] for r in reasons], "Dead letters by reason",
-        value_axis="messages", label_axis="reason",
-    )  # fmt: skip
+        [r["reason"] for r in reasons],
+        [r["messages"] for r in reasons],
+        "Dead letters by reason",
+        value_axis="messages",
+        label_axis="reason",
+    )
     return (
         status,
         f"{queries.events_stored(client, dataset):,}",
@@ -131,8 +135,6 @@ body { font-family: system-ui, sans-serif; margin: 0; background: #fafafa; }
 
 
 def serve(config: Config, dataset: str | None = None, port: int | None = None, refresh: float = 3.0) -> None:
-    from gcpipe.core.clients import bigquery_client
-
     dataset = dataset or f"{config.project}.{config.dataset('taxi')}"
     if "." not in dataset:
         dataset = f"{config.project}.{dataset}"

@@ -16,13 +16,35 @@ import plotly.graph_objects as go
 
 # A rough outline of Manhattan, (longitude, latitude), drawn by hand from the shoreline's main bends.
 MANHATTAN = [
-    (-74.0165, 40.7003), (-74.0134, 40.7110), (-74.0110, 40.7250), (-74.0090, 40.7400), (-74.0050, 40.7550),
-    (-73.9990, 40.7650), (-73.9880, 40.7800), (-73.9710, 40.8030), (-73.9600, 40.8200), (-73.9470, 40.8400),
-    (-73.9330, 40.8600), (-73.9220, 40.8760), (-73.9110, 40.8790), (-73.9100, 40.8720), (-73.9270, 40.8500),
-    (-73.9330, 40.8350), (-73.9340, 40.8100), (-73.9290, 40.7970), (-73.9420, 40.7760), (-73.9580, 40.7600),
-    (-73.9700, 40.7450), (-73.9720, 40.7300), (-73.9770, 40.7200), (-73.9740, 40.7120), (-73.9900, 40.7070),
-    (-74.0000, 40.7040), (-74.0100, 40.7010), (-74.0165, 40.7003),
-]  # fmt: skip
+    (-74.0165, 40.7003),
+    (-74.0134, 40.7110),
+    (-74.0110, 40.7250),
+    (-74.0090, 40.7400),
+    (-74.0050, 40.7550),
+    (-73.9990, 40.7650),
+    (-73.9880, 40.7800),
+    (-73.9710, 40.8030),
+    (-73.9600, 40.8200),
+    (-73.9470, 40.8400),
+    (-73.9330, 40.8600),
+    (-73.9220, 40.8760),
+    (-73.9110, 40.8790),
+    (-73.9100, 40.8720),
+    (-73.9270, 40.8500),
+    (-73.9330, 40.8350),
+    (-73.9340, 40.8100),
+    (-73.9290, 40.7970),
+    (-73.9420, 40.7760),
+    (-73.9580, 40.7600),
+    (-73.9700, 40.7450),
+    (-73.9720, 40.7300),
+    (-73.9770, 40.7200),
+    (-73.9740, 40.7120),
+    (-73.9900, 40.7070),
+    (-74.0000, 40.7040),
+    (-74.0100, 40.7010),
+    (-74.0165, 40.7003),
+]
 LANDMARKS = {"JFK": (-73.7781, 40.6413), "LaGuardia": (-73.8740, 40.7769), "Brooklyn": (-73.9770, 40.6860)}
 ASPECT = 1 / math.cos(math.radians(40.75))  # degrees of longitude per degree of latitude, on the ground
 LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_white", "height": 300}
@@ -39,16 +61,20 @@ def empty(message: str) -> go.Figure:
     return figure
 
 
-def bars(labels: list, values: list, title: str, *, value_axis: str, label_axis: str = "",
-         horizontal: bool = True) -> go.Figure:  # fmt: skip
+def bars(
+    labels: list, values: list, title: str, *, value_axis: str, label_axis: str = "", horizontal: bool = True
+) -> go.Figure:
     """One bar per label; horizontal bars keep long labels (reasons, stage names) readable. The axis
     titles say what is counted and in which unit."""
     if not labels:
         return empty(f"{title}: none")
     bar = go.Bar(x=values, y=labels, orientation="h") if horizontal else go.Bar(x=labels, y=values)
     figure = go.Figure(bar, layout={**LAYOUT, "title": title})
-    values_on, labels_on = (figure.update_xaxes, figure.update_yaxes) if horizontal else (
-        figure.update_yaxes, figure.update_xaxes)  # fmt: skip
+    values_on, labels_on = (
+        (figure.update_xaxes, figure.update_yaxes)
+        if horizontal
+        else (figure.update_yaxes, figure.update_xaxes)
+    )
     values_on(title=value_axis)
     labels_on(title=label_axis, automargin=True)
     if horizontal:
@@ -56,8 +82,16 @@ def bars(labels: list, values: list, title: str, *, value_axis: str, label_axis:
     return figure
 
 
-def compare(values: dict[str, float], title: str, *, axis: str, better: str, label_axis: str,
-            note: str = "", top: float | None = None) -> go.Figure:  # fmt: skip
+def compare(
+    values: dict[str, float],
+    title: str,
+    *,
+    axis: str,
+    better: str,
+    label_axis: str,
+    note: str = "",
+    top: float | None = None,
+) -> go.Figure:
     """Figures side by side, each bar labelled with its value, on an axis from 0 that fits them (up to
     ``top`` if given: 1 for scores that cannot exceed it); ``better`` ("higher" or "lower") says which way
     is better, in the title and the axis title; ``note`` is a line under the title."""
@@ -66,10 +100,14 @@ def compare(values: dict[str, float], title: str, *, axis: str, better: str, lab
         f"<br><sup>{html.escape(note)}</sup>" if note else ""
     )
     figure = go.Figure(
-        go.Bar(x=list(values), y=list(values.values()), text=[f"{v:.4g}" for v in values.values()],
-               textposition="auto"),
+        go.Bar(
+            x=list(values),
+            y=list(values.values()),
+            text=[f"{v:.4g}" for v in values.values()],
+            textposition="auto",
+        ),
         layout={**LAYOUT, "title": heading, "margin": {**LAYOUT["margin"], "t": 70 if note else 40}},
-    )  # fmt: skip
+    )
     figure.update_yaxes(title=f"{axis} ({better} is better)", range=[0, top or max(values.values()) * 1.15])
     return figure.update_xaxes(title=label_axis)
 
@@ -87,21 +125,33 @@ def per_minute(rows: list[dict], columns: dict[str, str], title: str, *, value_a
     for column, name in columns.items():
         figure.add_trace(
             go.Bar(
-                x=x, y=[row[column] for row in rows], name=name,
-                marker={"opacity": [0.4 if p else 1 for p in partial],
-                        "pattern": {"shape": ["/" if p else "" for p in partial]}},
+                x=x,
+                y=[row[column] for row in rows],
+                name=name,
+                marker={
+                    "opacity": [0.4 if p else 1 for p in partial],
+                    "pattern": {"shape": ["/" if p else "" for p in partial]},
+                },
             )
-        )  # fmt: skip
+        )
     for row, is_partial in zip(rows, partial, strict=True):
         if is_partial:
             top = max(row[column] for column in columns)
-            figure.add_annotation(x=row["window_start"], y=top, text=PARTIAL, showarrow=False, yshift=12,
-                                  font={"color": "#b35900"})  # fmt: skip
+            figure.add_annotation(
+                x=row["window_start"],
+                y=top,
+                text=PARTIAL,
+                showarrow=False,
+                yshift=12,
+                font={"color": "#b35900"},
+            )
     figure.update_layout(legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right"})
     figure.update_xaxes(
-        title=MINUTE_AXIS, tickformat="%H:%M", dtick=60_000 * max(1, len(rows) // 10),  # whole minutes
+        title=MINUTE_AXIS,
+        tickformat="%H:%M",
+        dtick=60_000 * max(1, len(rows) // 10),  # whole minutes
         range=[x[0] - MINUTE / 2, x[-1] + MINUTE / 2],
-    )  # fmt: skip
+    )
     return figure.update_yaxes(title=value_axis, rangemode="tozero")
 
 
@@ -124,10 +174,17 @@ def roc_curve(rows: list[dict], title: str, auc: float | None = None) -> go.Figu
     hover = "threshold %{customdata:.3f}<br>recall %{y:.2f}, false positive rate %{x:.2f}"
     figure.add_scatter(x=fpr, y=recall, mode="lines", customdata=thresholds, hovertemplate=hover)
     if auc is not None:
-        figure.add_annotation(text=f"ROC AUC {auc:.3f} (1 is perfect, 0.5 a guess)", x=0.97, y=0.06,
-                              xanchor="right", showarrow=False, bgcolor="rgba(255,255,255,0.85)")  # fmt: skip
-    figure.add_annotation(text="a guess", x=0.75, y=0.75, showarrow=False, textangle=-35, yshift=10,
-                          font={"color": "#999"})  # fmt: skip
+        figure.add_annotation(
+            text=f"ROC AUC {auc:.3f} (1 is perfect, 0.5 a guess)",
+            x=0.97,
+            y=0.06,
+            xanchor="right",
+            showarrow=False,
+            bgcolor="rgba(255,255,255,0.85)",
+        )
+    figure.add_annotation(
+        text="a guess", x=0.75, y=0.75, showarrow=False, textangle=-35, yshift=10, font={"color": "#999"}
+    )
     figure.update_xaxes(title="false positive rate (non-buyers flagged)", range=[0, 1])
     return figure.update_yaxes(title="recall (buyers found)", range=[0, 1.02])
 
@@ -165,9 +222,17 @@ def pickups_map(areas: list[dict]) -> go.Figure:
         title = "Pickups by area: no data yet"
     for name, (x, y) in LANDMARKS.items():  # annotations draw above the markers: always readable
         figure.add_annotation(
-            x=x, y=y, text=name, ax=28, ay=-26, arrowcolor="#999", arrowwidth=1, font={"color": "#444"},
-            bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc",
-        )  # fmt: skip
+            x=x,
+            y=y,
+            text=name,
+            ax=28,
+            ay=-26,
+            arrowcolor="#999",
+            arrowwidth=1,
+            font={"color": "#444"},
+            bgcolor="rgba(255,255,255,0.85)",
+            bordercolor="#ccc",
+        )
     figure.update_layout(title=title)
     figure.update_xaxes(title="longitude (degrees)", range=[-74.05, -73.75], constrain="domain")
     figure.update_yaxes(title="latitude (degrees)", range=[40.60, 40.90], scaleanchor="x", scaleratio=ASPECT)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlglot.tokens import TokenType
 
+from gcpipe.core.clients import bigquery_read_client
 from gcpipe.core.config import Config
 from gcpipe.warehouse.bqml import sql as mlsql
 from gcpipe.warehouse.bqml.model import GlmModel, ModelError, roc_curve
@@ -256,7 +257,6 @@ class LocalBigQueryML:
 
     def fetch(self, query: str, params: dict[str, Any], dataset: str) -> pa.Table:
         """Run ``query`` in the warehouse and bring its result back as Arrow (via a scratch table)."""
-        from gcpipe.core.clients import bigquery_read_client
 
         scratch = f"{self.config.project}.{dataset}._gcpipe_scratch_{uuid.uuid4().hex[:12]}"
         create = f"CREATE TABLE `{scratch}` AS\n{query}"

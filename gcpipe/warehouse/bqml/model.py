@@ -52,11 +52,18 @@ class ModelError(GcpipeError):
 def bigquery_type(arrow_type: pa.DataType) -> str:
     """The BigQuery type name of an Arrow column type, as the BigQuery client hands columns back."""
     checks = (
-        (pa.types.is_boolean, "BOOL"), (pa.types.is_integer, "INT64"), (pa.types.is_floating, "FLOAT64"),
-        (pa.types.is_decimal, "NUMERIC"), (pa.types.is_string, "STRING"), (pa.types.is_large_string, "STRING"),
-        (pa.types.is_binary, "BYTES"), (pa.types.is_date, "DATE"), (pa.types.is_time, "TIME"),
-        (pa.types.is_struct, "STRUCT"), (pa.types.is_list, "ARRAY"),
-    )  # fmt: skip
+        (pa.types.is_boolean, "BOOL"),
+        (pa.types.is_integer, "INT64"),
+        (pa.types.is_floating, "FLOAT64"),
+        (pa.types.is_decimal, "NUMERIC"),
+        (pa.types.is_string, "STRING"),
+        (pa.types.is_large_string, "STRING"),
+        (pa.types.is_binary, "BYTES"),
+        (pa.types.is_date, "DATE"),
+        (pa.types.is_time, "TIME"),
+        (pa.types.is_struct, "STRUCT"),
+        (pa.types.is_list, "ARRAY"),
+    )
     for check, name in checks:
         if check(arrow_type):
             return name
@@ -119,9 +126,16 @@ class Feature:
                 raise ModelError(f"feature {name} is NULL in every row.")
             spread = float(np.std(numbers, ddof=1)) if len(numbers) > 1 else 0.0
             return cls(
-                name, column, kind, nulls, float(np.mean(numbers)), spread,
-                float(np.min(numbers)), float(np.max(numbers)), float(np.median(numbers)),
-            )  # fmt: skip
+                name,
+                column,
+                kind,
+                nulls,
+                float(np.mean(numbers)),
+                spread,
+                float(np.min(numbers)),
+                float(np.max(numbers)),
+                float(np.median(numbers)),
+            )
         if kind in CATEGORICAL_TYPES:
             categories = sorted(pc.unique(_as_strings(values).drop_null()).to_pylist())
             dropped = categories[0] if dummy and categories else None
@@ -441,8 +455,15 @@ class _Objective:
     Parameters are flattened: per output (1, or one per class), the design columns then the intercept.
     """
 
-    def __init__(self, kind: str, X: np.ndarray, target: np.ndarray, weights: np.ndarray, outputs: int,
-                 options: ModelOptions):  # fmt: skip
+    def __init__(
+        self,
+        kind: str,
+        X: np.ndarray,
+        target: np.ndarray,
+        weights: np.ndarray,
+        outputs: int,
+        options: ModelOptions,
+    ):
         self.kind, self.outputs, self.options = kind, outputs, options
         self.X = self.augment(X)
         self.target, self.weights = target, weights

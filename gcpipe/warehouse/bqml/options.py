@@ -20,8 +20,14 @@ MODEL_TYPES = ("logistic_reg", "linear_reg")
 SPLIT_METHODS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT")
 # Accepted so that BigQuery's SQL runs unchanged; they change what BigQuery computes besides the model
 # (explanations, p-values), not the model, and the local target does not compute those extras.
-_NO_LOCAL_EFFECT = {"enable_global_explain", "calculate_p_values", "kms_key_name", "model_registry",
-                    "vertex_ai_model_id", "vertex_ai_model_version_aliases"}  # fmt: skip
+_NO_LOCAL_EFFECT = {
+    "enable_global_explain",
+    "calculate_p_values",
+    "kms_key_name",
+    "model_registry",
+    "vertex_ai_model_id",
+    "vertex_ai_model_version_aliases",
+}
 
 
 class ModelOptionsError(GcpipeError):

@@ -334,9 +334,11 @@ def sql_literal(value: Any, type_: str) -> str:
         return "[" + ", ".join(sql_literal(item, inner) for item in value) + "]"
     if type_.startswith("STRUCT<"):
         fields = [f.strip().split(" ", 1) for f in _split_types(type_[len("STRUCT<") : -1])]
-        return "STRUCT(" + ", ".join(
-            f"{sql_literal(v, t)} AS {quote(n)}" for (n, t), v in zip(fields, value, strict=True)
-        ) + ")"  # fmt: skip
+        return (
+            "STRUCT("
+            + ", ".join(f"{sql_literal(v, t)} AS {quote(n)}" for (n, t), v in zip(fields, value, strict=True))
+            + ")"
+        )
     if value is None:
         return f"CAST(NULL AS {type_})"
     if type_ == "FLOAT64":
@@ -456,8 +458,14 @@ def scores_sql(model: GlmModel, input_sql: str) -> str:
 
 
 CLASSIFICATION_METRICS = ("precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc")
-REGRESSION_METRICS = ("mean_absolute_error", "mean_squared_error", "mean_squared_log_error",
-                      "median_absolute_error", "r2_score", "explained_variance")  # fmt: skip
+REGRESSION_METRICS = (
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "median_absolute_error",
+    "r2_score",
+    "explained_variance",
+)
 _CATEGORY_WEIGHTS = "ARRAY<STRUCT<category STRING, weight FLOAT64>>"
 
 
@@ -466,9 +474,15 @@ def evaluate_sql(model: GlmModel, metrics: dict[str, float]) -> str:
     return rows_sql([(n, "FLOAT64") for n in names], [tuple(metrics[n] for n in names)])
 
 
-ROC_CURVE_COLUMNS = [("threshold", "FLOAT64"), ("recall", "FLOAT64"), ("false_positive_rate", "FLOAT64"),
-                     ("true_positives", "INT64"), ("false_positives", "INT64"), ("true_negatives", "INT64"),
-                     ("false_negatives", "INT64")]  # fmt: skip
+ROC_CURVE_COLUMNS = [
+    ("threshold", "FLOAT64"),
+    ("recall", "FLOAT64"),
+    ("false_positive_rate", "FLOAT64"),
+    ("true_positives", "INT64"),
+    ("false_positives", "INT64"),
+    ("true_negatives", "INT64"),
+    ("false_negatives", "INT64"),
+]
 
 
 def roc_curve_sql(rows: list[tuple]) -> str:
@@ -502,21 +516,44 @@ def weights_sql(model: GlmModel, standardize: bool = False) -> str:
 
 
 def feature_info_sql(model: GlmModel) -> str:
-    columns = [("input", "STRING"), ("min", "FLOAT64"), ("max", "FLOAT64"), ("mean", "FLOAT64"),
-               ("median", "FLOAT64"), ("stddev", "FLOAT64"), ("category_count", "INT64"),
-               ("null_count", "INT64"), ("dimension", "INT64")]  # fmt: skip
+    columns = [
+        ("input", "STRING"),
+        ("min", "FLOAT64"),
+        ("max", "FLOAT64"),
+        ("mean", "FLOAT64"),
+        ("median", "FLOAT64"),
+        ("stddev", "FLOAT64"),
+        ("category_count", "INT64"),
+        ("null_count", "INT64"),
+        ("dimension", "INT64"),
+    ]
     rows = [
-        (f.name, f.min, f.max, f.mean, f.median, f.stddev,
-         None if f.numerical else len(f.categories), f.null_count, None)
+        (
+            f.name,
+            f.min,
+            f.max,
+            f.mean,
+            f.median,
+            f.stddev,
+            None if f.numerical else len(f.categories),
+            f.null_count,
+            None,
+        )
         for f in model.features
-    ]  # fmt: skip
+    ]
     return rows_sql(columns, rows)
 
 
 def training_info_sql(model: GlmModel) -> str:
     """ML.TRAINING_INFO, newest iteration first as BigQuery lists it."""
-    columns = [("training_run", "INT64"), ("iteration", "INT64"), ("loss", "FLOAT64"), ("eval_loss", "FLOAT64"),
-               ("learning_rate", "FLOAT64"), ("duration_ms", "INT64")]  # fmt: skip
+    columns = [
+        ("training_run", "INT64"),
+        ("iteration", "INT64"),
+        ("loss", "FLOAT64"),
+        ("eval_loss", "FLOAT64"),
+        ("learning_rate", "FLOAT64"),
+        ("duration_ms", "INT64"),
+    ]
     rows = [
         (0, t.iteration, t.loss, t.eval_loss, t.learning_rate, t.duration_ms)
         for t in reversed(model.training)
