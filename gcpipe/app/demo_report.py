@@ -21,6 +21,7 @@ from gcpipe.app.dashboard import figures, queries
 from gcpipe.core.clients import bigquery_client, row_count
 from gcpipe.core.ui import console as default_console
 from gcpipe.core.ui import print_table
+from gcpipe.local import stack
 
 # (dataset key, table): the tables the demo's stages write, in the order they run.
 KEY_TABLES = [
@@ -51,12 +52,15 @@ PURCHASE_MODEL = "purchase model (BigQuery ML, ML.EVALUATE on later visits)"
 ALS_MODEL = "ALS recommendations (Spark ML, held-out ratings)"
 MODEL_SCORES = ("precision", "recall", "accuracy", "f1_score", "roc_auc")  # 0 to 1, higher is better
 # Figures shown under a name that says what they are (the data keeps the SQL's column names).
+NOT_RUN = "not run: an earlier stage failed"
+FAILED = "FAILED: "  # how a failed stage's summary starts
+FAILED_COLOUR, PASSED_COLOUR = "#d62728", "#636efa"  # red; Plotly's first colour, as the other bars
 SHOWN_AS = {"model_quality": "ROC AUC grade (the lab's: ranking only)"}
 
 
 @dataclass
 class DemoReport:
-    stages: list[tuple[str, float, str]]  # (stage, seconds, summary)
+    stages: list[tuple[str, float, str]]  # (stage, seconds, summary) of each stage that ran
     seconds: float
     row_counts: dict[str, int | None]  # "dataset.table" -> rows in it now (None: the table does not exist)
     dead_letters: dict[str, list[dict]]  # where -> [{"reason", "messages"}], most first
@@ -67,6 +71,9 @@ class DemoReport:
     rides_per_minute: list[dict] = field(default_factory=list)
     roc_curve: list[dict] = field(default_factory=list)  # the purchase model's ML.ROC_CURVE rows
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    failed: str | None = None  # the stage that failed (the last of ``stages``); None: every stage passed
+    not_run: list[str] = field(default_factory=list)  # the stages after the one that failed
+    unread: str = ""  # why the tables could not be read back, if they could not
 
 
 def _unless_missing(read: Callable[[], list]) -> list:
@@ -124,8 +131,7 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
             "loaded": ingest.rows_loaded,
             "dead-lettered": ingest.rows_dead_lettered,
         }
-    if sent := ctx.facts.get("rides_sent"):
-        added = ctx.facts["rides_added"]
+    if (sent := ctx.facts.get("rides_sent")) and (added := ctx.facts.get("rides_added")):
         metrics["streaming rides (this run)"] = {
             "messages sent": sent.sent,
             "events stored": added["events_stored"],
@@ -135,10 +141,27 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
     return metrics
 
 
-def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=None) -> DemoReport:
-    """Read what the run made: the stages' facts, and the key tables from BigQuery."""
-
+def collect(
+    ctx,
+    stages: list[tuple[str, float, str]],
+    seconds: float,
+    client=None,
+    failed: str | None = None,
+    not_run: list[str] | None = None,
+) -> DemoReport:
+    """Read what the run made: the stages' facts, and the key tables from BigQuery. A run that stopped at
+    ``failed`` reports the stages that ran; if the BigQuery emulator is down, it reports them without
+    the tables."""
     config = ctx.config
+    ran = {"stages": list(stages), "seconds": seconds, "failed": failed, "not_run": list(not_run or [])}
+    if client is None and config.is_local and not stack.healthy(stack.SERVICES["bigquery"], config):
+        return DemoReport(
+            **ran,
+            row_counts={},
+            dead_letters={},
+            metrics=_metrics(ctx),
+            unread="the BigQuery emulator is not running, so the tables were not read",
+        )
     client = client or bigquery_client(config)
 
     def table(key: str, name: str) -> str:
@@ -153,8 +176,7 @@ def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=No
             counts[shown] = None
     zones = table("taxi", "trips_by_zone_hour")
     return DemoReport(
-        stages=list(stages),
-        seconds=seconds,
+        **ran,
         row_counts=counts,
         dead_letters=_dead_letters(ctx, client),
         metrics=_metrics(ctx),
@@ -194,7 +216,9 @@ def summary_tables(report: DemoReport) -> list[Table]:
     """The terminal summary: stages, key tables, dead letters, model metrics."""
     stages = Table("stage", "seconds", "what it produced", title="gcpipe demo")
     for name, seconds, summary in report.stages:
-        stages.add_row(name, f"{seconds:.1f}", summary)
+        stages.add_row(name, f"{seconds:.1f}", summary, style="red" if name == report.failed else None)
+    for name in report.not_run:
+        stages.add_row(name, "-", NOT_RUN, style="dim")
     tables = Table("table", "rows", title=TABLES_TITLE)
     for name, rows in report.row_counts.items():
         tables.add_row(name, format_value(rows))
@@ -239,6 +263,17 @@ def charts(report: DemoReport) -> list:
             label_axis="stage",
         )
     ]
+    if report.failed:  # the stage that failed in red, and said so
+        colours = [FAILED_COLOUR if name == report.failed else PASSED_COLOUR for name, _, _ in report.stages]
+        labels = ["FAILED" if name == report.failed else "" for name, _, _ in report.stages]
+        found[0].update_traces(
+            marker_color=colours,
+            text=labels,
+            textposition="outside",
+            cliponaxis=False,
+            textfont_color=FAILED_COLOUR,
+        )
+        found[0].update_layout(title=f"Seconds per stage (stopped at: {html.escape(report.failed)})")
     if report.trips_by_hour:
         found.append(
             bars(
@@ -336,7 +371,8 @@ def render_html(report: DemoReport) -> str:
             "Stages",
             _html_table(
                 ["stage", "seconds", "what it produced"],
-                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages],
+                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages]
+                + [[n, "-", NOT_RUN] for n in report.not_run],
             ),
         ),
         (TABLES_TITLE, _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
@@ -382,11 +418,25 @@ def render_html(report: DemoReport) -> str:
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     when = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
+    status = (
+        f"<p class='status'>The whole platform on the local target: {len(report.stages)} stages in "
+        f"{report.seconds:.0f} s, {when}.</p>"
+    )
+    if report.failed:
+        error = next(summary for name, _, summary in report.stages if name == report.failed)
+        error = error.removeprefix(FAILED).rstrip(".")
+        status = (
+            f"<p class='failed' id='failed'>The demo stopped at stage {len(report.stages)}, "
+            f"{html.escape(report.failed)}: {html.escape(error)}. This report shows the "
+            f"{len(report.stages) - 1} stage(s) that ran before it; {len(report.not_run)} did not run.</p>"
+            + status
+        )
+    if report.unread:
+        status += f"<p class='status'>{html.escape(report.unread)}.</p>"
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gcpipe demo report</title>"
         f"<style>{STYLE}</style></head><body><div class='page'><h1>gcpipe demo report</h1>"
-        f"<p class='status'>The whole platform on the local target: {len(report.stages)} stages in "
-        f"{report.seconds:.0f} s, {when}.</p><div class='grid'>{plots}</div>{body}</div></body></html>"
+        f"{status}<div class='grid'>{plots}</div>{body}</div></body></html>"
     )
 
 
@@ -399,6 +449,7 @@ def write_html(report: DemoReport, path: Path) -> Path:
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #fafafa; }
 .page { max-width: 1200px; margin: 0 auto; padding: 12px 20px; } .status { color: #555; }
+.failed { color: #b00020; font-weight: 600; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
 .chart { background: white; border: 1px solid #ddd; border-radius: 6px; }
 table { border-collapse: collapse; background: white; margin-bottom: 12px; }

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from gcpipe.app import demo
 from gcpipe.app.cli import main
 from gcpipe.core.config import DEFAULT_PORTS, PROJECT_ROOT, load_config
 from gcpipe.local import stack
@@ -176,3 +177,24 @@ def test_a_rentals_folder_that_is_missing_or_a_file(capsys, tmp_path):
         1,
         f"error: the rentals folder {a_file} is a file: name the folder that holds the files.\n",
     )
+
+
+def test_a_demo_stopped_by_a_missing_part_still_writes_the_report_of_what_ran(side_stack, capsys, tmp_path):
+    """The demo's first stage meets a taken port: one sentence, exit status 1, and the report (the failed
+    stage marked, the others not run, the tables not read: the emulator is not up)."""
+    port = side_stack("metadata")
+    page = tmp_path / "report.html"
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        status, err = gcpipe(capsys, "demo", "--scale", "0.01", "--report", str(page))
+    stages = len(demo.STAGES)
+    assert (status, err.rstrip().splitlines()[-1]) == (
+        1,
+        f"error: stage 1/{stages} (local stack) failed: port {port} for the metadata stand-in is already taken by "
+        "another process; stop that process or set GCPIPE_PORT_OFFSET to move the whole stack; the report of the "
+        f"stages that ran: {page}",
+    )
+    text = page.read_text()
+    assert "The demo stopped at stage 1, local stack: port" in text
+    assert f"{stages - 1} did not run" in text and "the BigQuery emulator is not running" in text

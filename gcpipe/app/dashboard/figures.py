@@ -53,8 +53,8 @@ PARTIAL = "partial minute"  # the marker of a window whose minute was not over w
 MINUTE = timedelta(minutes=1)
 
 
-def empty(message: str) -> go.Figure:
-    figure = go.Figure(layout=LAYOUT)
+def empty(message: str, title: str = "") -> go.Figure:
+    figure = go.Figure(layout={**LAYOUT, "title": title})
     figure.add_annotation(text=message, showarrow=False, font={"size": 16, "color": "#888"})
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
@@ -118,7 +118,7 @@ def per_minute(rows: list[dict], columns: dict[str, str], title: str, *, value_a
     current minute, or the one a finished stream stopped in) is drawn faded and marked partial, so that
     it does not read as a drop."""
     if not rows:
-        return empty("No data yet")
+        return empty("no data yet", title)
     x = [row["window_start"] for row in rows]
     partial = [_partial(row) for row in rows]
     figure = go.Figure(layout={**LAYOUT, "title": title, "barmode": "group"})
