@@ -28,7 +28,7 @@ def minute(i: int, pickups: int, complete: bool = True) -> dict:
         "window_start": start,
         "window_end": end,
         "pickups": pickups,
-        "dropoffs": pickups - 3,
+        "dropoffs": max(0, pickups - 3),
         "passengers": 2 * pickups,
         "revenue": 15.5 * pickups,
         "emitted_at": emitted,
@@ -136,3 +136,33 @@ def test_the_report_page_says_what_every_chart_shows(browser, tmp_path):
     body = browser.find_element("tag name", "body").text
     assert "ROC AUC grade (the lab's: ranking only)" in body  # not a bare "model_quality fair"
     assert "Midtown Manhattan 900 12,000" in body  # revenue, not 1.2e+04
+
+
+def test_a_small_run_unmeasured_scores_and_minutes_apart(browser, tmp_path):
+    """As `make demo --scale 0.01` makes them: later visits of one label (BigQuery ML's NaN scores), and
+    a late ride's minute two minutes before the stream's only, partial one."""
+    nan = float("nan")
+    report = typical_report()
+    purchase = report.metrics[demo_report.PURCHASE_MODEL]
+    purchase |= {"precision": nan, "recall": nan, "f1_score": nan, "roc_auc": nan, "accuracy": 0.93}
+    purchase["verdict"] = "unmeasured: the rows hold one label only"
+    report.rides_per_minute = [minute(0, 1), minute(2, 15, complete=False)]
+    page = demo_report.write_html(report, tmp_path / "report.html")
+    browser.get(page.as_uri())
+    by_title = {chart["title"].split(" (")[0]: chart for chart in rendered_charts(browser)}
+    save_page(browser, tmp_path / "report-small.png")
+    shutil.copy(tmp_path / "report-small.png", CONFIG.state_dir / "artifacts" / "report-small.png")
+
+    scores = by_title["Purchase model on later visits"]
+    assert (
+        scores["text"].count("not measured") == 4 and "0.93" in scores["text"] and "NaN" not in scores["text"]
+    )
+    roc = by_title["Purchase model: ROC curve on later visits"]
+    assert (
+        "ROC AUC not measured: the rows hold one label only (1 is perfect, 0.5 a guess)" in roc["annotations"]
+    )
+    widths = browser.execute_script(
+        "return [...document.querySelectorAll('.js-plotly-plot')].find(g => g.layout.title.text.startsWith('Rides'))"
+        ".data.map(t => [t.width, t.offset])"
+    )
+    assert widths == [[24_000, -24_000], [24_000, 0]]  # each minute's bars within its minute, ms

@@ -51,6 +51,7 @@ LAYOUT = {"margin": {"l": 60, "r": 20, "t": 40, "b": 50}, "template": "plotly_wh
 MINUTE_AXIS = "minute (event time, UTC)"
 PARTIAL = "partial minute"  # the marker of a window whose minute was not over when it was last counted
 MINUTE = timedelta(minutes=1)
+MINUTE_MS = 60_000
 
 
 def empty(message: str, title: str = "") -> go.Figure:
@@ -94,7 +95,9 @@ def compare(
 ) -> go.Figure:
     """Figures side by side, each bar labelled with its value, on an axis from 0 that fits them (up to
     ``top`` if given: 1 for scores that cannot exceed it); ``better`` ("higher" or "lower") says which way
-    is better, in the title and the axis title; ``note`` is a line under the title."""
+    is better, in the title and the axis title; ``note`` is a line under the title. A NaN (BigQuery ML's
+    figure for what the rows cannot measure) is a bar-less "not measured"."""
+    measured = [None if math.isnan(v) else v for v in values.values()]
     arrow = "\u2191" if better == "higher" else "\u2193"
     heading = f"{title} ({arrow} {better} is better)" + (
         f"<br><sup>{html.escape(note)}</sup>" if note else ""
@@ -102,13 +105,16 @@ def compare(
     figure = go.Figure(
         go.Bar(
             x=list(values),
-            y=list(values.values()),
-            text=[f"{v:.4g}" for v in values.values()],
-            textposition="auto",
+            y=[v or 0 for v in measured],
+            text=["not measured" if v is None else f"{v:.4g}" for v in measured],
+            textposition=["outside" if v is None else "auto" for v in measured],
+            cliponaxis=False,
         ),
         layout={**LAYOUT, "title": heading, "margin": {**LAYOUT["margin"], "t": 70 if note else 40}},
     )
-    figure.update_yaxes(title=f"{axis} ({better} is better)", range=[0, top or max(values.values()) * 1.15])
+    figure.update_yaxes(
+        title=f"{axis} ({better} is better)", range=[0, top or max(v or 0 for v in measured) * 1.15 or 1]
+    )
     return figure.update_xaxes(title=label_axis)
 
 
@@ -121,13 +127,18 @@ def per_minute(rows: list[dict], columns: dict[str, str], title: str, *, value_a
         return empty("no data yet", title)
     x = [row["window_start"] for row in rows]
     partial = [_partial(row) for row in rows]
-    figure = go.Figure(layout={**LAYOUT, "title": title, "barmode": "group"})
-    for column, name in columns.items():
+    # Explicit widths (ms on a time axis): Plotly would size bars by the closest two windows, so windows
+    # minutes apart would get bars minutes wide.
+    width = 0.8 * MINUTE_MS / len(columns)
+    figure = go.Figure(layout={**LAYOUT, "title": title, "barmode": "overlay"})
+    for i, (column, name) in enumerate(columns.items()):
         figure.add_trace(
             go.Bar(
                 x=x,
                 y=[row[column] for row in rows],
                 name=name,
+                width=width,
+                offset=-0.4 * MINUTE_MS + i * width,
                 marker={
                     "opacity": [0.4 if p else 1 for p in partial],
                     "pattern": {"shape": ["/" if p else "" for p in partial]},
@@ -149,10 +160,11 @@ def per_minute(rows: list[dict], columns: dict[str, str], title: str, *, value_a
     figure.update_xaxes(
         title=MINUTE_AXIS,
         tickformat="%H:%M",
-        dtick=60_000 * max(1, len(rows) // 10),  # whole minutes
+        dtick=MINUTE_MS * max(1, len(rows) // 10),  # whole minutes
         range=[x[0] - MINUTE / 2, x[-1] + MINUTE / 2],
     )
-    return figure.update_yaxes(title=value_axis, rangemode="tozero")
+    top = max(row[column] for row in rows for column in columns)
+    return figure.update_yaxes(title=value_axis, range=[0, top * 1.2 or 1])  # room for the partial marker
 
 
 def _partial(row: dict) -> bool:
@@ -174,8 +186,9 @@ def roc_curve(rows: list[dict], title: str, auc: float | None = None) -> go.Figu
     hover = "threshold %{customdata:.3f}<br>recall %{y:.2f}, false positive rate %{x:.2f}"
     figure.add_scatter(x=fpr, y=recall, mode="lines", customdata=thresholds, hovertemplate=hover)
     if auc is not None:
+        measured = "not measured: the rows hold one label only" if math.isnan(auc) else f"{auc:.3f}"
         figure.add_annotation(
-            text=f"ROC AUC {auc:.3f} (1 is perfect, 0.5 a guess)",
+            text=f"ROC AUC {measured} (1 is perfect, 0.5 a guess)",
             x=0.97,
             y=0.06,
             xanchor="right",
