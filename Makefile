@@ -21,13 +21,14 @@ help:  ## List the targets.
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv==$(UV_VERSION)
 
-setup: $(UV)  ## Create the project and emulator environments from the lock files (idempotent).
+setup: $(UV)  ## Everything demo and test need: the environments from the lock files, the Debian packages (idempotent).
 	@start=$$(date +%s); \
 	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet --compile-bytecode && \
 	UV_PROJECT_ENVIRONMENT=$(EMULATOR_VENV) $(UV) sync --frozen --project infra/local/emulators \
 		--python $(PYTHON) --quiet && \
 	$(EMULATOR_VENV)/bin/python infra/local/install_duckdb_spatial.py && \
 	$(MAKE) --no-print-directory setup-infra && \
+	bash infra/local/setup_system.sh && \
 	echo "setup done in $$(( $$(date +%s) - start )) s"
 
 # The infra checks (checkov, and Terraform for `fmt`) have their own environment: checkov's pins clash
@@ -38,7 +39,7 @@ $(INFRA_VENV)/bin/checkov: infra/checks/uv.lock | $(UV)
 
 setup-infra: $(INFRA_VENV)/bin/checkov  ## The infra checks' environment (.venv-infra: checkov, terraform for fmt).
 
-setup-system:  ## Install the Debian packages in infra/local/system-packages.txt (apt-get; CI runs it).
+setup-system:  ## Only the Debian packages of infra/local/system-packages.txt (part of make setup).
 	bash infra/local/setup_system.sh
 
 lint: lint-infra  ## Ruff: lint and format check; then the infra checks.

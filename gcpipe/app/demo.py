@@ -4,7 +4,7 @@ The demo is a list of stages: the stack, the warehouse's tables and the data fir
 flow of the registry (gcpipe.flows.registry), in its order, running the flow's steps, and last one DAG run
 through Airflow. Each stage takes the run's context, does its work against the local stack and returns a
 one-line summary of what it produced and where to look. A failed stage stops the run with its message;
-the summary table shows what ran, how long each stage took, and what it made.
+the report is written all the same: the stages that ran, the one that failed (marked), those not run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from gcpipe.core.clients import bigquery_client, ensure_table, row_count
 from gcpipe.core.config import Config, load_config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.schemas import load_tables
-from gcpipe.core.ui import console, progress
+from gcpipe.core.ui import console, print_table, progress
 from gcpipe.datagen.ecommerce import write_sessions
 from gcpipe.datagen.kdd import write_kdd
 from gcpipe.datagen.rentals import write_rentals
@@ -58,6 +58,15 @@ class DemoContext:
 class Stage:
     name: str
     run: Callable[[DemoContext], str]
+
+
+class StageFailed(Exception):
+    """A stage raised: the run stops; what ran so far (``results``, the failed stage last) is reported.
+    The stage's own error is the cause."""
+
+    def __init__(self, stage: str, ctx: DemoContext, results: list):
+        super().__init__(stage)
+        self.stage, self.ctx, self.results = stage, ctx, results
 
 
 def _stack(ctx: DemoContext) -> str:
@@ -156,7 +165,7 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     ctx.facts["purchase_roc_curve"] = flow.roc_curve
     table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
     table.add_row(*(str(v) for v in metrics.values()))
-    console.print(table)
+    print_table(table)
     dataset = f"{ctx.config.project}.{ctx.config.dataset('ecommerce')}"
     trained, predicted = (
         row_count(client, f"{dataset}.{t}") for t in ("purchase_training", "purchase_predictions")
@@ -164,8 +173,9 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     checks = len(ECOMMERCE.demo_steps(CHECK))
     return (
         f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
-        f"passed; purchase model trained on {trained:,} first visits, ROC AUC {metrics['roc_auc']} on later ones "
-        f"({metrics['model_quality']}); {predicted:,} predictions in {dataset}.purchase_predictions"
+        f"passed; purchase model trained on {trained:,} first visits, on later ones ROC AUC {metrics['roc_auc']} and "
+        f"recall {metrics['recall']} ({metrics['verdict']}); {predicted:,} predictions in "
+        f"{dataset}.purchase_predictions"
     )
 
 
@@ -252,6 +262,12 @@ def _dag_run(ctx: DemoContext) -> str:
     )
 
 
+def _sentence(err: Exception) -> str:
+    """An error as the clause of a sentence: its message without the final period (or its type)."""
+    text = str(err).strip().rstrip(".")
+    return text if isinstance(err, GcpipeError) else f"{type(err).__name__}: {text}"
+
+
 # The stage of each flow of the registry; the demo runs them in the registry's order.
 FLOW_STAGES: dict[str, Callable[[DemoContext], str]] = {
     "batch_csv": _batch_csv,
@@ -276,7 +292,11 @@ def run_demo(config: Config, scale: float = 1.0, lake: Path | None = None) -> tu
     for number, stage in enumerate(STAGES, start=1):
         console.rule(f"[bold]{number}/{len(STAGES)} {stage.name}")
         started = time.monotonic()
-        summary = stage.run(ctx)
+        try:
+            summary = stage.run(ctx)
+        except Exception as err:
+            results.append((stage.name, time.monotonic() - started, f"{demo_report.FAILED}{_sentence(err)}"))
+            raise StageFailed(stage.name, ctx, results) from err
         results.append((stage.name, time.monotonic() - started, summary))
         console.print(f"[green]done[/] in {results[-1][1]:.1f} s: {summary}")
     return ctx, results
@@ -286,16 +306,38 @@ def run_demo(config: Config, scale: float = 1.0, lake: Path | None = None) -> tu
 @click.option(
     "--scale", default=1.0, show_default=True, help="Multiply the data sizes (0.1 for a quick look)."
 )
-def demo(scale: float) -> None:
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the HTML report (default: .gcpipe/demo/report.html).",
+)
+def demo(scale: float, report_path: Path | None) -> None:
     """Run the whole platform end to end on the local target."""
-
     config = load_config(target="local")
     started = time.monotonic()
-    ctx, results = run_demo(config, scale)
+    failure = None
+    try:
+        ctx, results = run_demo(config, scale)
+    except StageFailed as failed:
+        failure, ctx, results = failed, failed.ctx, failed.results
     console.rule("[bold]report")
-    report = demo_report.collect(ctx, results, time.monotonic() - started)
+    not_run = [stage.name for stage in STAGES[len(results) :]]
+    report = demo_report.collect(
+        ctx, results, time.monotonic() - started, failed=failure and failure.stage, not_run=not_run
+    )
     demo_report.print_summary(report)
-    page = demo_report.write_html(report, config.state_dir / "demo" / "report.html")
+    page = demo_report.write_html(report, report_path or config.state_dir / "demo" / "report.html")
+    if failure:
+        cause = failure.__cause__
+        where = f"stage {len(results)}/{len(STAGES)} ({failure.stage}) failed"
+        if isinstance(cause, GcpipeError):
+            raise GcpipeError(
+                f"{where}: {_sentence(cause)}; the report of the stages that ran: {page}"
+            ) from None
+        console.print(f"[red]{where}[/]; the report of the stages that ran: {page}")
+        raise cause  # not a user's error: a bug, with its traceback
     console.print(
         f"[bold green]demo finished in {time.monotonic() - started:.0f} s.[/] Report: {page} (open it in a "
         "browser; it works offline). The stack is still up "

@@ -20,6 +20,8 @@ from rich.table import Table
 from gcpipe.app.dashboard import figures, queries
 from gcpipe.core.clients import bigquery_client, row_count
 from gcpipe.core.ui import console as default_console
+from gcpipe.core.ui import print_table
+from gcpipe.local import stack
 
 # (dataset key, table): the tables the demo's stages write, in the order they run.
 KEY_TABLES = [
@@ -46,11 +48,19 @@ TABLES_TITLE = "Key tables in BigQuery (rows now: every run so far)"
 DEAD_LETTERS_TITLE = "Dead letters (BigQuery tables: every run so far; Spark jobs: this run)"
 METRICS_TITLE = "Models and accounting (this run)"
 PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
+PURCHASE_MODEL = "purchase model (BigQuery ML, ML.EVALUATE on later visits)"
+ALS_MODEL = "ALS recommendations (Spark ML, held-out ratings)"
+MODEL_SCORES = ("precision", "recall", "accuracy", "f1_score", "roc_auc")  # 0 to 1, higher is better
+# Figures shown under a name that says what they are (the data keeps the SQL's column names).
+NOT_RUN = "not run: an earlier stage failed"
+FAILED = "FAILED: "  # how a failed stage's summary starts
+FAILED_COLOUR, PASSED_COLOUR = "#d62728", "#636efa"  # red; Plotly's first colour, as the other bars
+SHOWN_AS = {"model_quality": "ROC AUC grade (the lab's: ranking only)"}
 
 
 @dataclass
 class DemoReport:
-    stages: list[tuple[str, float, str]]  # (stage, seconds, summary)
+    stages: list[tuple[str, float, str]]  # (stage, seconds, summary) of each stage that ran
     seconds: float
     row_counts: dict[str, int | None]  # "dataset.table" -> rows in it now (None: the table does not exist)
     dead_letters: dict[str, list[dict]]  # where -> [{"reason", "messages"}], most first
@@ -61,6 +71,9 @@ class DemoReport:
     rides_per_minute: list[dict] = field(default_factory=list)
     roc_curve: list[dict] = field(default_factory=list)  # the purchase model's ML.ROC_CURVE rows
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    failed: str | None = None  # the stage that failed (the last of ``stages``); None: every stage passed
+    not_run: list[str] = field(default_factory=list)  # the stages after the one that failed
+    unread: str = ""  # why the tables could not be read back, if they could not
 
 
 def _unless_missing(read: Callable[[], list]) -> list:
@@ -104,9 +117,9 @@ def _by_count(counts: dict[str, int]) -> list[dict]:
 def _metrics(ctx) -> dict[str, dict[str, object]]:
     metrics = {}
     if model := ctx.facts.get("purchase_model"):
-        metrics["purchase model (BigQuery ML, ML.EVALUATE on later visits)"] = dict(model)
+        metrics[PURCHASE_MODEL] = dict(model)
     if als := ctx.facts.get("als_recommend"):
-        metrics["ALS recommendations (Spark ML, held-out ratings)"] = {
+        metrics[ALS_MODEL] = {
             "rmse": als["rmse"],
             "baseline_rmse (the mean rating)": als["baseline_rmse"],
             "users": als["users"],
@@ -118,8 +131,7 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
             "loaded": ingest.rows_loaded,
             "dead-lettered": ingest.rows_dead_lettered,
         }
-    if sent := ctx.facts.get("rides_sent"):
-        added = ctx.facts["rides_added"]
+    if (sent := ctx.facts.get("rides_sent")) and (added := ctx.facts.get("rides_added")):
         metrics["streaming rides (this run)"] = {
             "messages sent": sent.sent,
             "events stored": added["events_stored"],
@@ -129,10 +141,27 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
     return metrics
 
 
-def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=None) -> DemoReport:
-    """Read what the run made: the stages' facts, and the key tables from BigQuery."""
-
+def collect(
+    ctx,
+    stages: list[tuple[str, float, str]],
+    seconds: float,
+    client=None,
+    failed: str | None = None,
+    not_run: list[str] | None = None,
+) -> DemoReport:
+    """Read what the run made: the stages' facts, and the key tables from BigQuery. A run that stopped at
+    ``failed`` reports the stages that ran; if the BigQuery emulator is down, it reports them without
+    the tables."""
     config = ctx.config
+    ran = {"stages": list(stages), "seconds": seconds, "failed": failed, "not_run": list(not_run or [])}
+    if client is None and config.is_local and not stack.healthy(stack.SERVICES["bigquery"], config):
+        return DemoReport(
+            **ran,
+            row_counts={},
+            dead_letters={},
+            metrics=_metrics(ctx),
+            unread="the BigQuery emulator is not running, so the tables were not read",
+        )
     client = client or bigquery_client(config)
 
     def table(key: str, name: str) -> str:
@@ -147,8 +176,7 @@ def collect(ctx, stages: list[tuple[str, float, str]], seconds: float, client=No
             counts[shown] = None
     zones = table("taxi", "trips_by_zone_hour")
     return DemoReport(
-        stages=list(stages),
-        seconds=seconds,
+        **ran,
         row_counts=counts,
         dead_letters=_dead_letters(ctx, client),
         metrics=_metrics(ctx),
@@ -175,8 +203,8 @@ def format_value(value: object) -> str:
         return "-"
     if isinstance(value, int):
         return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
+    if isinstance(value, float):  # four significant digits, but never 1.2e+04 for twelve thousand
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.4g}"
     return str(value)
 
 
@@ -188,7 +216,9 @@ def summary_tables(report: DemoReport) -> list[Table]:
     """The terminal summary: stages, key tables, dead letters, model metrics."""
     stages = Table("stage", "seconds", "what it produced", title="gcpipe demo")
     for name, seconds, summary in report.stages:
-        stages.add_row(name, f"{seconds:.1f}", summary)
+        stages.add_row(name, f"{seconds:.1f}", summary, style="red" if name == report.failed else None)
+    for name in report.not_run:
+        stages.add_row(name, "-", NOT_RUN, style="dim")
     tables = Table("table", "rows", title=TABLES_TITLE)
     for name, rows in report.row_counts.items():
         tables.add_row(name, format_value(rows))
@@ -197,7 +227,7 @@ def summary_tables(report: DemoReport) -> list[Table]:
         dead.add_row(where, f"{sum(r['messages'] for r in reasons):,}", _top_reasons(reasons))
     metrics = Table("what", "figures", title=METRICS_TITLE)
     for what, values in report.metrics.items():
-        metrics.add_row(what, ", ".join(f"{k} {format_value(v)}" for k, v in values.items()))
+        metrics.add_row(what, ", ".join(f"{SHOWN_AS.get(k, k)} {format_value(v)}" for k, v in values.items()))
     if report.kdd_categories:
         metrics.add_row(
             "KDD Cup 99 connections by attack category (Spark)",
@@ -208,7 +238,7 @@ def summary_tables(report: DemoReport) -> list[Table]:
 
 def print_summary(report: DemoReport, console: Console = default_console) -> None:
     for table in summary_tables(report):
-        console.print(table)
+        print_table(table, console)
 
 
 def _html_table(headers: list[str], rows: list[list[object]]) -> str:
@@ -221,17 +251,37 @@ def _html_table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def charts(report: DemoReport) -> list:
-    """The page's Plotly figures, drawn with the dashboard's helpers."""
+    """The page's Plotly figures, drawn with the dashboard's helpers: every axis titled with its unit,
+    and where figures compare, which way is better."""
     bars = figures.bars
     found = [
-        bars([s[0] for s in report.stages], [round(s[1], 1) for s in report.stages], "Seconds per stage")
+        bars(
+            [s[0] for s in report.stages],
+            [round(s[1], 1) for s in report.stages],
+            "Seconds per stage",
+            value_axis="seconds",
+            label_axis="stage",
+        )
     ]
+    if report.failed:  # the stage that failed in red, and said so
+        colours = [FAILED_COLOUR if name == report.failed else PASSED_COLOUR for name, _, _ in report.stages]
+        labels = ["FAILED" if name == report.failed else "" for name, _, _ in report.stages]
+        found[0].update_traces(
+            marker_color=colours,
+            text=labels,
+            textposition="outside",
+            cliponaxis=False,
+            textfont_color=FAILED_COLOUR,
+        )
+        found[0].update_layout(title=f"Seconds per stage (stopped at: {html.escape(report.failed)})")
     if report.trips_by_hour:
         found.append(
             bars(
                 [r["hour"] for r in report.trips_by_hour],
                 [r["trips"] for r in report.trips_by_hour],
                 "Taxi trips by hour of pickup",
+                value_axis="trips",
+                label_axis="hour of pickup (New York time, 0-23)",
                 horizontal=False,
             )
         )
@@ -240,35 +290,71 @@ def charts(report: DemoReport) -> list:
                 [r["zone"] for r in report.trips_by_zone],
                 [r["trips"] for r in report.trips_by_zone],
                 "Taxi trips by pickup zone (GIS: ST_COVERS)",
+                value_axis="trips",
+                label_axis="pickup zone",
             )
         )
     if report.kdd_categories:
         figure = bars(
             [r["attack_category"] for r in report.kdd_categories],
             [r["connections"] for r in report.kdd_categories],
-            "KDD Cup 99 connections by attack category (log scale)",
+            "KDD Cup 99 connections by attack category",
+            value_axis="connections (log scale)",
+            label_axis="attack category",
         )
-        found.append(figure.update_xaxes(type="log"))
-    for what, values in report.metrics.items():  # the models' scores (counts are in the tables)
-        scores = {k: v for k, v in values.items() if isinstance(v, float) and k != "log_loss"}
-        if scores:
-            found.append(bars(list(scores), list(scores.values()), what, horizontal=False))
+        found.append(figure.update_xaxes(type="log", dtick=1))  # ticks at powers of ten only
+    purchase = report.metrics.get(PURCHASE_MODEL, {})
+    if scores := {k: v for k, v in purchase.items() if k in MODEL_SCORES and isinstance(v, float)}:
+        found.append(
+            figures.compare(
+                scores,
+                "Purchase model on later visits (ML.EVALUATE)",
+                axis="score, 0 to 1",
+                better="higher",
+                label_axis="metric (at threshold 0.5; ROC AUC: all thresholds)",
+                note=str(purchase.get("verdict", "")),
+                top=1.0,
+            )
+        )
+    if als := report.metrics.get(ALS_MODEL):
+        errors = {
+            "ALS model": als["rmse"],
+            "predicting the mean rating": als["baseline_rmse (the mean rating)"],
+        }
+        found.append(
+            figures.compare(
+                errors,
+                "ALS: error on held-out ratings",
+                axis="RMSE, rating points",
+                better="lower",
+                label_axis="predictor",
+            )
+        )
     if report.roc_curve:
         found.append(
-            figures.roc_curve(report.roc_curve, "Purchase model: ROC curve on later visits (ML.ROC_CURVE)")
+            figures.roc_curve(
+                report.roc_curve,
+                "Purchase model: ROC curve on later visits (ML.ROC_CURVE)",
+                auc=purchase.get("roc_auc"),
+            )
         )
     found.append(
         figures.per_minute(
             report.rides_per_minute,
             {"pickups": "rides started", "dropoffs": "rides completed"},
             f"Rides per minute (the stream's last {STREAM_MINUTES} minutes of event time)",
+            value_axis="rides per minute",
         )
     )
     for where, reasons in report.dead_letters.items():
         if reasons:
             found.append(
                 bars(
-                    [r["reason"] for r in reasons], [r["messages"] for r in reasons], f"Dead letters: {where}"
+                    [r["reason"] for r in reasons],
+                    [r["messages"] for r in reasons],
+                    f"Dead letters: {where}",
+                    value_axis="records",
+                    label_axis="reason",
                 )
             )
     return found
@@ -285,7 +371,8 @@ def render_html(report: DemoReport) -> str:
             "Stages",
             _html_table(
                 ["stage", "seconds", "what it produced"],
-                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages],
+                [[n, f"{s:.1f}", summary] for n, s, summary in report.stages]
+                + [[n, "-", NOT_RUN] for n in report.not_run],
             ),
         ),
         (TABLES_TITLE, _html_table(["table", "rows"], [[t, n] for t, n in report.row_counts.items()])),
@@ -304,7 +391,11 @@ def render_html(report: DemoReport) -> str:
             METRICS_TITLE,
             _html_table(
                 ["what", "figure", "value"],
-                [[what, k, v] for what, values in report.metrics.items() for k, v in values.items()],
+                [
+                    [what, SHOWN_AS.get(k, k), v]
+                    for what, values in report.metrics.items()
+                    for k, v in values.items()
+                ],
             ),
         ),
         (
@@ -327,11 +418,25 @@ def render_html(report: DemoReport) -> str:
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     when = f"{report.generated_at:%Y-%m-%d %H:%M} UTC"
+    status = (
+        f"<p class='status'>The whole platform on the local target: {len(report.stages)} stages in "
+        f"{report.seconds:.0f} s, {when}.</p>"
+    )
+    if report.failed:
+        error = next(summary for name, _, summary in report.stages if name == report.failed)
+        error = error.removeprefix(FAILED).rstrip(".")
+        status = (
+            f"<p class='failed' id='failed'>The demo stopped at stage {len(report.stages)}, "
+            f"{html.escape(report.failed)}: {html.escape(error)}. This report shows the "
+            f"{len(report.stages) - 1} stage(s) that ran before it; {len(report.not_run)} did not run.</p>"
+            + status
+        )
+    if report.unread:
+        status += f"<p class='status'>{html.escape(report.unread)}.</p>"
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>gcpipe demo report</title>"
         f"<style>{STYLE}</style></head><body><div class='page'><h1>gcpipe demo report</h1>"
-        f"<p class='status'>The whole platform on the local target: {len(report.stages)} stages in "
-        f"{report.seconds:.0f} s, {when}.</p><div class='grid'>{plots}</div>{body}</div></body></html>"
+        f"{status}<div class='grid'>{plots}</div>{body}</div></body></html>"
     )
 
 
@@ -344,6 +449,7 @@ def write_html(report: DemoReport, path: Path) -> Path:
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 0; background: #fafafa; }
 .page { max-width: 1200px; margin: 0 auto; padding: 12px 20px; } .status { color: #555; }
+.failed { color: #b00020; font-weight: 600; }
 .grid { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; }
 .chart { background: white; border: 1px solid #ddd; border-radius: 6px; }
 table { border-collapse: collapse; background: white; margin-bottom: 12px; }

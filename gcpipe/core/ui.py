@@ -1,4 +1,5 @@
-"""What users see while work runs: progress bars and a shared console (stderr, so stdout stays data)."""
+"""What users see while work runs: progress bars, a shared console (stderr, so stdout stays data), and
+tables that print whole when the output is a file or a pipe (rich would cut them at 80 columns)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +20,23 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+stdout = Console()  # data a user may pipe or copy: result tables
+
+
+def print_table(table, to: Console | None = None) -> None:
+    """Print a rich table on ``to`` (the console by default): fitted to a terminal's width, else whole,
+    however wide (addresses, paths and values are never cut to `…` in a log or a pipe)."""
+    to = to or console
+    if to.is_terminal:
+        to.print(table)
+        return
+    width = Measurement.get(to, to.options.update_width(1_000_000), table).maximum
+    previous = to.width  # print(width=...) cannot go beyond the console's width: widen it for this table
+    to.width = max(width, previous)
+    try:
+        to.print(table)
+    finally:
+        to.width = previous
 
 
 def _quiet() -> bool:

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from gcpipe.core.config import load_config
+from gcpipe.core.ui import print_table, stdout
 from gcpipe.local import stack
 
 services_option = click.option(
@@ -51,7 +51,7 @@ def status(as_json: bool) -> None:
     for row in rows:
         log = os.path.relpath(row.log) if row.log.is_relative_to(Path.cwd()) else str(row.log)
         table.add_row(row.title, f"[{colours[row.state]}]{row.state}[/]", str(row.pid or "-"), row.url, log)
-    Console().print(table)
+    print_table(table, stdout)
 
 
 @click.command()

@@ -76,11 +76,11 @@ def _find_pubsub_emulator() -> str:
         gcloud = shutil.which("gcloud")
         sdk_root = Path(gcloud).resolve().parents[1] if gcloud else Path("/usr/lib/google-cloud-sdk")
         launcher = sdk_root / "platform/pubsub-emulator/bin/cloud-pubsub-emulator"
-    if launcher.exists():
+    if launcher.is_file():
         return str(launcher)
     raise StackError(
-        "the Pub/Sub emulator is not installed: install the Debian package google-cloud-cli-pubsub-emulator "
-        "(or run `gcloud components install pubsub-emulator`)."
+        f"the Pub/Sub emulator is not installed (no {launcher}): run `make setup` to install the Debian "
+        "package google-cloud-cli-pubsub-emulator (or `gcloud components install pubsub-emulator`)."
     )
 
 
@@ -160,9 +160,15 @@ POSTGRES_ROOT = Path("/usr/lib/postgresql")  # Debian's layout: /usr/lib/postgre
 
 
 def _postgres_bin(name: str) -> str:
-    found = sorted(POSTGRES_ROOT.glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
+    found = sorted(
+        (path for path in POSTGRES_ROOT.glob(f"*/bin/{name}") if path.parts[-3].isdigit()),
+        key=lambda path: int(path.parts[-3]),
+    )
     if not found:
-        raise StackError("PostgreSQL is not installed: run `make setup-system` (Debian package postgresql).")
+        raise StackError(
+            f"PostgreSQL is not installed (no {POSTGRES_ROOT}/<version>/bin/{name}): run `make setup` to "
+            "install the Debian package postgresql."
+        )
     return str(found[-1])
 
 
@@ -189,6 +195,7 @@ def _postgres_prepare(config: Config) -> None:
     data = postgres_data(config)
     if (data / "PG_VERSION").exists():
         return
+    initdb = _postgres_bin("initdb")
     home = data.parent
     if os.geteuid() == 0:
         unreachable = [p for p in home.parents if p != Path("/") and not p.stat().st_mode & 0o001]
@@ -206,7 +213,7 @@ def _postgres_prepare(config: Config) -> None:
         result = subprocess.run(
             _as_postgres_user(
                 [
-                    _postgres_bin("initdb"),
+                    initdb,
                     "-D",
                     str(data),
                     "-U",

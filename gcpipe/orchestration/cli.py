@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from gcpipe.core.config import load_config
-from gcpipe.core.ui import console
+from gcpipe.core.ui import console, print_table
 
 
 def _local_airflow():
@@ -35,7 +35,7 @@ def list_dags() -> None:
     table = Table("DAG", "schedule", "tags", "tasks", title="dags/")
     for dag_id, dag in sorted(load_dags().items()):
         table.add_row(dag_id, str(dag.timetable.summary), ", ".join(sorted(dag.tags)), str(len(dag.tasks)))
-    console.print(table)
+    print_table(table)
 
 
 @dags.command("test")
@@ -56,7 +56,7 @@ def test(dag_id: str, day, conf: tuple[str, ...]) -> None:
         colour = {"success": "green", "failed": "red", "upstream_failed": "red"}.get(task.state, "yellow")
         seconds = f"{task.seconds:.1f}" if task.seconds is not None else ""
         table.add_row(task.task_id, f"[{colour}]{task.state}[/]", str(task.tries), seconds)
-    console.print(table)
+    print_table(table)
     if outcome.state != "success":
         raise DagRunError(f"{dag_id} failed at {', '.join(outcome.failed) or 'a task'}: its log is above.")
 

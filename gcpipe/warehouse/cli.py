@@ -14,11 +14,10 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from gcpipe.core.config import PROJECT_ROOT
-from gcpipe.core.ui import console
+from gcpipe.core.ui import console, print_table, stdout
 from gcpipe.warehouse.runner import RunResult, format_bytes, run_sql_file
 
 DDL_DIR = PROJECT_ROOT / "sql" / "ddl"
@@ -30,7 +29,7 @@ def sql() -> None:
 
 
 @sql.command()
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(path_type=Path, readable=False))
 @click.option(
     "--param",
     "params",
@@ -83,7 +82,6 @@ def _as_json(result: RunResult) -> dict:
 
 
 def _print_tables(result: RunResult) -> None:
-    stdout = Console()
     for s in result.statements:
         facts = [s.statement_type, f"{s.seconds:.2f} s"]
         if s.bytes_processed is not None:
@@ -101,7 +99,7 @@ def _print_tables(result: RunResult) -> None:
             table = Table(*s.columns, show_lines=False)
             for row in s.rows:
                 table.add_row(*(_cell(row[c]) for c in s.columns))
-            stdout.print(table)
+            print_table(table, stdout)
             if s.total_rows and s.total_rows > len(s.rows):
                 console.print(f"... {s.total_rows - len(s.rows):,} more rows (--max-rows)")
     processed = (

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gcpipe.core.config import Config, validate_identifier
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.inputs import input_folder
 from gcpipe.core.schemas import Schema, load_schema
 from gcpipe.core.secrets import read_secret
 from gcpipe.local import stack
@@ -124,7 +125,7 @@ def load_rentals(config: Config, folder: str | Path, database: str | None = None
 
     Like the lab's ``gcloud sql import csv``: the files have no header and the schemas' column order.
     """
-    folder = Path(folder)
+    folder = input_folder(folder, "the rentals folder")
     name = ensure_database(config, database)
     loaded = {}
     with closing(connect(config, name)) as conn, conn, conn.cursor() as cursor:  # one transaction

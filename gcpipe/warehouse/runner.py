@@ -35,12 +35,14 @@ from typing import Any
 from gcpipe.core.clients import bigquery_client
 from gcpipe.core.config import Config, load_config
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.inputs import read_text
 from gcpipe.core.ui import console
 from gcpipe.warehouse.backends import backend_for
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import Script, SqlError, Statement, parse_script, tokenize, used_parameters
 
-_POSITION = re.compile(r"\s*at \[(\d+):(\d+)\]")
+# Where the backend says the error is: BigQuery's `at [line:column]`, or sqlglot's in the emulator.
+_POSITION = re.compile(r"\s*(?:at \[(\d+):(\d+)\]|Line (\d+), Col: (\d+)\.)")
 
 
 class CheckFailed(SqlError):
@@ -86,10 +88,7 @@ class RunResult:
 
 def run_sql_file(path: str | Path, params: dict[str, Any] | None = None, **settings) -> RunResult:
     """Run the SQL file at ``path``; the settings are :func:`run_sql`'s."""
-    path = Path(path)
-    if not path.is_file():
-        raise SqlError(f"SQL file {path} does not exist.")
-    return run_sql(path.read_text(), params, source=str(path), **settings)
+    return run_sql(read_text(path, "SQL file"), params, source=str(path), **settings)
 
 
 def run_sql(
@@ -182,9 +181,7 @@ class _Runner:
             job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), self.params))
             rows = job.result(max_results=self.max_rows)
         except (GcpipeError, GoogleAPIError) as err:
-            raise self._error(
-                err, statement, rewritten=sql != statement.text, whole_script=whole_script
-            ) from None
+            raise self._error(err, statement, rewritten=sql != statement.text) from None
         statement_type = job.statement_type or ("SCRIPT" if whole_script else "QUERY")
         result = StatementResult(
             statement.line,
@@ -215,7 +212,7 @@ class _Runner:
                     whole.text, job_config=job_config(self.script.parameters, self.params, **settings)
                 )
             except (GcpipeError, GoogleAPIError) as err:
-                raise self._error(err, whole, whole_script=True) from None
+                raise self._error(err, whole) from None
             verdict = "valid"
             if job.total_bytes_processed is not None:
                 verdict += f"; it would process {format_bytes(job.total_bytes_processed)}"
@@ -254,16 +251,21 @@ class _Runner:
             verdict += f"; {unchecked} read what the file creates, so only their syntax was checked"
         return StatementResult(1, "SCRIPT", time.perf_counter() - started, message=verdict + ")")
 
-    def _error(self, err: Exception, statement: Statement, rewritten=False, whole_script=False) -> SqlError:
+    def _error(self, err: Exception, statement: Statement, rewritten=False) -> SqlError:
+        """The backend's error as ``file:line:column: message``, the position counted in the file as
+        written (the backend counts from the statement it was sent, names filled in)."""
         if isinstance(err, SqlError):
             return err
         message = _message(err)
-        line = statement.line
+        line, column = statement.line, None
         position = _POSITION.search(message)
         if position and not rewritten:
-            line = int(position.group(1)) if whole_script else statement.line + int(position.group(1)) - 1
+            at_line, at_column = (int(n) for n in position.groups() if n is not None)
+            offset = self.script.offset(statement.start, at_line, at_column)
+            if offset is not None:
+                line, column = self.script.position(offset)
             message = _POSITION.sub("", message, count=1)
-        return self.script.error(line, message.rstrip(".") + ".")
+        return self.script.error(line, message.rstrip(".") + ".", column)
 
 
 _CREATES = re.compile(
@@ -285,6 +287,7 @@ def _message(err: Exception) -> str:
     message = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
     message = message or getattr(err, "message", None) or str(err)
     message = message.split("\n\nLINE ")[0].split("\nLINE ")[0]
+    message = re.sub(r"(Line \d+, Col: \d+\.)\n.*", r"\1", message, flags=re.S)  # sqlglot's echo of the SQL
     message = message.replace("Query execution failed: ", "")
     return " ".join(message.split())
 

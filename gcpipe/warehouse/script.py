@@ -49,7 +49,8 @@ _DIALECT = BigQuery()
 
 
 class SqlError(GcpipeError):
-    """A SQL file that cannot run, worded as ``file:line: what went wrong``."""
+    """A SQL file that cannot run, worded as ``file:line: what went wrong`` (``file:line:column:`` when the
+    backend points at a position)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Statement:
     text: str  # the statement, names filled in, without its closing ';'
     line: int  # the line of the file it starts on (1-based)
     tokens: tuple[Token, ...]  # its tokens, offsets relative to ``text``
+    start: int = 0  # where it starts in the script's text
 
     @property
     def words(self) -> list[str]:
@@ -79,6 +81,31 @@ class Script:
     source: str  # the file (or a label) errors name
     text: str  # the whole script, names filled in
     statements: tuple[Statement, ...]
+    original: str = ""  # the script as written
+    placeholders: tuple[tuple[int, int, int, int], ...] = ()  # (start, end) in text, then in original
+
+    def offset(self, start: int, line: int, column: int) -> int | None:
+        """The offset in ``text`` of (line, column), both 1-based, counted from offset ``start``."""
+        for _ in range(line - 1):
+            start = self.text.find("\n", start) + 1
+            if start == 0:
+                return None
+        return start + column - 1
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """The line and column (1-based) in the file as written of an offset in ``text``: a position
+        inside a filled-in name is its placeholder's."""
+        shift = 0
+        for start, end, original_start, original_end in self.placeholders:
+            if offset < start:
+                break
+            if offset < end:
+                offset, shift = original_start, 0
+                break
+            shift = original_end - end
+        offset += shift
+        line_start = self.original.rfind("\n", 0, offset) + 1
+        return self.original.count("\n", 0, offset) + 1, offset - line_start + 1
 
     @property
     def is_procedural(self) -> bool:
@@ -93,8 +120,9 @@ class Script:
     def parameters(self) -> set[str]:
         return set().union(*(statement.parameters for statement in self.statements))
 
-    def error(self, line: int, message: str) -> SqlError:
-        return SqlError(f"{self.source}:{line}: {message}")
+    def error(self, line: int, message: str, column: int | None = None) -> SqlError:
+        where = f"{line}:{column}" if column else str(line)
+        return SqlError(f"{self.source}:{where}: {message}")
 
 
 def used_parameters(tokens: tuple[Token, ...] | list[Token]) -> set[str]:
@@ -115,8 +143,17 @@ def tokenize(text: str) -> list[Token]:
 
 def render(text: str, names: dict[str, str], source: str = "<sql>") -> str:
     """Fill in ``{{ name }}`` placeholders; unknown names and unsafe values fail with the line."""
+    return _render(text, names, source)[0]
+
+
+def _render(
+    text: str, names: dict[str, str], source: str
+) -> tuple[str, tuple[tuple[int, int, int, int], ...]]:
+    """The filled-in text, and where each placeholder went: (start, end) in it, (start, end) in ``text``."""
+    spans, shift = [], 0
 
     def fill(match: re.Match) -> str:
+        nonlocal shift
         name = match.group(1)
         line = text.count("\n", 0, match.start()) + 1
         if name not in names:
@@ -126,14 +163,17 @@ def render(text: str, names: dict[str, str], source: str = "<sql>") -> str:
         value = str(names[name])
         if not _SAFE_NAME.fullmatch(value) or "--" in value or "/*" in value:
             raise SqlError(f"{source}:{line}: the value of {{{{ {name} }}}} ({value!r}) is not a plain name.")
+        start = match.start() + shift
+        spans.append((start, start + len(value), match.start(), match.end()))
+        shift += len(value) - (match.end() - match.start())
         return value
 
-    return _PLACEHOLDER.sub(fill, text)
+    return _PLACEHOLDER.sub(fill, text), tuple(spans)
 
 
 def parse_script(text: str, names: dict[str, str] | None = None, source: str = "<sql>") -> Script:
     """Render ``text`` and split it into statements (empty statements and comments dropped)."""
-    rendered = render(text, names or {}, source)
+    rendered, placeholders = _render(text, names or {}, source)
     try:
         tokens = tokenize(rendered)
     except TokenError as err:
@@ -146,11 +186,11 @@ def parse_script(text: str, names: dict[str, str] | None = None, source: str = "
         if current:
             start, end = current[0].start, current[-1].end + 1
             shifted = tuple(_shift(t, start) for t in current)
-            statements.append(Statement(rendered[start:end], current[0].line, shifted))
+            statements.append(Statement(rendered[start:end], current[0].line, shifted, start))
         current = []
     if not statements:
         raise SqlError(f"{source}: there is no SQL statement in it.")
-    return Script(source, rendered, tuple(statements))
+    return Script(source, rendered, tuple(statements), text, placeholders)
 
 
 def _shift(token: Token, offset: int) -> Token:

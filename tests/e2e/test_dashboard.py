@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,36 +23,10 @@ from gcpipe.core.clients import ensure_table
 from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.ride_publisher import publish_rides
 from pipelines.taxi_streaming import TABLES
+from tests.browser import rendered_charts, save_page
 from tests.rides_pipeline import finish, running_pipeline, wait_until_reading
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    assert not missing, f"{missing} not installed: run `make setup-system` (Debian chromium, chromium-driver)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1280,1500",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture
@@ -151,3 +126,92 @@ def test_the_dashboard_shows_no_data_then_the_pipelines_rides_and_updates(
     plotted = chart(browser, "pickups-map")
     assert sorted(plotted[-1]) == sorted(r["center_latitude"] for r in areas) and areas
     screenshot(browser, tmp_path, "dashboard", local_stack)
+
+
+def _stored_minutes(bq, dataset: str, start: datetime) -> None:
+    """What the pipeline writes for three whole minutes and the current, partly counted one: the latest
+    pane of each window (the whole minutes' panes made after they ended, the last one's before)."""
+    minutes, areas = [], []
+    for i, pickups in enumerate([40, 44, 42, 9]):
+        begin = start + timedelta(minutes=i)
+        end = begin + timedelta(minutes=1)
+        emitted = end + timedelta(seconds=3) if i < 3 else begin + timedelta(seconds=15)
+        times = {
+            "window_start": begin.isoformat(),
+            "window_end": end.isoformat(),
+            "emitted_at": emitted.isoformat(),
+        }
+        minutes.append(
+            {
+                **times,
+                "pickups": pickups,
+                "dropoffs": pickups - 2,
+                "passengers": 2 * pickups,
+                "revenue": 14.5 * pickups,
+                "active_rides": pickups,
+                "events": 2 * pickups,
+                "pane_timing": "ON_TIME" if i < 3 else "EARLY",
+                "pane_index": 0,
+                "window_key": begin.isoformat(),
+            }
+        )
+    for slide in range(-1, 4):  # 5-minute windows sliding every minute, up to the latest minute's
+        begin = start + timedelta(minutes=slide)
+        window = {
+            "window_start": begin.isoformat(),
+            "window_end": (begin + timedelta(minutes=5)).isoformat(),
+            "emitted_at": (start + timedelta(minutes=3, seconds=15)).isoformat(),
+            "pane_timing": "EARLY",
+            "pane_index": 0,
+        }
+        for area, lon, lat, pickups in [
+            ("dr5ru6", -73.985, 40.758, 30),
+            ("dr5x0z", -73.78, 40.645, 12),
+            ("dr5rzj", -73.874, 40.774, 9),
+            ("dr5rk9", -73.98, 40.69, 4),
+        ]:
+            areas.append(
+                {
+                    **window,
+                    "area": area,
+                    "center_longitude": lon,
+                    "center_latitude": lat,
+                    "pickups": pickups,
+                    "passengers": pickups,
+                    "window_key": f"{area}/{begin.isoformat()}",
+                }
+            )
+    for table, rows in (("rides_per_minute", minutes), ("rides_by_area", areas)):
+        assert bq.insert_rows_json(f"{dataset}.{table}", rows) == []
+
+
+def test_the_dashboards_charts_say_what_they_show(bq, browser, dashboard, tmp_path, local_stack):
+    """Axis titles with units, a time axis spanning the minutes shown, the current minute marked
+    partial (not drawn as a drop), and the map's place names above the markers."""
+    dataset, url = dashboard
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
+    _stored_minutes(bq, dataset, start)
+    browser.get(url)
+    wait_for(
+        lambda: chart(browser, "rides-per-minute") == [[40, 44, 42, 9], [38, 42, 40, 7]], what="the rides"
+    )
+    charts = {c["id"]: c for c in rendered_charts(browser)}
+    save_page(browser, tmp_path / "dashboard-charts.png")
+    screenshot(browser, tmp_path, "dashboard-charts", local_stack)
+
+    expected = {
+        "rides-per-minute": "rides per minute",
+        "revenue-per-minute": "USD per minute",
+        "passengers-per-minute": "passengers per minute",
+    }
+    for graph, y_title in expected.items():
+        assert (charts[graph]["x_title"], charts[graph]["y_title"]) == ("minute (event time, UTC)", y_title)
+        assert charts[graph]["annotations"] == ["partial minute"]  # the last minute, once
+        low, high = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in charts[graph]["x_range"])
+        assert (low, high) == (start - timedelta(seconds=30), start + timedelta(minutes=3, seconds=30))
+    reasons = charts["dead-letter-reasons"]  # no dead letters here: says so
+    assert "Dead letters by reason: none" in reasons["text"]
+    area = charts["pickups-map"]
+    assert (area["x_title"], area["y_title"]) == ("longitude (degrees)", "latitude (degrees)")
+    assert sorted(area["annotations"]) == ["Brooklyn", "JFK", "LaGuardia"]  # drawn above the data
+    assert sorted(area["y"][-1]) == [40.645, 40.69, 40.758, 40.774] and "no data" not in area["title"]

@@ -1,14 +1,18 @@
 """The demo runs end to end on the local stack, small; every stage reports what it made, and the final
 report (terminal summary and HTML page) shows what the warehouse holds."""
 
+import shutil
 from html.parser import HTMLParser
 
 import pytest
 from rich.console import Console
 
-from gcpipe.app import demo_report
+from gcpipe.app import demo, demo_report
+from gcpipe.app.cli import main
 from gcpipe.app.demo import STAGES, run_demo
+from gcpipe.core.errors import GcpipeError
 from gcpipe.local import stack
+from tests.browser import save_page
 
 pytestmark = pytest.mark.stack
 
@@ -116,3 +120,46 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
     assert page.count("<script") > len(demo_report.charts(report)) and "Plotly.newPlot" in page
     for stage, _, _ in results:
         assert stage in page and stage in summary
+
+
+def test_a_failed_demo_still_writes_its_report_marking_the_stage_that_failed(
+    local_stack, browser, tmp_path, monkeypatch, capsys
+):
+    """The first two stages run for real; the third fails as a stage fails on a user's error (a GcpipeError:
+    here injected); the fourth does not run. The command ends with one sentence, exit status 1, and the
+    report of what ran, the failure marked, is written all the same."""
+
+    def no_trips(ctx):
+        raise GcpipeError("no taxi trips in the landing folder: run `gcpipe datagen taxi-trips` first.")
+
+    stages = [*demo.STAGES[:2], demo.Stage("CSV ingestion (Beam)", no_trips), demo.STAGES[-1]]
+    monkeypatch.setattr(demo, "STAGES", stages)
+    page = tmp_path / "report.html"
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--scale", "0.01", "--report", str(page)])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1
+    assert err.rstrip().splitlines()[-1] == (
+        "error: stage 3/4 (CSV ingestion (Beam)) failed: no taxi trips in the landing folder: run "
+        f"`gcpipe datagen taxi-trips` first; the report of the stages that ran: {page}"
+    )
+    assert "Traceback" not in err
+
+    browser.get(page.as_uri())
+    assert browser.find_element("id", "failed").text.startswith(
+        "The demo stopped at stage 3, CSV ingestion (Beam): no taxi trips in the landing folder: run "
+        "`gcpipe datagen taxi-trips` first. This report shows the 2 stage(s) that ran before it; 1 did not run."
+    )
+    rows = [
+        [cell.text for cell in row.find_elements("tag name", "td")]
+        for row in browser.find_elements("css selector", "table")[0].find_elements("css selector", "tbody tr")
+    ]
+    assert [row[0] for row in rows] == [stage.name for stage in stages]
+    assert [row[1] == "-" for row in rows] == [False, False, False, True]  # the stages that ran, timed
+    assert "FAILED" not in rows[0][2] + rows[1][2] and rows[2][2].startswith("FAILED: no taxi trips")
+    assert rows[3][2] == demo_report.NOT_RUN
+    colours = browser.execute_script("return document.querySelector('.js-plotly-plot').data[0].marker.color")
+    assert colours == [demo_report.PASSED_COLOUR] * 2 + [demo_report.FAILED_COLOUR]
+    save_page(browser, tmp_path / "report-failed.png")
+    (local_stack.state_dir / "artifacts").mkdir(exist_ok=True)
+    shutil.copy(tmp_path / "report-failed.png", local_stack.state_dir / "artifacts" / "report-failed.png")

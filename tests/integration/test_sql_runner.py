@@ -56,7 +56,7 @@ SELECT COUNT(*) AS days, MIN(d) AS first FROM `{{ project }}.{{ ecommerce_datase
         (
             "SELECT 1;\n\nSELECT 2;\nSELEC 3;",
             {},
-            r'^job.sql:4: Syntax error: Unexpected identifier "SELEC"\.$',
+            r'^job.sql:4:7: Syntax error: Unexpected identifier "SELEC"\.$',  # the emulator points past it
         ),
         (
             "SELECT 1;\nSELECT\n  nope\nFROM UNNEST([1]) AS x;",
@@ -74,8 +74,13 @@ SELECT COUNT(*) AS days, MIN(d) AS first FROM `{{ project }}.{{ ecommerce_datase
             {},
             r"^job.sql:2: unknown name \{\{ sales_dataset \}\}",
         ),
+        (  # the emulator's own parser says "Line 1, Col: 11" of the second statement: the '+'
+            "SELECT 1 AS a; SELECT (1 +;",
+            {},
+            r"^job.sql:1:26: Syntax error: Required keyword: 'expression' missing for .*Add'>\.$",
+        ),
     ],
-    ids=["syntax", "unknown column", "missing parameter", "missing table", "unknown name"],
+    ids=["syntax", "unknown column", "missing parameter", "missing table", "unknown name", "syntax mid-line"],
 )
 def test_errors_name_the_file_and_line(bq, config, tmp_path, text, params, message):
     with pytest.raises(SqlError, match=message):
@@ -157,7 +162,7 @@ def test_a_local_dry_run_validates_without_running(bq, config):
     result = run_sql(text, {"n": 1}, config=config, client=bq, dry_run=True)
     assert result.dry_run and result.statements[0].message.startswith("valid")
     assert not [t for t in bq.list_tables(config.dataset("ecommerce")) if t.table_id == "never"]
-    with pytest.raises(SqlError, match=r'^<sql>:3: Syntax error: Unexpected identifier "SELEC"'):
+    with pytest.raises(SqlError, match=r'^<sql>:3:7: Syntax error: Unexpected identifier "SELEC"'):
         run_sql("SELECT 1;\n\nSELEC 2", config=config, client=bq, dry_run=True)
 
 
@@ -241,7 +246,7 @@ def test_gcp_errors_point_at_the_line_bigquery_reports(monkeypatch):
         errors=[{"reason": "invalidQuery", "message": "Syntax error: Unexpected keyword FROM at [3:8]"}],
     )
     config, client = _gcp(monkeypatch, _BigQueryApi(error=error))
-    with pytest.raises(SqlError, match=r"^model.sql:3: Syntax error: Unexpected keyword FROM\.$"):
+    with pytest.raises(SqlError, match=r"^model.sql:3:8: Syntax error: Unexpected keyword FROM\.$"):
         run_sql(
             "SELECT 1;\nSELECT 2;\nSELECT FROM FROM t",
             source="model.sql",
@@ -250,7 +255,22 @@ def test_gcp_errors_point_at_the_line_bigquery_reports(monkeypatch):
             dry_run=True,
         )
     # Run statement by statement, a position counts from the statement's first line (here line 3).
-    with pytest.raises(SqlError, match=r"^model.sql:5: Syntax error: Unexpected keyword FROM\.$"):
+    with pytest.raises(SqlError, match=r"^model.sql:5:8: Syntax error: Unexpected keyword FROM\.$"):
         run_sql(
             "-- a header\n\nSELECT\n  2,\n  3 FROM FROM t", source="model.sql", config=config, client=client
         )
+
+
+def test_gcp_errors_name_the_column_in_the_file_as_written(monkeypatch):
+    """BigQuery counts columns in the text it was sent (names filled in): here the whole file, a dry run."""
+    text = "SELECT 1;\nSELECT x FROM `{{ project }}.{{ ecommerce_dataset }}.t` WHER 1"
+    sent = "SELECT x FROM `acme-data-prod.shop.t` WHER 1"  # line 2 as BigQuery gets it
+    message = f'Syntax error: Expected end of input but got integer literal "1" at [2:{sent.index("1") + 1}]'
+    error = BadRequest("Syntax error", errors=[{"reason": "invalidQuery", "message": message}])
+    config, client = _gcp(monkeypatch, _BigQueryApi(error=error))
+    with pytest.raises(SqlError) as raised:
+        run_sql(text, source="model.sql", config=config, client=client, dry_run=True)
+    column = text.splitlines()[1].index("WHER 1") + len("WHER ") + 1
+    assert str(raised.value) == (
+        f'model.sql:2:{column}: Syntax error: Expected end of input but got integer literal "1".'
+    )

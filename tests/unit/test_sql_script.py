@@ -33,6 +33,23 @@ def test_statements_keep_their_lines_and_ignore_semicolons_in_strings_and_commen
     assert script.parameters == {"start_date"} and not script.is_procedural
 
 
+def test_a_position_in_a_statement_maps_to_the_line_and_column_of_the_file_as_written():
+    """Backends count from the statement they were sent, names filled in: map back through both."""
+    text = "SELECT 1;\nSELECT 2; SELECT x FROM `{{ project }}.{{ taxi_dataset }}.t`\n  WHER 1"
+    script = parse_script(text, NAMES, "x.sql")
+    third = script.statements[2]
+    assert third.text == "SELECT x FROM `acme-data-prod.taxi_prod.t`\n  WHER 1"
+
+    def where(line: int, column: int) -> tuple[int, int]:
+        return script.position(script.offset(third.start, line, column))
+
+    assert where(1, 1) == (2, 11)  # the statement starts mid-line
+    assert where(1, third.text.index("t`") + 1) == (2, text.splitlines()[1].index("t`") + 1)  # after names
+    assert where(1, third.text.index("prod.taxi") + 1) == (2, text.splitlines()[1].index("{{ project") + 1)
+    assert where(2, 8) == (3, 8)  # later lines: columns as they are
+    assert script.offset(third.start, 9, 1) is None  # past the end: no position
+
+
 def test_scripts_that_keep_state_between_statements_are_procedural():
     for text in (
         "DECLARE n INT64 DEFAULT 1; SELECT n",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from gcpipe.core.config import PROJECT_ROOT, Config, load_config
 from gcpipe.core.errors import GcpipeError
-from gcpipe.core.ui import console
+from gcpipe.core.ui import console, print_table
 from gcpipe.local import stack
 
 # name -> "module:function"; each capability registers its benchmark here.
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
             f.goal or "-",
             {True: "yes", False: "NO", None: "-"}[f.met],
         )
-    console.print(table)
+    print_table(table)
     if not args.no_write and not args.quick:
         command = "make bench" if not args.names else f"gcpipe bench {' '.join(args.names)}"
         write_report(figures, command)

@@ -94,7 +94,11 @@ def render(client, dataset: str) -> tuple:
             f"{dataset}: {len(minutes)} minute(s) of rides, latest window {latest:%H:%M} UTC; updated {now}."
         )
     reason_figure = figures.bars(
-        [r["reason"] for r in reasons], [r["messages"] for r in reasons], "Dead letters by reason"
+        [r["reason"] for r in reasons],
+        [r["messages"] for r in reasons],
+        "Dead letters by reason",
+        value_axis="messages",
+        label_axis="reason",
     )
     return (
         status,
@@ -103,10 +107,17 @@ def render(client, dataset: str) -> tuple:
         f"${sum(row['revenue'] for row in minutes):,.2f}",
         f"{dead:,}",
         figures.per_minute(
-            minutes, {"pickups": "rides started", "dropoffs": "rides completed"}, "Rides per minute"
+            minutes,
+            {"pickups": "rides started", "dropoffs": "rides completed"},
+            "Rides per minute",
+            value_axis="rides per minute",
         ),
-        figures.per_minute(minutes, {"revenue": "revenue (USD)"}, "Revenue per minute"),
-        figures.per_minute(minutes, {"passengers": "passengers"}, "Passengers per minute"),
+        figures.per_minute(
+            minutes, {"revenue": "revenue (USD)"}, "Revenue per minute", value_axis="USD per minute"
+        ),
+        figures.per_minute(
+            minutes, {"passengers": "passengers"}, "Passengers per minute", value_axis="passengers per minute"
+        ),
         reason_figure,
         figures.pickups_map(queries.by_area(client, dataset)),
     )

@@ -1,0 +1,3 @@
+"""The page tests' headless Chromium (tests/browser.py)."""
+
+from tests.browser import browser  # noqa: F401 (the fixture)
