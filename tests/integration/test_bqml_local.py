@@ -337,7 +337,9 @@ def test_model_lifecycle_and_errors(shop):
     ).result()
     with pytest.raises(SqlError, match="exists in the emulator but was not trained by gcpipe"):
         shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.elsewhere)")
-    with pytest.raises(SqlError, match=r"^test.sql:2: option num_clusters does not apply to model_type logistic_reg"):
+    with pytest.raises(
+        SqlError, match=r"^test.sql:2: option num_clusters does not apply to model_type logistic_reg"
+    ):
         shop.run(
             "SELECT 1;\nCREATE MODEL {ds}.bad OPTIONS (model_type = 'logistic_reg', num_clusters = 3)\n"
             "AS SELECT 1 AS label"

@@ -238,12 +238,18 @@ def test_options_follow_bigquery_ml_defaults_and_rules():
     assert weighted.class_weights == {"0": 1.0, "1": 5.0}
     for bad, message in (
         ({"model_type": "autoencoder"}, "model_type 'autoencoder' is not supported locally"),
-        ({"model_type": "logistic_reg", "num_clusters": 3}, "option num_clusters does not apply to model_type logistic_reg"),
+        (
+            {"model_type": "logistic_reg", "num_clusters": 3},
+            "option num_clusters does not apply to model_type logistic_reg",
+        ),
         (
             {"model_type": "logistic_reg", "learn_rate": 0.2},
             "learn_rate needs learn_rate_strategy = 'CONSTANT'",
         ),
-        ({"model_type": "linear_reg", "auto_class_weights": True}, "option auto_class_weights does not apply to model_type linear_reg"),
+        (
+            {"model_type": "linear_reg", "auto_class_weights": True},
+            "option auto_class_weights does not apply to model_type linear_reg",
+        ),
         ({"model_type": "logistic_reg", "data_split_method": "CUSTOM"}, "needs data_split_col"),
         (
             {"model_type": "logistic_reg", "max_iterations": "ten"},

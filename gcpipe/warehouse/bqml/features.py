@@ -173,7 +173,6 @@ def input_columns(table: pa.Table) -> list[tuple[str, str, pa.ChunkedArray]]:
     return out
 
 
-
 def str_label(value: Any) -> str:
     """A label value as BigQuery's CAST(label AS STRING) writes it (class_weights keys)."""
     if isinstance(value, bool):

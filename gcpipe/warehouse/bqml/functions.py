@@ -34,14 +34,14 @@ class Function:
 
 
 FUNCTIONS: dict[str, Function] = {
-    "PREDICT": Function(SUPERVISED + ("kmeans",), "required", frozenset({"threshold"})),
-    "EVALUATE": Function(SUPERVISED + ("kmeans", "matrix_factorization"), "optional", frozenset({"threshold"})),
+    "PREDICT": Function((*SUPERVISED, "kmeans"), "required", frozenset({"threshold"})),
+    "EVALUATE": Function((*SUPERVISED, "kmeans", "matrix_factorization"), "optional", frozenset({"threshold"})),
     "ROC_CURVE": Function(CLASSIFIERS),
     "CONFUSION_MATRIX": Function(CLASSIFIERS, "optional", frozenset({"threshold"})),
     "EXPLAIN_PREDICT": Function(SUPERVISED, "required", frozenset({"threshold", "top_k_features"})),
     "WEIGHTS": Function(GLM, "none", frozenset({"standardize"})),
-    "FEATURE_INFO": Function(SUPERVISED + ("kmeans",), "none"),
-    "TRAINING_INFO": Function(SUPERVISED + ("kmeans", "matrix_factorization"), "none"),
+    "FEATURE_INFO": Function((*SUPERVISED, "kmeans"), "none"),
+    "TRAINING_INFO": Function((*SUPERVISED, "kmeans", "matrix_factorization"), "none"),
     "FEATURE_IMPORTANCE": Function(TREES, "none"),
     "CENTROIDS": Function(("kmeans",), "none", frozenset({"standardize"})),
     "DETECT_ANOMALIES": Function(("kmeans", "arima_plus"), "optional",
@@ -88,7 +88,10 @@ class Call:
         return f"SELECT * FROM `{self.ml.scratch_table(table, schema, self.model.dataset)}`"
 
     def per_row(
-        self, features_sql: Callable[[str], str], compute: Callable[[pa.Table], pa.Table], schema: list[tuple[str, str]]
+        self,
+        features_sql: Callable[[str], str],
+        compute: Callable[[pa.Table], pa.Table],
+        schema: list[tuple[str, str]],
     ) -> str:
         """Outputs computed here for every input row, then the input's own columns, as BigQuery lists them.
 
@@ -101,7 +104,9 @@ class Call:
             nulls = ", ".join(f"CAST(NULL AS {kind}) AS `{name}`" for name, kind in schema)
             return f"SELECT {nulls}, i.* FROM ({self.input_sql}) AS i WHERE FALSE"
         numbered = self.ml.numbered(self.input_sql, self.params, self.model.dataset)
-        fetched = self.ml.fetch_table(numbered, features_sql(f"`{numbered}`"), self.params, self.model.dataset)
+        fetched = self.ml.fetch_table(
+            numbered, features_sql(f"`{numbered}`"), self.params, self.model.dataset
+        )
         outputs = compute(fetched)
         scratch = self.ml.scratch_table(outputs, schema, self.model.dataset, row_numbers=True)
         names = ", ".join(f"o.`{name}`" for name, _ in schema)

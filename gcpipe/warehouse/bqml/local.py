@@ -38,6 +38,7 @@ from gcpipe.warehouse.bqml.sql import MlSqlError, ModelRef
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import tokenize, used_parameters
 
+
 class ModelStore:
     """Fitted models as JSON files, one per model, next to the emulator's own state."""
 
@@ -145,7 +146,9 @@ class LocalBigQueryML:
             model = self.model(found.model)
             inner = self.rewrite(found.input_sql, params, dry_run) if found.input_sql is not None else None
             check_call(found.function, model.options.model_type, found.settings, inner is not None)
-            call = Call(found.function, found.model, inner, found.settings, found.thresholds, dry_run, self, params)
+            call = Call(
+                found.function, found.model, inner, found.settings, found.thresholds, dry_run, self, params
+            )
             parts += [text[last : found.start], "(", getattr(model, found.function.lower())(call), ")"]
             last = found.end
         return "".join([*parts, text[last:]])
@@ -204,7 +207,9 @@ class LocalBigQueryML:
         self._scratch.append(scratch)
         return scratch
 
-    def scratch_table(self, table: pa.Table, columns: list[tuple[str, str]], dataset: str, row_numbers=False) -> str:
+    def scratch_table(
+        self, table: pa.Table, columns: list[tuple[str, str]], dataset: str, row_numbers=False
+    ) -> str:
         """Load Arrow rows into a scratch table with these (name, BigQuery type) columns; its id."""
         from google.cloud import bigquery
 
@@ -224,7 +229,6 @@ class LocalBigQueryML:
         return f"{self.config.project}.{dataset}._gcpipe_scratch_{uuid.uuid4().hex[:12]}"
 
     def _read(self, table_id: str) -> pa.Table:
-        from gcpipe.core.clients import bigquery_read_client
 
         if self._read_client is None:
             self._read_client = bigquery_read_client(self.config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def roc_auc(positive: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve: the chance a random positive outscores a random negative (ties half)."""
     n_pos = int(positive.sum())
@@ -94,8 +95,9 @@ def regression_metrics(actual: np.ndarray, predicted: np.ndarray) -> dict[str, f
     }
 
 
-
-def confusion_matrix(target: np.ndarray, predicted: np.ndarray, classes: int, threshold: float = 0.5) -> np.ndarray:
+def confusion_matrix(
+    target: np.ndarray, predicted: np.ndarray, classes: int, threshold: float = 0.5
+) -> np.ndarray:
     """Counts of (expected class, predicted class): rows expected, columns predicted. ``predicted`` as
     :func:`classification_metrics` takes it (binary: P(positive), predicted positive above ``threshold``)."""
     chosen = (predicted > threshold).astype(np.int64) if classes == 2 else predicted.argmax(axis=1)

@@ -199,9 +199,11 @@ class ModelOptions:
             fail("class_weights cannot be given when auto_class_weights is TRUE.")
         if self.learn_rate_strategy not in ("LINE_SEARCH", "CONSTANT"):
             fail("learn_rate_strategy must be 'LINE_SEARCH' or 'CONSTANT'.")
-        if kind in ("linear_reg", "logistic_reg") and "learn_rate" in given:
-            if self.learn_rate_strategy == "LINE_SEARCH":
-                fail("learn_rate needs learn_rate_strategy = 'CONSTANT'; with LINE_SEARCH use ls_init_learn_rate.")
+        glm = kind in ("linear_reg", "logistic_reg")
+        if glm and "learn_rate" in given and self.learn_rate_strategy == "LINE_SEARCH":
+            fail(
+                "learn_rate needs learn_rate_strategy = 'CONSTANT'; with LINE_SEARCH use ls_init_learn_rate."
+            )
         if self.optimize_strategy not in ("AUTO_STRATEGY", "BATCH_GRADIENT_DESCENT", "NORMAL_EQUATION"):
             fail("optimize_strategy must be 'AUTO_STRATEGY', 'BATCH_GRADIENT_DESCENT' or 'NORMAL_EQUATION'.")
         if self.optimize_strategy == "NORMAL_EQUATION" and (self.is_classifier or self.l1_reg):
@@ -217,7 +219,9 @@ class ModelOptions:
 
     def _check_kmeans(self, fail) -> None:
         if self.num_clusters is not None and not 2 <= self.num_clusters <= 100:
-            fail(f"num_clusters must be between 2 and 100 (got {self.num_clusters}): a k-means model needs at least two clusters.")
+            fail(
+                f"num_clusters must be between 2 and 100 (got {self.num_clusters}): k-means needs two clusters or more."
+            )
         if self.kmeans_init_method not in ("RANDOM", "KMEANS++", "CUSTOM"):
             fail("kmeans_init_method must be 'RANDOM', 'KMEANS++' or 'CUSTOM'.")
         if (self.kmeans_init_method == "CUSTOM") != (self.kmeans_init_col is not None):

@@ -27,7 +27,6 @@ from gcpipe.warehouse.params import string_literal
 from gcpipe.warehouse.script import tokenize
 
 
-
 class MlSqlError(GcpipeError):
     """BigQuery ML SQL that the local target cannot read or run."""
 

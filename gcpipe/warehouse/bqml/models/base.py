@@ -54,7 +54,8 @@ class Model:
     def training_info(self, call: Call) -> str:
         """ML.TRAINING_INFO, newest iteration first as BigQuery lists it."""
         rows = [
-            (0, t.iteration, t.loss, t.eval_loss, t.learning_rate, t.duration_ms) for t in reversed(self.training)
+            (0, t.iteration, t.loss, t.eval_loss, t.learning_rate, t.duration_ms)
+            for t in reversed(self.training)
         ]
         return rows_sql(TRAINING_INFO_COLUMNS, rows)
 

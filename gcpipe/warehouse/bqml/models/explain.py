@@ -60,7 +60,8 @@ def explain_sql(model: Supervised, call: Call, explain: Callable[[pa.Table], Exp
         n = table.num_rows
         order = np.argsort(-np.abs(e.attributions), axis=1, kind="stable")[:, :top_k]
         top = [
-            [{"feature": names[j], "attribution": float(e.attributions[i, j])} for j in order[i]] for i in range(n)
+            [{"feature": names[j], "attribution": float(e.attributions[i, j])} for j in order[i]]
+            for i in range(n)
         ]
         value = e.baseline + e.attributions.sum(axis=1)
         columns: dict[str, pa.Array] = {"_gcpipe_row": table["_gcpipe_row"]}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -72,7 +71,9 @@ class GlmModel(Supervised):
     """A fitted linear or logistic regression with everything ML.* functions report about it."""
 
     TYPES = ("linear_reg", "logistic_reg")
-    coefficients: list[list[float]] = field(default_factory=list)  # per output, per design column, standardised
+    coefficients: list[list[float]] = field(
+        default_factory=list
+    )  # per output, per design column, standardised
     intercepts: list[float] = field(default_factory=list)
 
     # -- fitting ---------------------------------------------------------------------------------
@@ -95,9 +96,7 @@ class GlmModel(Supervised):
         scores = ", ".join(f"{name} {value:.4g}" for name, value in list(self.evaluation.items())[-2:])
         held = self.split["evaluation_rows"]
         rows = f"{held:,} evaluation rows" if held else "the training rows"
-        return (
-            f"{self.split['training_rows']:,} training rows, {len(self.training)} iterations; {scores} on {rows}"
-        )
+        return f"{self.split['training_rows']:,} training rows, {len(self.training)} iterations; {scores} on {rows}"
 
     # -- using it --------------------------------------------------------------------------------
 
@@ -476,5 +475,3 @@ def _fit(model: GlmModel, X: np.ndarray, target: np.ndarray, weights: np.ndarray
         model.coefficients, model.intercepts = shaped[:, :-1].tolist(), shaped[:, -1].tolist()
     else:
         model.coefficients, model.intercepts = shaped.tolist(), [0.0] * outputs
-
-

@@ -16,7 +16,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gcpipe.warehouse.bqml import metrics
-from gcpipe.warehouse.bqml.features import NUMERIC_TYPES, Feature, ModelError, bigquery_type, split_mask, str_label
+from gcpipe.warehouse.bqml.features import (
+    NUMERIC_TYPES,
+    Feature,
+    ModelError,
+    bigquery_type,
+    split_mask,
+    str_label,
+)
 from gcpipe.warehouse.bqml.functions import Call
 from gcpipe.warehouse.bqml.models.base import Model
 from gcpipe.warehouse.bqml.options import ModelOptions
@@ -49,7 +56,9 @@ class Labelled:
             raise ModelError("the training query returned no rows.")
         labels = table[label]
         if labels.null_count:
-            raise ModelError(f"the label column {label} is NULL in {labels.null_count} rows; filter them out.")
+            raise ModelError(
+                f"the label column {label} is NULL in {labels.null_count} rows; filter them out."
+            )
         inputs = table.drop_columns([c for c in (label, options.data_split_col) if c in table.column_names])
         if not inputs.num_columns:
             raise ModelError("the training query has no feature columns besides the label.")
@@ -61,7 +70,9 @@ class Labelled:
                 )
             classes = sorted(pc.unique(labels).to_pylist())
             if len(classes) < 2:
-                raise ModelError(f"the label column {label} has a single value ({classes[0]!r}); need two or more.")
+                raise ModelError(
+                    f"the label column {label} has a single value ({classes[0]!r}); need two or more."
+                )
             if len(classes) > MAX_CLASSES:
                 raise ModelError(
                     f"the label column {label} has {len(classes)} values; {options.model_type} takes up to 50."
@@ -126,7 +137,9 @@ class Supervised(Model):
             return dict.fromkeys(names, float("nan"))
         if self.kind == "linear":
             return metrics.regression_metrics(target, predicted)
-        return metrics.classification_metrics(target.astype(np.int64), predicted, len(self.classes), threshold)
+        return metrics.classification_metrics(
+            target.astype(np.int64), predicted, len(self.classes), threshold
+        )
 
     def record_evaluation(self, target: np.ndarray, predicted: np.ndarray) -> None:
         """What the functions report without input rows: the held-out rows' (or the training rows')."""
@@ -230,7 +243,9 @@ class Supervised(Model):
         label = self.options.label
         columns = [(f"predicted_{label}", "FLOAT64" if self.kind == "linear" else self.label_type)]
         if self.kind != "linear":
-            columns.append((f"predicted_{label}_probs", f"ARRAY<STRUCT<label {self.label_type}, prob FLOAT64>>"))
+            columns.append(
+                (f"predicted_{label}_probs", f"ARRAY<STRUCT<label {self.label_type}, prob FLOAT64>>")
+            )
         return columns
 
 

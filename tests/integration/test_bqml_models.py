@@ -1,0 +1,198 @@
+"""Local BigQuery ML's k-means, boosted trees, matrix factorization and ARIMA_PLUS in the emulator, each
+against an independent fit of the same rows (scikit-learn, xgboost called directly, an ALS written here,
+statsmodels) and on data with a known answer; outputs have BigQuery ML's column names and types."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from google.cloud import bigquery
+
+from gcpipe.warehouse.bqml.sql import ModelRef
+from gcpipe.warehouse.runner import run_sql
+from gcpipe.warehouse.script import SqlError
+
+pytestmark = pytest.mark.stack
+
+
+class Warehouse:
+    """A fresh dataset: tables loaded from Arrow, SQL run through gcpipe's runner ({ds} names the dataset)."""
+
+    def __init__(self, bq, config):
+        self.bq, self.name, self.config = bq, f"test_bqml_{uuid.uuid4().hex[:8]}", config
+        bq.create_dataset(self.name)
+
+    def load(self, name: str, table: pa.Table) -> None:
+        kinds = {pa.int64(): "INT64", pa.float64(): "FLOAT64", pa.string(): "STRING", pa.bool_(): "BOOL"}
+        schema = [
+            bigquery.SchemaField(f.name, "TIMESTAMP" if pa.types.is_timestamp(f.type) else kinds[f.type])
+            for f in table.schema
+        ]
+        table_id = f"{self.config.project}.{self.name}.{name}"
+        self.bq.create_table(bigquery.Table(table_id, schema=schema))
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        buffer.seek(0)
+        job = bigquery.LoadJobConfig(source_format="PARQUET", schema=schema)
+        self.bq.load_table_from_file(buffer, table_id, job_config=job).result()
+
+    def run(self, sql: str, **params):
+        sql = sql.replace("{ds}", f"`{self.config.project}.{self.name}`")
+        return run_sql(sql, params, config=self.config, client=self.bq, source="test.sql")
+
+    def rows(self, sql: str, **params) -> list[dict]:
+        return self.run(sql, **params).rows
+
+    def model(self, name: str):
+        from gcpipe.warehouse.bqml.local import ModelStore
+
+        return ModelStore(self.config.state_dir / "models").load(
+            ModelRef(self.config.project, self.name, name)
+        )[0]
+
+
+@pytest.fixture(scope="module")
+def wh(bq, local_stack):
+    warehouse = Warehouse(bq, local_stack)
+    yield warehouse
+    bq.delete_dataset(warehouse.name, delete_contents=True, not_found_ok=True)
+    for path in (local_stack.state_dir / "models" / local_stack.project / warehouse.name).glob("*.json"):
+        path.unlink()
+
+
+def schema_of(result) -> list[tuple]:
+    """(name, type, mode, [(field, type)]) of each column of a run's last result."""
+    fields = result.statements[-1].schema
+    return [(f.name, f.field_type, f.mode, [(g.name, g.field_type) for g in f.fields]) for f in fields]
+
+
+def same_partition(a, b) -> bool:
+    """Two labellings name the same groups (whatever the numbers)."""
+    pairs = set(zip(a, b, strict=True))
+    return len(pairs) == len(set(a)) == len(set(b))
+
+
+# -- k-means --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def blobs(wh):
+    rng = np.random.default_rng(3)
+    centres = np.array([[0.0, 0.0], [8.0, 8.0], [0.0, 9.0]])
+    truth = np.repeat(np.arange(3), 200)
+    points = centres[truth] + rng.normal(0, 1.0, (600, 2))
+    kind = np.array(["a", "b", "c"])[truth]
+    table = pa.table(
+        {"id": np.arange(600), "x": points[:, 0], "y": points[:, 1], "kind": kind, "truth": truth}
+    )
+    wh.load("blobs", table)
+    return table
+
+
+def test_kmeans_finds_separated_clusters_as_scikit_learn_does(wh, blobs):
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import davies_bouldin_score
+
+    created = wh.run(
+        """CREATE OR REPLACE MODEL {ds}.segments
+           OPTIONS (model_type = 'kmeans', num_clusters = 3, kmeans_init_method = 'KMEANS++')
+           AS SELECT x, y, kind FROM {ds}.blobs"""
+    )
+    assert created.statements[0].statement_type == "CREATE_MODEL"
+    result = wh.run("SELECT * FROM ML.PREDICT(MODEL {ds}.segments, TABLE {ds}.blobs) ORDER BY id")
+    assert schema_of(result)[:2] == [
+        ("centroid_id", "INTEGER", "NULLABLE", []),
+        (
+            "nearest_centroids_distance",
+            "RECORD",
+            "REPEATED",
+            [("centroid_id", "INTEGER"), ("distance", "FLOAT")],
+        ),
+    ]
+    assert [c[0] for c in schema_of(result)[2:]] == ["id", "x", "y", "kind", "truth"]
+    ours = [r["centroid_id"] for r in result.rows]
+    assert same_partition(ours, blobs["truth"].to_pylist())
+    nearest = result.rows[0]["nearest_centroids_distance"]
+    assert next(n["centroid_id"] for n in nearest) == ours[0] and len(nearest) == 3
+    assert [n["distance"] for n in nearest] == sorted(n["distance"] for n in nearest)
+
+    # scikit-learn on the same design (standardised numbers, one-hot kind): the same clusters, centres, score.
+    model = wh.model("segments")
+    X = model.design(blobs.select(["x", "y", "kind"]))
+    reference = KMeans(n_clusters=3, n_init=10, random_state=0).fit(X)
+    assert same_partition(ours, reference.labels_.tolist())
+    distances = np.array(
+        [
+            [n["distance"] for n in sorted(r["nearest_centroids_distance"], key=lambda n: n["centroid_id"])]
+            for r in result.rows
+        ]
+    )
+    assert np.allclose(distances, model.distances(X), atol=1e-9)
+    evaluation = wh.rows("SELECT * FROM ML.EVALUATE(MODEL {ds}.segments)")[0]
+    assert evaluation["mean_squared_distance"] == pytest.approx(reference.inertia_ / len(X), rel=1e-6)
+    assert evaluation["davies_bouldin_index"] == pytest.approx(
+        davies_bouldin_score(X, reference.labels_), rel=1e-6
+    )
+    again = wh.run("SELECT * FROM ML.EVALUATE(MODEL {ds}.segments, (SELECT x, y, kind FROM {ds}.blobs))")
+    assert schema_of(again) == [
+        (n, "FLOAT", "NULLABLE", []) for n in ("davies_bouldin_index", "mean_squared_distance")
+    ]
+    assert again.rows[0] == pytest.approx(evaluation)
+
+
+def test_kmeans_centroids_and_anomalies(wh, blobs):
+    wh.run(
+        """CREATE OR REPLACE MODEL {ds}.segments
+           OPTIONS (model_type = 'kmeans', num_clusters = 3, kmeans_init_method = 'KMEANS++')
+           AS SELECT x, y, kind FROM {ds}.blobs"""
+    )
+    result = wh.run("SELECT * FROM ML.CENTROIDS(MODEL {ds}.segments) ORDER BY centroid_id, feature")
+    assert schema_of(result) == [
+        ("centroid_id", "INTEGER", "NULLABLE", []),
+        ("feature", "STRING", "NULLABLE", []),
+        ("numerical_value", "FLOAT", "NULLABLE", []),
+        ("categorical_value", "RECORD", "REPEATED", [("category", "STRING"), ("value", "FLOAT")]),
+    ]
+    means = {}
+    for row in result.rows:
+        means.setdefault(row["centroid_id"], {})[row["feature"]] = row
+    truth = {
+        (round(float(np.mean(blobs["x"].to_numpy()[blobs["truth"].to_numpy() == t]))), t) for t in range(3)
+    }
+    for centroid in means.values():  # on the input's scale, each centre is its cluster's mean
+        kinds = {c["category"]: c["value"] for c in centroid["kind"]["categorical_value"]}
+        cluster = "abc".index(max(kinds, key=kinds.get))
+        assert kinds[max(kinds, key=kinds.get)] == pytest.approx(1.0)
+        members = blobs["truth"].to_numpy() == cluster
+        assert centroid["x"]["numerical_value"] == pytest.approx(
+            float(np.mean(blobs["x"].to_numpy()[members]))
+        )
+    assert len(truth) == 3
+
+    anomalies = wh.run(
+        """SELECT * FROM ML.DETECT_ANOMALIES(MODEL {ds}.segments, STRUCT(0.02 AS contamination),
+             (SELECT id, x, y, kind FROM {ds}.blobs
+              UNION ALL SELECT -1, 40.0, -30.0, 'a' UNION ALL SELECT -2, -25.0, 20.0, 'c'))
+           ORDER BY id"""
+    )
+    assert schema_of(anomalies)[:3] == [
+        ("is_anomaly", "BOOLEAN", "NULLABLE", []),
+        ("normalized_distance", "FLOAT", "NULLABLE", []),
+        ("centroid_id", "INTEGER", "NULLABLE", []),
+    ]
+    flagged = {r["id"] for r in anomalies.rows if r["is_anomaly"]}
+    assert {-1, -2} <= flagged
+    assert 0.005 <= (len(flagged) - 2) / 600 <= 0.035  # the training rows' 2 %, give or take their quantile
+
+    with pytest.raises(SqlError, match=r"^test.sql:2: num_clusters must be between 2 and 100 \(got 1\)"):
+        wh.run(
+            "SELECT 1;\nCREATE MODEL {ds}.one OPTIONS (model_type = 'kmeans', num_clusters = 1)\n"
+            "AS SELECT x FROM {ds}.blobs"
+        )
+    with pytest.raises(SqlError, match=r"ML.ROC_CURVE does not apply to kmeans models"):
+        wh.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.segments)")
