@@ -196,3 +196,195 @@ def test_kmeans_centroids_and_anomalies(wh, blobs):
         )
     with pytest.raises(SqlError, match=r"ML.ROC_CURVE does not apply to kmeans models"):
         wh.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.segments)")
+
+
+# -- boosted trees --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rings(wh):
+    """A label inside a ring (a boundary no linear model can draw), a category that matters, NULLs."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    x, y = rng.uniform(-3, 3, n), rng.uniform(-3, 3, n)
+    colour = rng.choice(["red", "green", "blue"], n)
+    radius = np.hypot(x, y)
+    label = ((radius > 1.2) & (radius < 2.4)) ^ (colour == "blue") & (rng.random(n) < 0.3)
+    x_with_nulls = pa.array(np.where(rng.random(n) < 0.02, np.nan, x), from_pandas=True)
+    table = pa.table({"id": np.arange(n), "x": x_with_nulls, "y": y, "colour": colour, "label": label.astype(np.int64),
+                      "split": np.where(np.arange(n) < 2400, "train", "test")})  # fmt: skip
+    wh.load("rings", table)
+    return table
+
+
+TREE_OPTIONS = "max_iterations = 30, learn_rate = 0.3, max_tree_depth = 5, l2_reg = 1, early_stop = FALSE"
+
+
+def test_boosted_trees_learn_what_logistic_regression_cannot_as_xgboost_does(wh, rings):
+    import xgboost as xgb
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    for name, kind in (("rings_tree", f"boosted_tree_classifier', {TREE_OPTIONS}, data_split_method = 'NO_SPLIT"),
+                       ("rings_linear", "logistic_reg', data_split_method = 'NO_SPLIT")):  # fmt: skip
+        wh.run(
+            f"""CREATE OR REPLACE MODEL {{ds}}.{name} OPTIONS (model_type = '{kind}')
+                AS SELECT x, y, colour, label FROM {{ds}}.rings WHERE split = 'train'"""
+        )
+    test = rings.filter(pc_equal(rings["split"], "test"))
+    actual = test["label"].to_numpy()
+    probability = {}
+    for name in ("rings_tree", "rings_linear"):
+        result = wh.run(
+            f"""SELECT * FROM ML.PREDICT(MODEL {{ds}}.{name}, (SELECT * FROM {{ds}}.rings WHERE split = 'test'))
+                ORDER BY id"""
+        )
+        probability[name] = np.array(
+            [next(p["prob"] for p in r["predicted_label_probs"] if p["label"] == 1) for r in result.rows]
+        )
+        if name == "rings_tree":
+            assert schema_of(result)[:2] == [
+                ("predicted_label", "INTEGER", "NULLABLE", []),
+                ("predicted_label_probs", "RECORD", "REPEATED", [("label", "INTEGER"), ("prob", "FLOAT")]),
+            ]
+            assert [c[0] for c in schema_of(result)[2:]] == rings.column_names
+            assert [r["id"] for r in result.rows] == test["id"].to_pylist()
+            predicted = np.array([r["predicted_label"] for r in result.rows])
+    assert roc_auc_score(actual, probability["rings_tree"]) > 0.9
+    assert roc_auc_score(actual, probability["rings_linear"]) < 0.7
+
+    # xgboost called directly, same parameters, same rows (colour label-encoded in sorted order): same trees.
+    train = rings.filter(pc_equal(rings["split"], "train"))
+
+    def matrix(t):
+        colour = np.searchsorted(["blue", "green", "red"], t["colour"].to_numpy(zero_copy_only=False))
+        return np.column_stack([t["x"].to_numpy(zero_copy_only=False), t["y"].to_numpy(), colour]).astype(
+            np.float32
+        )
+
+    params = {"objective": "binary:logistic", "eta": 0.3, "max_depth": 5, "lambda": 1.0, "alpha": 0.0,
+              "tree_method": "hist", "seed": 0}  # fmt: skip
+    booster = xgb.train(
+        params, xgb.DMatrix(matrix(train), label=train["label"].to_numpy()), num_boost_round=30
+    )
+    theirs = booster.predict(xgb.DMatrix(matrix(test)))
+    assert np.max(np.abs(probability["rings_tree"] - theirs)) < 1e-6
+
+    matrix_rows = wh.run(
+        """SELECT * FROM ML.CONFUSION_MATRIX(MODEL {ds}.rings_tree, (SELECT * FROM {ds}.rings WHERE split = 'test'))
+           ORDER BY expected_label"""
+    )
+    assert schema_of(matrix_rows) == [
+        ("expected_label", "STRING", "NULLABLE", []),
+        ("_0", "INTEGER", "NULLABLE", []),
+        ("_1", "INTEGER", "NULLABLE", []),
+    ]
+    counts = [[r["_0"], r["_1"]] for r in matrix_rows.rows]
+    assert counts == confusion_matrix(actual, predicted).tolist()
+    strict = wh.rows(
+        """SELECT * FROM ML.CONFUSION_MATRIX(MODEL {ds}.rings_linear,
+             (SELECT * FROM {ds}.rings WHERE split = 'test'), STRUCT(0.9 AS threshold)) ORDER BY expected_label"""
+    )
+    linear = probability["rings_linear"]
+    assert [[r["_0"], r["_1"]] for r in strict] == confusion_matrix(
+        actual, linear > 0.9, labels=[0, 1]
+    ).tolist()
+
+    importance = wh.run("SELECT * FROM ML.FEATURE_IMPORTANCE(MODEL {ds}.rings_tree) ORDER BY feature")
+    assert schema_of(importance) == [
+        ("feature", "STRING", "NULLABLE", []),
+        ("importance_weight", "INTEGER", "NULLABLE", []),
+        ("importance_gain", "FLOAT", "NULLABLE", []),
+        ("importance_cover", "FLOAT", "NULLABLE", []),
+    ]
+    weights = booster.get_score(importance_type="weight")
+    assert {r["feature"]: r["importance_weight"] for r in importance.rows} == {
+        "colour": weights.get("f2", 0), "x": weights["f0"], "y": weights["f1"]
+    }  # fmt: skip
+
+
+def pc_equal(values, value):
+    import pyarrow.compute as pc
+
+    return pc.equal(values, value)
+
+
+def test_every_classifier_explains_its_predictions_exactly(wh, rings):
+    for name, kind in (("explain_tree", f"boosted_tree_classifier', {TREE_OPTIONS}, data_split_method = 'NO_SPLIT"),
+                       ("explain_linear", "logistic_reg', data_split_method = 'NO_SPLIT")):  # fmt: skip
+        wh.run(
+            f"""CREATE OR REPLACE MODEL {{ds}}.{name} OPTIONS (model_type = '{kind}')
+                AS SELECT x, y, colour, label FROM {{ds}}.rings"""
+        )
+        result = wh.run(
+            f"""SELECT * FROM ML.EXPLAIN_PREDICT(MODEL {{ds}}.{name}, (SELECT * FROM {{ds}}.rings WHERE id < 50),
+                  STRUCT(2 AS top_k_features)) ORDER BY id"""
+        )
+        assert schema_of(result)[:6] == [
+            ("predicted_label", "INTEGER", "NULLABLE", []),
+            ("probability", "FLOAT", "NULLABLE", []),
+            (
+                "top_feature_attributions",
+                "RECORD",
+                "REPEATED",
+                [("feature", "STRING"), ("attribution", "FLOAT")],
+            ),
+            ("baseline_prediction_value", "FLOAT", "NULLABLE", []),
+            ("prediction_value", "FLOAT", "NULLABLE", []),
+            ("approximation_error", "FLOAT", "NULLABLE", []),
+        ]
+        predicted = wh.rows(
+            f"SELECT * FROM ML.PREDICT(MODEL {{ds}}.{name}, (SELECT * FROM {{ds}}.rings WHERE id < 50)) ORDER BY id"
+        )
+        for row, plain in zip(result.rows, predicted, strict=True):
+            assert row["predicted_label"] == plain["predicted_label"]
+            p = next(
+                p["prob"] for p in plain["predicted_label_probs"] if p["label"] == row["predicted_label"]
+            )
+            assert row["probability"] == pytest.approx(p, abs=1e-6)
+            # prediction_value is the predicted class's logit, and the attributions lead to it from the baseline
+            assert 1 / (1 + np.exp(-row["prediction_value"])) == pytest.approx(p, abs=1e-5)
+            top = row["top_feature_attributions"]
+            assert len(top) == 2 and abs(top[0]["attribution"]) >= abs(top[1]["attribution"])
+
+
+def test_boosted_tree_regressor_matches_xgboost(wh, rings):
+    import xgboost as xgb
+
+    wh.run(
+        f"""CREATE OR REPLACE MODEL {{ds}}.distance
+            OPTIONS (model_type = 'boosted_tree_regressor', input_label_cols = ['radius'], {TREE_OPTIONS},
+                     data_split_method = 'NO_SPLIT')
+            AS SELECT SQRT(x * x + y * y) AS radius, x, y FROM {{ds}}.rings WHERE x IS NOT NULL"""
+    )
+    result = wh.run(
+        """SELECT * FROM ML.PREDICT(MODEL {ds}.distance,
+             (SELECT id, x, y, SQRT(x * x + y * y) AS radius FROM {ds}.rings WHERE x IS NOT NULL)) ORDER BY id"""
+    )
+    assert schema_of(result)[0] == ("predicted_radius", "FLOAT", "NULLABLE", [])
+    known = [r for r in rings.to_pylist() if r["x"] is not None]
+    X = np.array([[r["x"], r["y"]] for r in known], dtype=np.float32)
+    radius = np.hypot(X[:, 0].astype(float), X[:, 1].astype(float))
+    params = {
+        "objective": "reg:squarederror",
+        "eta": 0.3,
+        "max_depth": 5,
+        "lambda": 1.0,
+        "tree_method": "hist",
+        "seed": 0,
+    }
+    booster = xgb.train(params, xgb.DMatrix(X, label=radius), num_boost_round=30)
+    ours = np.array([r["predicted_radius"] for r in result.rows])
+    assert np.max(np.abs(ours - booster.predict(xgb.DMatrix(X)))) < 1e-5
+    evaluation = wh.run("SELECT * FROM ML.EVALUATE(MODEL {ds}.distance)")
+    assert [c[0] for c in schema_of(evaluation)] == [
+        "mean_absolute_error", "mean_squared_error", "mean_squared_log_error", "median_absolute_error",
+        "r2_score", "explained_variance",
+    ]  # fmt: skip
+    assert evaluation.rows[0]["r2_score"] > 0.95
+    info = wh.rows("SELECT * FROM ML.TRAINING_INFO(MODEL {ds}.distance) ORDER BY iteration")
+    assert len(info) == 30 and info[-1]["loss"] < info[0]["loss"]
+    with pytest.raises(SqlError, match=r"^test.sql:1: the training query has no label column 'nothing'"):
+        wh.run(
+            "CREATE OR REPLACE MODEL {ds}.bad OPTIONS (model_type = 'boosted_tree_regressor', "
+            "input_label_cols = ['nothing']) AS SELECT x, y FROM {ds}.rings"
+        )
