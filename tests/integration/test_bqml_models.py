@@ -388,3 +388,98 @@ def test_boosted_tree_regressor_matches_xgboost(wh, rings):
             "CREATE OR REPLACE MODEL {ds}.bad OPTIONS (model_type = 'boosted_tree_regressor', "
             "input_label_cols = ['nothing']) AS SELECT x, y FROM {ds}.rings"
         )
+
+
+# -- matrix factorization -------------------------------------------------------------------------
+
+
+def _numpy_als(users, items, ratings, n_users, n_items, factors, l2, iterations=30):
+    """Explicit ALS, written here: ratings = mean + U V', ridge l2 on both sides."""
+    rng = np.random.default_rng(42)
+    mean = ratings.mean()
+    U, V = rng.normal(0, 0.1, (n_users, factors)), rng.normal(0, 0.1, (n_items, factors))
+    for _ in range(iterations):
+        for side, other, index, by in ((U, V, users, items), (V, U, items, users)):
+            for row in range(len(side)):
+                mine = index == row
+                F = other[by[mine]]
+                side[row] = np.linalg.solve(F.T @ F + l2 * np.eye(factors), F.T @ (ratings[mine] - mean))
+    return lambda u, i: mean + np.einsum("ij,ij->i", U[u], V[i])
+
+
+def test_matrix_factorization_recovers_low_rank_ratings_as_an_als_written_here_does(wh):
+    rng = np.random.default_rng(9)
+    n_users, n_items, rank = 120, 80, 3
+    U, V = rng.normal(0, 1, (n_users, rank)), rng.normal(0, 1, (n_items, rank))
+    pairs = np.array([(u, i) for u in range(n_users) for i in range(n_items) if rng.random() < 0.5])
+    truth = 3.0 + np.einsum("ij,ij->i", U[pairs[:, 0]], V[pairs[:, 1]])
+    rating = truth + rng.normal(0, 0.1, len(pairs))
+    held = rng.random(len(pairs)) < 0.1
+    table = pa.table({"user_id": pairs[:, 0].astype(np.int64), "item": [f"item{i}" for i in pairs[:, 1]],
+                      "rating": rating, "held": held})  # fmt: skip
+    wh.load("ratings", table)
+    wh.run(
+        """CREATE OR REPLACE MODEL {ds}.taste
+           OPTIONS (model_type = 'matrix_factorization', user_col = 'user_id', item_col = 'item',
+                    rating_col = 'rating', num_factors = 3, l2_reg = 0.1, max_iterations = 30, early_stop = FALSE)
+           AS SELECT user_id, item, rating FROM {ds}.ratings WHERE NOT held"""
+    )
+    result = wh.run(
+        """SELECT * FROM ML.RECOMMEND(MODEL {ds}.taste, (SELECT user_id, item FROM {ds}.ratings WHERE held))
+           ORDER BY user_id, item"""
+    )
+    assert schema_of(result) == [
+        ("predicted_rating", "FLOAT", "NULLABLE", []),
+        ("user_id", "INTEGER", "NULLABLE", []),
+        ("item", "STRING", "NULLABLE", []),
+    ]
+    test = sorted((u, f"item{i}", r) for (u, i), r, h in zip(pairs.tolist(), truth, held, strict=True) if h)
+    ours = np.array([r["predicted_rating"] for r in result.rows])
+    actual = np.array([t[2] for t in test])
+    assert [(r["user_id"], r["item"]) for r in result.rows] == [t[:2] for t in test]
+    assert np.sqrt(np.mean((ours - actual) ** 2)) < 0.35  # the low-rank ratings, recovered on unseen pairs
+
+    train = ~held
+    theirs = _numpy_als(pairs[train, 0], pairs[train, 1], rating[train], n_users, n_items, 3, 0.1)
+    test_pairs = np.array([(u, int(i[4:])) for u, i, _ in test])
+    reference = theirs(test_pairs[:, 0], test_pairs[:, 1])
+    assert abs(np.sqrt(np.mean((ours - actual) ** 2)) - np.sqrt(np.mean((reference - actual) ** 2))) < 0.02
+    assert np.corrcoef(ours, reference)[0, 1] > 0.99
+
+    evaluation = wh.rows(
+        "SELECT * FROM ML.EVALUATE(MODEL {ds}.taste, (SELECT user_id, item, rating FROM {ds}.ratings WHERE held))"
+    )[0]
+    noisy = np.array([r for *_, r in sorted(
+        (u, f"item{i}", r) for (u, i), r, h in zip(pairs.tolist(), rating, held, strict=True) if h
+    )])  # fmt: skip
+    assert evaluation["mean_squared_error"] == pytest.approx(float(np.mean((ours - noisy) ** 2)), rel=1e-9)
+    everything = wh.rows("SELECT COUNT(*) AS n FROM ML.RECOMMEND(MODEL {ds}.taste)")[0]["n"]
+    assert everything == n_users * n_items
+
+
+def test_implicit_matrix_factorization_ranks_what_users_did_first(wh):
+    rng = np.random.default_rng(4)
+    groups = np.repeat(np.arange(4), 25)  # 100 users in 4 tastes, each taste 10 of 40 items
+    rows = []
+    for user, group in enumerate(groups):
+        liked = rng.choice(np.arange(group * 10, group * 10 + 10), 6, replace=False)
+        rows += [(user, int(item), float(rng.integers(1, 5))) for item in liked]
+    table = pa.table(
+        {"visitor": [r[0] for r in rows], "product": [r[1] for r in rows], "views": [r[2] for r in rows]}
+    )
+    wh.load("views", table)
+    wh.run(
+        """CREATE OR REPLACE MODEL {ds}.implicit
+           OPTIONS (model_type = 'matrix_factorization', feedback_type = 'IMPLICIT', user_col = 'visitor',
+                    item_col = 'product', rating_col = 'views', num_factors = 4, l2_reg = 1, wals_alpha = 10)
+           AS SELECT * FROM {ds}.views"""
+    )
+    result = wh.run("SELECT * FROM ML.RECOMMEND(MODEL {ds}.implicit, (SELECT 0 AS visitor))")
+    assert schema_of(result)[0] == ("predicted_views_confidence", "FLOAT", "NULLABLE", [])
+    top = sorted(result.rows, key=lambda r: -r["predicted_views_confidence"])[:10]
+    assert sum(r["product"] < 10 for r in top) >= 9  # user 0's taste: items 0 to 9
+    evaluation = wh.run("SELECT * FROM ML.EVALUATE(MODEL {ds}.implicit)")
+    assert [c[0] for c in schema_of(evaluation)] == [
+        "mean_average_precision", "mean_squared_error", "normalized_discounted_cumulative_gain", "average_rank"
+    ]  # fmt: skip
+    assert evaluation.rows[0]["average_rank"] < 0.2
