@@ -483,3 +483,88 @@ def test_implicit_matrix_factorization_ranks_what_users_did_first(wh):
         "mean_average_precision", "mean_squared_error", "normalized_discounted_cumulative_gain", "average_rank"
     ]  # fmt: skip
     assert evaluation.rows[0]["average_rank"] < 0.2
+
+
+# -- ARIMA_PLUS -----------------------------------------------------------------------------------
+
+
+def test_arima_plus_forecasts_seasonal_series_within_their_interval(wh):
+    from datetime import UTC, datetime
+
+    rng = np.random.default_rng(2)
+    hours = 24 * 21 + 24  # three weeks of history, then a day to forecast
+    t = np.arange(hours)
+    rows = {"zone": [], "hour": [], "trips": []}
+    truth = {}
+    start = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
+    for zone, level in (("north", 50.0), ("south", 20.0)):
+        series = level + 0.3 * level * np.sin(2 * np.pi * t / 24) + rng.normal(0, 1.0, hours)
+        truth[zone] = series[-24:]
+        rows["zone"] += [zone] * (hours - 24)
+        rows["hour"] += (start + t[:-24] * 3_600_000_000).tolist()
+        rows["trips"] += series[:-24].tolist()
+    table = pa.table({"zone": rows["zone"], "hour": pa.array(rows["hour"], pa.timestamp("us", tz="UTC")),
+                      "trips": rows["trips"]})  # fmt: skip
+    wh.load("demand", table)
+    wh.run(
+        """CREATE OR REPLACE MODEL {ds}.demand
+           OPTIONS (model_type = 'arima_plus', time_series_timestamp_col = 'hour', time_series_data_col = 'trips',
+                    time_series_id_col = 'zone', horizon = 48, auto_arima_max_order = 2)
+           AS SELECT * FROM {ds}.demand"""
+    )
+    result = wh.run(
+        """SELECT * FROM ML.FORECAST(MODEL {ds}.demand, STRUCT(24 AS horizon, 0.9 AS confidence_level))
+           ORDER BY zone, forecast_timestamp"""
+    )
+    assert [(c[0], c[1]) for c in schema_of(result)] == [
+        ("zone", "STRING"), ("forecast_timestamp", "TIMESTAMP"), ("forecast_value", "FLOAT"),
+        ("standard_error", "FLOAT"), ("confidence_level", "FLOAT"), ("prediction_interval_lower_bound", "FLOAT"),
+        ("prediction_interval_upper_bound", "FLOAT"), ("confidence_interval_lower_bound", "FLOAT"),
+        ("confidence_interval_upper_bound", "FLOAT"),
+    ]  # fmt: skip
+    for zone in ("north", "south"):
+        mine = [r for r in result.rows if r["zone"] == zone]
+        assert len(mine) == 24 and mine[0]["confidence_level"] == 0.9
+        inside = [r["prediction_interval_lower_bound"] <= v <= r["prediction_interval_upper_bound"]
+                  for r, v in zip(mine, truth[zone], strict=True)]  # fmt: skip
+        assert np.mean(inside) >= 0.75
+        errors = np.array([r["forecast_value"] for r in mine]) - truth[zone]
+        assert np.sqrt(np.mean(errors**2)) < 3.0  # the daily season continued (its swing is 6 to 15)
+
+    evaluation = wh.run("SELECT * FROM ML.ARIMA_EVALUATE(MODEL {ds}.demand) ORDER BY zone")
+    assert [c[0] for c in schema_of(evaluation)][:9] == [
+        "zone", "non_seasonal_p", "non_seasonal_d", "non_seasonal_q", "has_drift", "log_likelihood", "AIC",
+        "variance", "seasonal_periods",
+    ]  # fmt: skip
+    assert evaluation.rows[0]["seasonal_periods"] == ["DAILY"]
+
+    # statsmodels' ARIMA of the same order on the same deseasonalised points: the same fit.
+    from statsmodels.tsa.arima.model import ARIMA
+
+    model = wh.model("demand")
+    north = model.series[0]
+    rest = np.asarray(north.cleaned) - np.asarray(north.seasonal["daily"][: len(north.cleaned)])
+    p, d, q = north.order
+    reference = ARIMA(rest, order=(p, d, q), trend="c" if d == 0 else "n").fit()
+    assert evaluation.rows[0]["AIC"] == pytest.approx(reference.aic, rel=1e-6)
+
+    explained = wh.run("SELECT * FROM ML.EXPLAIN_FORECAST(MODEL {ds}.demand, STRUCT(24 AS horizon))")
+    kinds = {r["time_series_type"] for r in explained.rows}
+    assert kinds == {"history", "forecast"} and len(explained.rows) == 2 * (hours - 24 + 24)
+    anomalies = wh.run("SELECT * FROM ML.DETECT_ANOMALIES(MODEL {ds}.demand)")
+    assert [c[0] for c in schema_of(anomalies)][-4:] == [
+        "is_anomaly",
+        "lower_bound",
+        "upper_bound",
+        "anomaly_probability",
+    ]
+
+    with pytest.raises(
+        SqlError, match=r"^test.sql:1: time series east has 2 points; ARIMA_PLUS needs at least 3"
+    ):
+        wh.run(
+            """CREATE OR REPLACE MODEL {ds}.short OPTIONS (model_type = 'arima_plus', time_series_timestamp_col = 'hour',
+                 time_series_data_col = 'trips', time_series_id_col = 'zone')
+               AS SELECT * FROM {ds}.demand UNION ALL SELECT 'east', TIMESTAMP '2024-01-01', 1.0
+               UNION ALL SELECT 'east', TIMESTAMP '2024-01-02', 2.0"""
+        )
