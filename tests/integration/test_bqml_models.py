@@ -211,8 +211,16 @@ def rings(wh):
     radius = np.hypot(x, y)
     label = ((radius > 1.2) & (radius < 2.4)) ^ (colour == "blue") & (rng.random(n) < 0.3)
     x_with_nulls = pa.array(np.where(rng.random(n) < 0.02, np.nan, x), from_pandas=True)
-    table = pa.table({"id": np.arange(n), "x": x_with_nulls, "y": y, "colour": colour, "label": label.astype(np.int64),
-                      "split": np.where(np.arange(n) < 2400, "train", "test")})  # fmt: skip
+    table = pa.table(
+        {
+            "id": np.arange(n),
+            "x": x_with_nulls,
+            "y": y,
+            "colour": colour,
+            "label": label.astype(np.int64),
+            "split": np.where(np.arange(n) < 2400, "train", "test"),
+        }
+    )
     wh.load("rings", table)
     return table
 
@@ -224,8 +232,10 @@ def test_boosted_trees_learn_what_logistic_regression_cannot_as_xgboost_does(wh,
     import xgboost as xgb
     from sklearn.metrics import confusion_matrix, roc_auc_score
 
-    for name, kind in (("rings_tree", f"boosted_tree_classifier', {TREE_OPTIONS}, data_split_method = 'NO_SPLIT"),
-                       ("rings_linear", "logistic_reg', data_split_method = 'NO_SPLIT")):  # fmt: skip
+    for name, kind in (
+        ("rings_tree", f"boosted_tree_classifier', {TREE_OPTIONS}, data_split_method = 'NO_SPLIT"),
+        ("rings_linear", "logistic_reg', data_split_method = 'NO_SPLIT"),
+    ):
         wh.run(
             f"""CREATE OR REPLACE MODEL {{ds}}.{name} OPTIONS (model_type = '{kind}')
                 AS SELECT x, y, colour, label FROM {{ds}}.rings WHERE split = 'train'"""
@@ -261,8 +271,15 @@ def test_boosted_trees_learn_what_logistic_regression_cannot_as_xgboost_does(wh,
             np.float32
         )
 
-    params = {"objective": "binary:logistic", "eta": 0.3, "max_depth": 5, "lambda": 1.0, "alpha": 0.0,
-              "tree_method": "hist", "seed": 0}  # fmt: skip
+    params = {
+        "objective": "binary:logistic",
+        "eta": 0.3,
+        "max_depth": 5,
+        "lambda": 1.0,
+        "alpha": 0.0,
+        "tree_method": "hist",
+        "seed": 0,
+    }
     booster = xgb.train(
         params, xgb.DMatrix(matrix(train), label=train["label"].to_numpy()), num_boost_round=30
     )
@@ -298,8 +315,10 @@ def test_boosted_trees_learn_what_logistic_regression_cannot_as_xgboost_does(wh,
     ]
     weights = booster.get_score(importance_type="weight")
     assert {r["feature"]: r["importance_weight"] for r in importance.rows} == {
-        "colour": weights.get("f2", 0), "x": weights["f0"], "y": weights["f1"]
-    }  # fmt: skip
+        "colour": weights.get("f2", 0),
+        "x": weights["f0"],
+        "y": weights["f1"],
+    }
 
 
 def pc_equal(values, value):
@@ -309,8 +328,10 @@ def pc_equal(values, value):
 
 
 def test_every_classifier_explains_its_predictions_exactly(wh, rings):
-    for name, kind in (("explain_tree", f"boosted_tree_classifier', {TREE_OPTIONS}, data_split_method = 'NO_SPLIT"),
-                       ("explain_linear", "logistic_reg', data_split_method = 'NO_SPLIT")):  # fmt: skip
+    for name, kind in (
+        ("explain_tree", f"boosted_tree_classifier', {TREE_OPTIONS}, data_split_method = 'NO_SPLIT"),
+        ("explain_linear", "logistic_reg', data_split_method = 'NO_SPLIT"),
+    ):
         wh.run(
             f"""CREATE OR REPLACE MODEL {{ds}}.{name} OPTIONS (model_type = '{kind}')
                 AS SELECT x, y, colour, label FROM {{ds}}.rings"""
@@ -377,9 +398,13 @@ def test_boosted_tree_regressor_matches_xgboost(wh, rings):
     assert np.max(np.abs(ours - booster.predict(xgb.DMatrix(X)))) < 1e-5
     evaluation = wh.run("SELECT * FROM ML.EVALUATE(MODEL {ds}.distance)")
     assert [c[0] for c in schema_of(evaluation)] == [
-        "mean_absolute_error", "mean_squared_error", "mean_squared_log_error", "median_absolute_error",
-        "r2_score", "explained_variance",
-    ]  # fmt: skip
+        "mean_absolute_error",
+        "mean_squared_error",
+        "mean_squared_log_error",
+        "median_absolute_error",
+        "r2_score",
+        "explained_variance",
+    ]
     assert evaluation.rows[0]["r2_score"] > 0.95
     info = wh.rows("SELECT * FROM ML.TRAINING_INFO(MODEL {ds}.distance) ORDER BY iteration")
     assert len(info) == 30 and info[-1]["loss"] < info[0]["loss"]
@@ -415,8 +440,14 @@ def test_matrix_factorization_recovers_low_rank_ratings_as_an_als_written_here_d
     truth = 3.0 + np.einsum("ij,ij->i", U[pairs[:, 0]], V[pairs[:, 1]])
     rating = truth + rng.normal(0, 0.1, len(pairs))
     held = rng.random(len(pairs)) < 0.1
-    table = pa.table({"user_id": pairs[:, 0].astype(np.int64), "item": [f"item{i}" for i in pairs[:, 1]],
-                      "rating": rating, "held": held})  # fmt: skip
+    table = pa.table(
+        {
+            "user_id": pairs[:, 0].astype(np.int64),
+            "item": [f"item{i}" for i in pairs[:, 1]],
+            "rating": rating,
+            "held": held,
+        }
+    )
     wh.load("ratings", table)
     wh.run(
         """CREATE OR REPLACE MODEL {ds}.taste
@@ -449,9 +480,14 @@ def test_matrix_factorization_recovers_low_rank_ratings_as_an_als_written_here_d
     evaluation = wh.rows(
         "SELECT * FROM ML.EVALUATE(MODEL {ds}.taste, (SELECT user_id, item, rating FROM {ds}.ratings WHERE held))"
     )[0]
-    noisy = np.array([r for *_, r in sorted(
-        (u, f"item{i}", r) for (u, i), r, h in zip(pairs.tolist(), rating, held, strict=True) if h
-    )])  # fmt: skip
+    noisy = np.array(
+        [
+            r
+            for *_, r in sorted(
+                (u, f"item{i}", r) for (u, i), r, h in zip(pairs.tolist(), rating, held, strict=True) if h
+            )
+        ]
+    )
     assert evaluation["mean_squared_error"] == pytest.approx(float(np.mean((ours - noisy) ** 2)), rel=1e-9)
     everything = wh.rows("SELECT COUNT(*) AS n FROM ML.RECOMMEND(MODEL {ds}.taste)")[0]["n"]
     assert everything == n_users * n_items
@@ -480,8 +516,11 @@ def test_implicit_matrix_factorization_ranks_what_users_did_first(wh):
     assert sum(r["product"] < 10 for r in top) >= 9  # user 0's taste: items 0 to 9
     evaluation = wh.run("SELECT * FROM ML.EVALUATE(MODEL {ds}.implicit)")
     assert [c[0] for c in schema_of(evaluation)] == [
-        "mean_average_precision", "mean_squared_error", "normalized_discounted_cumulative_gain", "average_rank"
-    ]  # fmt: skip
+        "mean_average_precision",
+        "mean_squared_error",
+        "normalized_discounted_cumulative_gain",
+        "average_rank",
+    ]
     assert evaluation.rows[0]["average_rank"] < 0.2
 
 
@@ -503,8 +542,13 @@ def test_arima_plus_forecasts_seasonal_series_within_their_interval(wh):
         rows["zone"] += [zone] * (hours - 24)
         rows["hour"] += (start + t[:-24] * 3_600_000_000).tolist()
         rows["trips"] += series[:-24].tolist()
-    table = pa.table({"zone": rows["zone"], "hour": pa.array(rows["hour"], pa.timestamp("us", tz="UTC")),
-                      "trips": rows["trips"]})  # fmt: skip
+    table = pa.table(
+        {
+            "zone": rows["zone"],
+            "hour": pa.array(rows["hour"], pa.timestamp("us", tz="UTC")),
+            "trips": rows["trips"],
+        }
+    )
     wh.load("demand", table)
     wh.run(
         """CREATE OR REPLACE MODEL {ds}.demand
@@ -517,25 +561,39 @@ def test_arima_plus_forecasts_seasonal_series_within_their_interval(wh):
            ORDER BY zone, forecast_timestamp"""
     )
     assert [(c[0], c[1]) for c in schema_of(result)] == [
-        ("zone", "STRING"), ("forecast_timestamp", "TIMESTAMP"), ("forecast_value", "FLOAT"),
-        ("standard_error", "FLOAT"), ("confidence_level", "FLOAT"), ("prediction_interval_lower_bound", "FLOAT"),
-        ("prediction_interval_upper_bound", "FLOAT"), ("confidence_interval_lower_bound", "FLOAT"),
+        ("zone", "STRING"),
+        ("forecast_timestamp", "TIMESTAMP"),
+        ("forecast_value", "FLOAT"),
+        ("standard_error", "FLOAT"),
+        ("confidence_level", "FLOAT"),
+        ("prediction_interval_lower_bound", "FLOAT"),
+        ("prediction_interval_upper_bound", "FLOAT"),
+        ("confidence_interval_lower_bound", "FLOAT"),
         ("confidence_interval_upper_bound", "FLOAT"),
-    ]  # fmt: skip
+    ]
     for zone in ("north", "south"):
         mine = [r for r in result.rows if r["zone"] == zone]
         assert len(mine) == 24 and mine[0]["confidence_level"] == 0.9
-        inside = [r["prediction_interval_lower_bound"] <= v <= r["prediction_interval_upper_bound"]
-                  for r, v in zip(mine, truth[zone], strict=True)]  # fmt: skip
+        inside = [
+            r["prediction_interval_lower_bound"] <= v <= r["prediction_interval_upper_bound"]
+            for r, v in zip(mine, truth[zone], strict=True)
+        ]
         assert np.mean(inside) >= 0.75
         errors = np.array([r["forecast_value"] for r in mine]) - truth[zone]
         assert np.sqrt(np.mean(errors**2)) < 3.0  # the daily season continued (its swing is 6 to 15)
 
     evaluation = wh.run("SELECT * FROM ML.ARIMA_EVALUATE(MODEL {ds}.demand) ORDER BY zone")
     assert [c[0] for c in schema_of(evaluation)][:9] == [
-        "zone", "non_seasonal_p", "non_seasonal_d", "non_seasonal_q", "has_drift", "log_likelihood", "AIC",
-        "variance", "seasonal_periods",
-    ]  # fmt: skip
+        "zone",
+        "non_seasonal_p",
+        "non_seasonal_d",
+        "non_seasonal_q",
+        "has_drift",
+        "log_likelihood",
+        "AIC",
+        "variance",
+        "seasonal_periods",
+    ]
     assert evaluation.rows[0]["seasonal_periods"] == ["DAILY"]
 
     # statsmodels' ARIMA of the same order on the same deseasonalised points: the same fit.
@@ -563,7 +621,8 @@ def test_arima_plus_forecasts_seasonal_series_within_their_interval(wh):
         SqlError, match=r"^test.sql:1: time series east has 2 points; ARIMA_PLUS needs at least 3"
     ):
         wh.run(
-            """CREATE OR REPLACE MODEL {ds}.short OPTIONS (model_type = 'arima_plus', time_series_timestamp_col = 'hour',
+            """CREATE OR REPLACE MODEL {ds}.short OPTIONS (model_type = 'arima_plus',
+                 time_series_timestamp_col = 'hour',
                  time_series_data_col = 'trips', time_series_id_col = 'zone')
                AS SELECT * FROM {ds}.demand UNION ALL SELECT 'east', TIMESTAMP '2024-01-01', 1.0
                UNION ALL SELECT 'east', TIMESTAMP '2024-01-02', 2.0"""

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 
-from gcpipe.warehouse.bqml.sql import MlSqlError, ModelRef, rows_sql
-
-if TYPE_CHECKING:
-    from gcpipe.warehouse.bqml.local import LocalBigQueryML
+from gcpipe.warehouse.bqml.sql import FUNCTION_NAMES, MlSqlError, ModelRef, rows_sql
 
 GLM = ("linear_reg", "logistic_reg")
 TREES = ("boosted_tree_classifier", "boosted_tree_regressor")
@@ -35,7 +32,9 @@ class Function:
 
 FUNCTIONS: dict[str, Function] = {
     "PREDICT": Function((*SUPERVISED, "kmeans"), "required", frozenset({"threshold"})),
-    "EVALUATE": Function((*SUPERVISED, "kmeans", "matrix_factorization"), "optional", frozenset({"threshold"})),
+    "EVALUATE": Function(
+        (*SUPERVISED, "kmeans", "matrix_factorization"), "optional", frozenset({"threshold"})
+    ),
     "ROC_CURVE": Function(CLASSIFIERS),
     "CONFUSION_MATRIX": Function(CLASSIFIERS, "optional", frozenset({"threshold"})),
     "EXPLAIN_PREDICT": Function(SUPERVISED, "required", frozenset({"threshold", "top_k_features"})),
@@ -44,13 +43,16 @@ FUNCTIONS: dict[str, Function] = {
     "TRAINING_INFO": Function((*SUPERVISED, "kmeans", "matrix_factorization"), "none"),
     "FEATURE_IMPORTANCE": Function(TREES, "none"),
     "CENTROIDS": Function(("kmeans",), "none", frozenset({"standardize"})),
-    "DETECT_ANOMALIES": Function(("kmeans", "arima_plus"), "optional",
-                                 frozenset({"contamination", "anomaly_prob_threshold"})),
+    "DETECT_ANOMALIES": Function(
+        ("kmeans", "arima_plus"), "optional", frozenset({"contamination", "anomaly_prob_threshold"})
+    ),
     "RECOMMEND": Function(("matrix_factorization",)),
     "FORECAST": Function(("arima_plus",), "none", frozenset({"horizon", "confidence_level"})),
     "EXPLAIN_FORECAST": Function(("arima_plus",), "none", frozenset({"horizon", "confidence_level"})),
     "ARIMA_EVALUATE": Function(("arima_plus",), "none", frozenset({"show_all_candidate_models"})),
-}  # fmt: skip
+}
+
+assert tuple(FUNCTIONS) == FUNCTION_NAMES  # one list, in the order the errors name them
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Call:
     settings: dict[str, Any]
     thresholds: list[float] | None
     dry_run: bool
-    ml: LocalBigQueryML
+    ml: Any  # the LocalBigQueryML reading and writing the warehouse
     params: dict[str, Any]
 
     def setting(self, name: str, default: Any) -> Any:

@@ -20,27 +20,80 @@ SPLIT_METHODS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT")
 FREQUENCIES = ("AUTO_FREQUENCY", "PER_MINUTE", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "QUARTERLY", "YEARLY")
 # Accepted so that BigQuery's SQL runs unchanged; they change what BigQuery computes besides the model
 # (explanations, p-values, where it is registered), not the model.
-_NO_LOCAL_EFFECT = {"enable_global_explain", "calculate_p_values", "kms_key_name", "model_registry",
-                    "vertex_ai_model_id", "vertex_ai_model_version_aliases", "tree_method"}  # fmt: skip
+_NO_LOCAL_EFFECT = {
+    "enable_global_explain",
+    "calculate_p_values",
+    "kms_key_name",
+    "model_registry",
+    "vertex_ai_model_id",
+    "vertex_ai_model_version_aliases",
+    "tree_method",
+}
 
 _SPLIT = {"data_split_method", "data_split_eval_fraction", "data_split_col"}
 _SUPERVISED = {"input_label_cols", "max_iterations", "early_stop", "min_rel_progress", "l1_reg", "l2_reg"}
 _CLASS_WEIGHTS = {"auto_class_weights", "class_weights"}
 OPTIONS_OF: dict[str, set[str]] = {
-    "linear_reg": _SUPERVISED | _SPLIT | {"fit_intercept", "category_encoding_method", "optimize_strategy",
-                                         "learn_rate_strategy", "learn_rate", "ls_init_learn_rate"},
-    "kmeans": {"num_clusters", "kmeans_init_method", "kmeans_init_col", "distance_type",
-               "standardize_features", "max_iterations", "early_stop", "min_rel_progress"},
-    "boosted_tree_regressor": _SUPERVISED | _SPLIT | {"learn_rate", "max_tree_depth", "subsample",
-                                                     "min_split_loss", "min_tree_child_weight",
-                                                     "colsample_bytree", "colsample_bylevel",
-                                                     "colsample_bynode", "num_parallel_tree", "booster_type"},
-    "matrix_factorization": {"user_col", "item_col", "rating_col", "feedback_type", "num_factors", "l2_reg",
-                             "max_iterations", "early_stop", "min_rel_progress", "wals_alpha"},
-    "arima_plus": {"time_series_timestamp_col", "time_series_data_col", "time_series_id_col", "horizon",
-                   "auto_arima", "auto_arima_max_order", "non_seasonal_order", "data_frequency",
-                   "decompose_time_series", "clean_spikes_and_dips", "include_drift"},
-}  # fmt: skip
+    "linear_reg": _SUPERVISED
+    | _SPLIT
+    | {
+        "fit_intercept",
+        "category_encoding_method",
+        "optimize_strategy",
+        "learn_rate_strategy",
+        "learn_rate",
+        "ls_init_learn_rate",
+    },
+    "kmeans": {
+        "num_clusters",
+        "kmeans_init_method",
+        "kmeans_init_col",
+        "distance_type",
+        "standardize_features",
+        "max_iterations",
+        "early_stop",
+        "min_rel_progress",
+    },
+    "boosted_tree_regressor": _SUPERVISED
+    | _SPLIT
+    | {
+        "learn_rate",
+        "max_tree_depth",
+        "subsample",
+        "min_split_loss",
+        "min_tree_child_weight",
+        "colsample_bytree",
+        "colsample_bylevel",
+        "colsample_bynode",
+        "num_parallel_tree",
+        "booster_type",
+    },
+    "matrix_factorization": {
+        "user_col",
+        "item_col",
+        "rating_col",
+        "feedback_type",
+        "num_factors",
+        "l2_reg",
+        "max_iterations",
+        "early_stop",
+        "min_rel_progress",
+        "wals_alpha",
+    },
+    "arima_plus": {
+        "time_series_timestamp_col",
+        "time_series_data_col",
+        "time_series_id_col",
+        "horizon",
+        "auto_arima",
+        "auto_arima_max_order",
+        "non_seasonal_order",
+        "data_frequency",
+        "decompose_time_series",
+        "clean_spikes_and_dips",
+        "include_drift",
+    },
+}
 OPTIONS_OF["logistic_reg"] = OPTIONS_OF["linear_reg"] | _CLASS_WEIGHTS
 OPTIONS_OF["boosted_tree_classifier"] = OPTIONS_OF["boosted_tree_regressor"] | _CLASS_WEIGHTS
 MODEL_TYPES = tuple(OPTIONS_OF)
@@ -57,11 +110,25 @@ _CLOUD_ONLY = {
     "hparam_tuning_algorithm": "hyperparameter tuning runs on BigQuery only; give the values",
 }
 # The Python type of the options whose default is None (the others take their default's type).
-_TYPES = {"num_clusters": int, "num_factors": int, "kmeans_init_col": str, "data_split_col": str,
-          "user_col": str, "item_col": str, "time_series_timestamp_col": str,
-          "time_series_data_col": str}  # fmt: skip
-_KEEP_CASE = {"data_split_col", "kmeans_init_col", "user_col", "item_col", "rating_col", "time_series_timestamp_col",
-              "time_series_data_col"}  # fmt: skip
+_TYPES = {
+    "num_clusters": int,
+    "num_factors": int,
+    "kmeans_init_col": str,
+    "data_split_col": str,
+    "user_col": str,
+    "item_col": str,
+    "time_series_timestamp_col": str,
+    "time_series_data_col": str,
+}
+_KEEP_CASE = {
+    "data_split_col",
+    "kmeans_init_col",
+    "user_col",
+    "item_col",
+    "rating_col",
+    "time_series_timestamp_col",
+    "time_series_data_col",
+}
 
 
 class ModelOptionsError(GcpipeError):

@@ -26,6 +26,25 @@ from gcpipe.core.errors import GcpipeError
 from gcpipe.warehouse.params import string_literal
 from gcpipe.warehouse.script import tokenize
 
+# The ML.* table functions local BigQuery ML answers (what each takes: gcpipe.warehouse.bqml.functions).
+FUNCTION_NAMES = (
+    "PREDICT",
+    "EVALUATE",
+    "ROC_CURVE",
+    "CONFUSION_MATRIX",
+    "EXPLAIN_PREDICT",
+    "WEIGHTS",
+    "FEATURE_INFO",
+    "TRAINING_INFO",
+    "FEATURE_IMPORTANCE",
+    "CENTROIDS",
+    "DETECT_ANOMALIES",
+    "RECOMMEND",
+    "FORECAST",
+    "EXPLAIN_FORECAST",
+    "ARIMA_EVALUATE",
+)
+
 
 class MlSqlError(GcpipeError):
     """BigQuery ML SQL that the local target cannot read or run."""
@@ -197,8 +216,6 @@ def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> li
     Other ML.* functions count only when called on a MODEL, so the preprocessing functions
     (``ML.STANDARD_SCALER(x)``) and a function of a dataset that happens to be called ``ml`` are left alone.
     """
-    from gcpipe.warehouse.bqml.functions import FUNCTIONS  # (which imports this module)
-
     tokens = tokenize(text)
     calls, index = [], 0
     while index < len(tokens) - 4:
@@ -208,14 +225,14 @@ def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> li
             and token.text.upper() == "ML"
             and tokens[index + 1].token_type == TokenType.DOT
             and tokens[index + 3].token_type == TokenType.L_PAREN
-            and (function in FUNCTIONS or tokens[index + 4].token_type == TokenType.MODEL)
+            and (function in FUNCTION_NAMES or tokens[index + 4].token_type == TokenType.MODEL)
         ):
             index += 1
             continue
-        if function not in FUNCTIONS:
+        if function not in FUNCTION_NAMES:
             raise MlSqlError(
                 f"ML.{function} is not supported by local BigQuery ML; supported: "
-                f"{', '.join('ML.' + f for f in FUNCTIONS)}."
+                f"{', '.join('ML.' + f for f in FUNCTION_NAMES)}."
             )
         close = _closing(tokens, index + 3)
         parts = _split_commas(tokens, index + 4, close)

@@ -39,8 +39,12 @@ from gcpipe.warehouse.bqml.sql import MlSqlError
 
 MIN_POINTS = 3  # BigQuery's minimum length of a series
 _STEPS = {"PER_MINUTE": 60, "HOURLY": 3600, "DAILY": 86400, "WEEKLY": 7 * 86400}
-_SEASONS = {3600: [("DAILY", 24), ("WEEKLY", 168)], 86400: [("WEEKLY", 7), ("YEARLY", 365)],
-            7 * 86400: [("YEARLY", 52)], 60: [("HOURLY", 60), ("DAILY", 1440)]}  # fmt: skip
+_SEASONS = {
+    3600: [("DAILY", 24), ("WEEKLY", 168)],
+    86400: [("WEEKLY", 7), ("YEARLY", 365)],
+    7 * 86400: [("YEARLY", 52)],
+    60: [("HOURLY", 60), ("DAILY", 1440)],
+}
 SEASONAL_NAMES = ("yearly", "quarterly", "monthly", "weekly", "daily")
 
 
@@ -133,10 +137,17 @@ class ArimaPlusModel(Model):
                 value, error = s.forecast[k], s.errors[k]
                 low, high = value - z * error, value + z * error
                 rows.append((*s.key, when, value, error, level, low, high, low, high))
-        columns = [*self._ids(), ("forecast_timestamp", "TIMESTAMP"), ("forecast_value", "FLOAT64"),
-                   ("standard_error", "FLOAT64"), ("confidence_level", "FLOAT64"),
-                   ("prediction_interval_lower_bound", "FLOAT64"), ("prediction_interval_upper_bound", "FLOAT64"),
-                   ("confidence_interval_lower_bound", "FLOAT64"), ("confidence_interval_upper_bound", "FLOAT64")]  # fmt: skip
+        columns = [
+            *self._ids(),
+            ("forecast_timestamp", "TIMESTAMP"),
+            ("forecast_value", "FLOAT64"),
+            ("standard_error", "FLOAT64"),
+            ("confidence_level", "FLOAT64"),
+            ("prediction_interval_lower_bound", "FLOAT64"),
+            ("prediction_interval_upper_bound", "FLOAT64"),
+            ("confidence_interval_lower_bound", "FLOAT64"),
+            ("confidence_interval_upper_bound", "FLOAT64"),
+        ]
         return call.table(_arrow(columns, rows), columns)
 
     def explain_forecast(self, call: Call) -> str:
@@ -151,32 +162,98 @@ class ArimaPlusModel(Model):
                 trend = s.fitted[k] - season
                 parts = [seasons[name][k] if seasons[name] else None for name in SEASONAL_NAMES]
                 spike = s.data[k] - s.cleaned[k]
-                rows.append((*s.key, when, "history", s.data[k], s.cleaned[k], None, None, None, None, trend,
-                             *parts, None, spike, None, s.cleaned[k] - s.fitted[k]))  # fmt: skip
+                rows.append(
+                    (
+                        *s.key,
+                        when,
+                        "history",
+                        s.data[k],
+                        s.cleaned[k],
+                        None,
+                        None,
+                        None,
+                        None,
+                        trend,
+                        *parts,
+                        None,
+                        spike,
+                        None,
+                        s.cleaned[k] - s.fitted[k],
+                    )
+                )
             for k, when in enumerate(s.timestamps(n, horizon)):
                 parts = [seasons[name][n + k] if seasons[name] else None for name in SEASONAL_NAMES]
                 value, error = s.forecast[k], s.errors[k]
-                rows.append((*s.key, when, "forecast", value, None, error, level, value - z * error, value + z * error,
-                             s.trend_forecast[k], *parts, None, None, None, None))  # fmt: skip
-        columns = [*self._ids(), ("time_series_timestamp", "TIMESTAMP"), ("time_series_type", "STRING"),
-                   ("time_series_data", "FLOAT64"), ("time_series_adjusted_data", "FLOAT64"),
-                   ("standard_error", "FLOAT64"), ("confidence_level", "FLOAT64"),
-                   ("prediction_interval_lower_bound", "FLOAT64"), ("prediction_interval_upper_bound", "FLOAT64"),
-                   ("trend", "FLOAT64"), *((f"seasonal_period_{name}", "FLOAT64") for name in SEASONAL_NAMES),
-                   ("holiday_effect", "FLOAT64"), ("spikes_and_dips", "FLOAT64"), ("step_changes", "FLOAT64"),
-                   ("residual", "FLOAT64")]  # fmt: skip
+                rows.append(
+                    (
+                        *s.key,
+                        when,
+                        "forecast",
+                        value,
+                        None,
+                        error,
+                        level,
+                        value - z * error,
+                        value + z * error,
+                        s.trend_forecast[k],
+                        *parts,
+                        None,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+        columns = [
+            *self._ids(),
+            ("time_series_timestamp", "TIMESTAMP"),
+            ("time_series_type", "STRING"),
+            ("time_series_data", "FLOAT64"),
+            ("time_series_adjusted_data", "FLOAT64"),
+            ("standard_error", "FLOAT64"),
+            ("confidence_level", "FLOAT64"),
+            ("prediction_interval_lower_bound", "FLOAT64"),
+            ("prediction_interval_upper_bound", "FLOAT64"),
+            ("trend", "FLOAT64"),
+            *((f"seasonal_period_{name}", "FLOAT64") for name in SEASONAL_NAMES),
+            ("holiday_effect", "FLOAT64"),
+            ("spikes_and_dips", "FLOAT64"),
+            ("step_changes", "FLOAT64"),
+            ("residual", "FLOAT64"),
+        ]
         return call.table(_arrow(columns, rows), columns)
 
     def arima_evaluate(self, call: Call) -> str:
         rows = [
-            (*s.key, *s.order, s.has_drift, s.log_likelihood, s.aic, s.variance, sorted(s.seasonal, key=str),
-             False, any(a != b for a, b in zip(s.data, s.cleaned, strict=True)), False, "")
+            (
+                *s.key,
+                *s.order,
+                s.has_drift,
+                s.log_likelihood,
+                s.aic,
+                s.variance,
+                sorted(s.seasonal, key=str),
+                False,
+                any(a != b for a, b in zip(s.data, s.cleaned, strict=True)),
+                False,
+                "",
+            )
             for s in self.series
-        ]  # fmt: skip
-        columns = [*self._ids(), ("non_seasonal_p", "INT64"), ("non_seasonal_d", "INT64"), ("non_seasonal_q", "INT64"),
-                   ("has_drift", "BOOL"), ("log_likelihood", "FLOAT64"), ("AIC", "FLOAT64"), ("variance", "FLOAT64"),
-                   ("seasonal_periods", "ARRAY<STRING>"), ("has_holiday_effect", "BOOL"),
-                   ("has_spikes_and_dips", "BOOL"), ("has_step_changes", "BOOL"), ("error_message", "STRING")]  # fmt: skip
+        ]
+        columns = [
+            *self._ids(),
+            ("non_seasonal_p", "INT64"),
+            ("non_seasonal_d", "INT64"),
+            ("non_seasonal_q", "INT64"),
+            ("has_drift", "BOOL"),
+            ("log_likelihood", "FLOAT64"),
+            ("AIC", "FLOAT64"),
+            ("variance", "FLOAT64"),
+            ("seasonal_periods", "ARRAY<STRING>"),
+            ("has_holiday_effect", "BOOL"),
+            ("has_spikes_and_dips", "BOOL"),
+            ("has_step_changes", "BOOL"),
+            ("error_message", "STRING"),
+        ]
         return call.table(
             _arrow(columns, [(*r[:-5], [p.upper() for p in r[-5]], *r[-4:]) for r in rows]), columns
         )
@@ -199,9 +276,15 @@ class ArimaPlusModel(Model):
                 low, high = s.fitted[k] - z * sigma, s.fitted[k] + z * sigma
                 rows.append((*s.key, when, s.data[k], probability > threshold, low, high, probability))
         o = self.options
-        columns = [*self._ids(), (o.time_series_timestamp_col, "TIMESTAMP"), (o.time_series_data_col, "FLOAT64"),
-                   ("is_anomaly", "BOOL"), ("lower_bound", "FLOAT64"), ("upper_bound", "FLOAT64"),
-                   ("anomaly_probability", "FLOAT64")]  # fmt: skip
+        columns = [
+            *self._ids(),
+            (o.time_series_timestamp_col, "TIMESTAMP"),
+            (o.time_series_data_col, "FLOAT64"),
+            ("is_anomaly", "BOOL"),
+            ("lower_bound", "FLOAT64"),
+            ("upper_bound", "FLOAT64"),
+            ("anomaly_probability", "FLOAT64"),
+        ]
         return call.table(_arrow(columns, rows), columns)
 
     # -- artefact --------------------------------------------------------------------------------
@@ -270,12 +353,22 @@ def _fit_series(key: list, times: np.ndarray, values: np.ndarray, o: ModelOption
     variance = float(np.sum(residuals**2) / max(len(residuals) - used, 1))
     errors = errors * math.sqrt(max(variance / float(fit.params[-1]), 1.0)) if fit.params[-1] > 0 else errors
     return Series(
-        key=key, start=int(grid[0]), step=int(step), data=data.tolist(), cleaned=cleaned.tolist(),
-        seasonal={s: c.tolist() for s, c in full.items()}, fitted=(fitted + season_total[:n]).tolist(),
-        order=list(fit.model.order), has_drift=bool(fit.model.trend not in (None, "n")),
-        log_likelihood=float(fit.llf), aic=float(fit.aic), variance=max(variance, float(fit.params[-1])),
-        forecast=(mean + season_total[n:]).tolist(), errors=errors.tolist(), trend_forecast=mean.tolist(),
-    )  # fmt: skip
+        key=key,
+        start=int(grid[0]),
+        step=int(step),
+        data=data.tolist(),
+        cleaned=cleaned.tolist(),
+        seasonal={s: c.tolist() for s, c in full.items()},
+        fitted=(fitted + season_total[:n]).tolist(),
+        order=list(fit.model.order),
+        has_drift=bool(fit.model.trend not in (None, "n")),
+        log_likelihood=float(fit.llf),
+        aic=float(fit.aic),
+        variance=max(variance, float(fit.params[-1])),
+        forecast=(mean + season_total[n:]).tolist(),
+        errors=errors.tolist(),
+        trend_forecast=mean.tolist(),
+    )
 
 
 def _clean(data: np.ndarray) -> np.ndarray:
@@ -359,12 +452,21 @@ def _microseconds(values: pa.ChunkedArray, column: str) -> np.ndarray:
 
 
 def _arrow(columns: list[tuple[str, str]], rows: list[tuple]) -> pa.Table:
-    arrow_types = {"TIMESTAMP": pa.timestamp("us", tz="UTC"), "FLOAT64": pa.float64(), "INT64": pa.int64(),
-                   "STRING": pa.string(), "BOOL": pa.bool_(), "ARRAY<STRING>": pa.list_(pa.string())}  # fmt: skip
+    arrow_types = {
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "FLOAT64": pa.float64(),
+        "INT64": pa.int64(),
+        "STRING": pa.string(),
+        "BOOL": pa.bool_(),
+        "ARRAY<STRING>": pa.list_(pa.string()),
+    }
     data = list(zip(*rows, strict=True)) if rows else [[] for _ in columns]
-    return pa.table({
-        name: pa.array(list(values), arrow_types.get(kind)) for (name, kind), values in zip(columns, data, strict=True)
-    })  # fmt: skip
+    return pa.table(
+        {
+            name: pa.array(list(values), arrow_types.get(kind))
+            for (name, kind), values in zip(columns, data, strict=True)
+        }
+    )
 
 
 def _normal_quantile(p: float) -> float:

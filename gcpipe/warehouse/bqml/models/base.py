@@ -28,8 +28,14 @@ class TrainingIteration:
     duration_ms: int
 
 
-TRAINING_INFO_COLUMNS = [("training_run", "INT64"), ("iteration", "INT64"), ("loss", "FLOAT64"),
-                         ("eval_loss", "FLOAT64"), ("learning_rate", "FLOAT64"), ("duration_ms", "INT64")]  # fmt: skip
+TRAINING_INFO_COLUMNS = [
+    ("training_run", "INT64"),
+    ("iteration", "INT64"),
+    ("loss", "FLOAT64"),
+    ("eval_loss", "FLOAT64"),
+    ("learning_rate", "FLOAT64"),
+    ("duration_ms", "INT64"),
+]
 
 
 class Model:

@@ -61,9 +61,14 @@ class BoostedTreeModel(Supervised):
         history: dict = {}
         stop = _EarlyStop(options, time.perf_counter())
         booster = xgb.train(
-            model._params(), dtrain, num_boost_round=options.max_iterations, evals=evals, evals_result=history,
-            callbacks=[stop], verbose_eval=False,
-        )  # fmt: skip
+            model._params(),
+            dtrain,
+            num_boost_round=options.max_iterations,
+            evals=evals,
+            evals_result=history,
+            callbacks=[stop],
+            verbose_eval=False,
+        )
         model._booster = booster
         model.booster_json = bytes(booster.save_raw("json")).decode()
         metric = next(iter(history["train"]))
@@ -72,11 +77,13 @@ class BoostedTreeModel(Supervised):
             held_loss = history["eval"][metric][i] if "eval" in history else None
             model.training.append(
                 TrainingIteration(
-                    i, loss**2 if square else loss,
+                    i,
+                    loss**2 if square else loss,
                     None if held_loss is None else (held_loss**2 if square else held_loss),
-                    options.learn_rate, stop.durations[i] if i < len(stop.durations) else 0,
+                    options.learn_rate,
+                    stop.durations[i] if i < len(stop.durations) else 0,
                 )
-            )  # fmt: skip
+            )
         scored = held if held.any() else train
         model.record_evaluation(target[scored], model.predict_matrix(X[scored]))
         return model
@@ -84,12 +91,21 @@ class BoostedTreeModel(Supervised):
     def _params(self) -> dict[str, Any]:
         o = self.options
         params = {
-            "eta": o.learn_rate, "max_depth": o.max_tree_depth, "subsample": o.subsample, "alpha": o.l1_reg,
-            "lambda": o.l2_reg, "gamma": o.min_split_loss, "min_child_weight": o.min_tree_child_weight,
-            "colsample_bytree": o.colsample_bytree, "colsample_bylevel": o.colsample_bylevel,
-            "colsample_bynode": o.colsample_bynode, "num_parallel_tree": o.num_parallel_tree,
-            "tree_method": "hist", "seed": 0, "nthread": os.cpu_count() or 1,
-        }  # fmt: skip
+            "eta": o.learn_rate,
+            "max_depth": o.max_tree_depth,
+            "subsample": o.subsample,
+            "alpha": o.l1_reg,
+            "lambda": o.l2_reg,
+            "gamma": o.min_split_loss,
+            "min_child_weight": o.min_tree_child_weight,
+            "colsample_bytree": o.colsample_bytree,
+            "colsample_bylevel": o.colsample_bylevel,
+            "colsample_bynode": o.colsample_bynode,
+            "num_parallel_tree": o.num_parallel_tree,
+            "tree_method": "hist",
+            "seed": 0,
+            "nthread": os.cpu_count() or 1,
+        }
         if self.kind == "linear":
             params["objective"] = "reg:squarederror"
         elif self.kind == "binary":
@@ -171,12 +187,20 @@ class BoostedTreeModel(Supervised):
     def feature_importance(self, call: Call) -> str:
         scores = {kind: self.booster.get_score(importance_type=kind) for kind in ("weight", "gain", "cover")}
         rows = [
-            (f.name, int(scores["weight"].get(f"f{j}", 0)), scores["gain"].get(f"f{j}", 0.0),
-             scores["cover"].get(f"f{j}", 0.0))
+            (
+                f.name,
+                int(scores["weight"].get(f"f{j}", 0)),
+                scores["gain"].get(f"f{j}", 0.0),
+                scores["cover"].get(f"f{j}", 0.0),
+            )
             for j, f in enumerate(self.features)
-        ]  # fmt: skip
-        columns = [("feature", "STRING"), ("importance_weight", "INT64"), ("importance_gain", "FLOAT64"),
-                   ("importance_cover", "FLOAT64")]  # fmt: skip
+        ]
+        columns = [
+            ("feature", "STRING"),
+            ("importance_weight", "INT64"),
+            ("importance_gain", "FLOAT64"),
+            ("importance_cover", "FLOAT64"),
+        ]
         return rows_sql(columns, rows)
 
     def feature_info(self, call: Call) -> str:

@@ -51,8 +51,12 @@ def explain_sql(model: Supervised, call: Call, explain: Callable[[pa.Table], Exp
     label, classifier = model.options.label, model.kind != "linear"
     schema = [(f"predicted_{label}", model.label_type if classifier else "FLOAT64")]
     schema += [("probability", "FLOAT64")] if classifier else []
-    schema += [("top_feature_attributions", ATTRIBUTIONS), ("baseline_prediction_value", "FLOAT64"),
-               ("prediction_value", "FLOAT64"), ("approximation_error", "FLOAT64")]  # fmt: skip
+    schema += [
+        ("top_feature_attributions", ATTRIBUTIONS),
+        ("baseline_prediction_value", "FLOAT64"),
+        ("prediction_value", "FLOAT64"),
+        ("approximation_error", "FLOAT64"),
+    ]
     names = np.array([f.name for f in model.features], dtype=object)
 
     def compute(table: pa.Table) -> pa.Table:

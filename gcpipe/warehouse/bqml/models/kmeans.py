@@ -184,8 +184,12 @@ class KMeansModel(Model):
                     ]
                     rows.append((c + 1, feature.name, None, pairs))
                 offset += feature.width
-        columns = [("centroid_id", "INT64"), ("feature", "STRING"), ("numerical_value", "FLOAT64"),
-                   ("categorical_value", "ARRAY<STRUCT<category STRING, value FLOAT64>>")]  # fmt: skip
+        columns = [
+            ("centroid_id", "INT64"),
+            ("feature", "STRING"),
+            ("numerical_value", "FLOAT64"),
+            ("categorical_value", "ARRAY<STRUCT<category STRING, value FLOAT64>>"),
+        ]
         return rows_sql(columns, rows)
 
     def feature_info(self, call: Call) -> str:

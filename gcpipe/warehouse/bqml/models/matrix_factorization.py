@@ -36,8 +36,12 @@ from gcpipe.warehouse.bqml.models.supervised import REGRESSION_METRICS
 from gcpipe.warehouse.bqml.options import ModelOptions
 from gcpipe.warehouse.bqml.sql import MlSqlError, rows_sql
 
-IMPLICIT_METRICS = ("mean_average_precision", "mean_squared_error", "normalized_discounted_cumulative_gain",
-                    "average_rank")  # fmt: skip
+IMPLICIT_METRICS = (
+    "mean_average_precision",
+    "mean_squared_error",
+    "normalized_discounted_cumulative_gain",
+    "average_rank",
+)
 DEFAULT_FACTORS = 10
 
 
@@ -160,11 +164,13 @@ class MatrixFactorizationModel(Model):
             users, items = users.take(pa.array(user_rows)), items.take(pa.array(item_rows))
             user_ids, item_ids = user_rows, item_rows
         predicted = self.scores(user_ids, item_ids)
-        table = pa.table({
-            self.predicted_column: pa.array(predicted, mask=np.isnan(predicted)),
-            o.user_col: users,
-            o.item_col: items,
-        })  # fmt: skip
+        table = pa.table(
+            {
+                self.predicted_column: pa.array(predicted, mask=np.isnan(predicted)),
+                o.user_col: users,
+                o.item_col: items,
+            }
+        )
         schema = [
             (self.predicted_column, "FLOAT64"),
             (o.user_col, self.user_type),
@@ -192,10 +198,22 @@ class MatrixFactorizationModel(Model):
         return {
             "format": 2,
             "options": self.options.to_json(),
-            **{name: getattr(self, name) for name in ("users", "items", "user_type", "item_type", "user_factors",
-                                                       "item_factors", "mean", "evaluation", "ratings")},
+            **{
+                name: getattr(self, name)
+                for name in (
+                    "users",
+                    "items",
+                    "user_type",
+                    "item_type",
+                    "user_factors",
+                    "item_factors",
+                    "mean",
+                    "evaluation",
+                    "ratings",
+                )
+            },
             "training": [t.__dict__ for t in self.training],
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> MatrixFactorizationModel:
@@ -210,9 +228,15 @@ class MatrixFactorizationModel(Model):
 
 
 def _solve_all(
-    fixed: np.ndarray, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray, pulls: np.ndarray, count: int,
-    l2: float, base: np.ndarray | None,
-) -> np.ndarray:  # fmt: skip
+    fixed: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    weights: np.ndarray,
+    pulls: np.ndarray,
+    count: int,
+    l2: float,
+    base: np.ndarray | None,
+) -> np.ndarray:
     """For every row index r, the x solving (base + sum_{(r, c)} w f f' + l2 I) x = sum_{(r, c)} pull f, with
     f = fixed[c]: the least-squares factors of each user (or item) given the other side's."""
     k = fixed.shape[1]

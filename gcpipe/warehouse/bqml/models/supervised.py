@@ -30,8 +30,14 @@ from gcpipe.warehouse.bqml.options import ModelOptions
 from gcpipe.warehouse.bqml.sql import MlSqlError, roc_curve_sql, rows_sql
 
 CLASSIFICATION_METRICS = ("precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc")
-REGRESSION_METRICS = ("mean_absolute_error", "mean_squared_error", "mean_squared_log_error",
-                      "median_absolute_error", "r2_score", "explained_variance")  # fmt: skip
+REGRESSION_METRICS = (
+    "mean_absolute_error",
+    "mean_squared_error",
+    "mean_squared_log_error",
+    "median_absolute_error",
+    "r2_score",
+    "explained_variance",
+)
 MAX_CLASSES = 50
 
 
