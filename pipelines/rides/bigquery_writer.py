@@ -5,9 +5,15 @@ would stall the whole pipeline. The DoFns here hand their rows to a writer threa
 dead letters, one for aggregates) and return; a writer takes everything queued, writes it table by
 table (insertAll in chunks of up to 5,000 rows: each request costs a fixed ~0.1 s in the emulator), and
 only then counts the batches as settled in the run's tally (``accounting.py``) and acknowledges the
-messages the rows came from. A failure stops the writer and fails the
-pipeline at its next bundle (or at :func:`flush`): the messages it had not acknowledged come back from
-Pub/Sub when the pipeline starts again.
+messages the rows came from.
+
+BigQuery out of reach (the emulator stopped, restarting) for up to ``OUTAGE_SECONDS`` is waited out: the
+writer tries its cycle again every 2 s, and first drops the events and dead letters already stored (by
+event id, message id: a write whose answer was lost may have landed), so nothing is stored twice. A pane
+row written twice is the same row again (the latest pane of a window is what counts). Meanwhile the reader
+stops pulling once ``max_outstanding`` messages await their acknowledgement. Any other failure, or a
+longer outage, stops the writer and fails the pipeline at its next bundle (or at :func:`flush`): the
+messages it had not acknowledged come back from Pub/Sub when the pipeline starts again.
 
 Ride events can instead go in as micro-batch load jobs (Parquet, one per writer cycle): the emulator loads
 them 5-10 times faster than it takes insertAll rows. Real BigQuery allows 1,500 load jobs per table a day,
@@ -16,11 +22,13 @@ so there, stream them (``--events_write_method streaming_inserts``).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -32,7 +40,26 @@ from pipelines.rides.messages import EVENT_ID, RideBatch, RideMessage, dead_lett
 from pipelines.rides.pubsub_reader import acknowledge
 
 CHUNK = 5000
+OUTAGE_SECONDS = 120.0
+KEYS = {"ride_events": "event_id", "ride_dead_letter": "message_id"}  # what a stored row is known by
 _LOG = logging.getLogger(__name__)
+
+
+def _unreachable(err: Exception) -> bool:
+    """BigQuery out of reach or restarting, as the client meets it (not a refusal of the rows)."""
+    import requests
+    from google.api_core import exceptions
+
+    transient = (
+        exceptions.ServiceUnavailable,
+        exceptions.InternalServerError,
+        exceptions.BadGateway,
+        exceptions.GatewayTimeout,
+        requests.exceptions.ConnectionError,
+        requests.exceptions.Timeout,
+        ConnectionError,
+    )
+    return isinstance(err, transient)
 
 
 class RowsRejected(RuntimeError):
@@ -80,7 +107,7 @@ class _Writer:
                     break
             try:
                 if not self.error:
-                    self._write([job for jobs in taken for job in jobs])
+                    self._write_through_outages([job for jobs in taken for job in jobs])
             except Exception as err:  # kept, and raised in the pipeline's thread
                 _LOG.error("BigQuery writer failed: %s", err)
                 self.error = err
@@ -88,7 +115,34 @@ class _Writer:
                 for _ in taken:
                     self.jobs.task_done()
 
-    def _write(self, jobs: list[Job]) -> None:
+    def _write_through_outages(self, jobs: list[Job]) -> None:
+        """``_write``, tried again while BigQuery is out of reach (up to ``OUTAGE_SECONDS``)."""
+        lost_at = None
+        while True:
+            try:
+                self._write(jobs, again=lost_at is not None)
+            except Exception as err:
+                if not _unreachable(err):
+                    raise
+                lost_at = lost_at or time.monotonic()
+                if time.monotonic() - lost_at > OUTAGE_SECONDS:
+                    raise
+                rows = sum(len(job.rows) for job in jobs)
+                _LOG.warning("BigQuery unreachable, %d rows waiting, trying again in 2 s: %s", rows, err)
+                time.sleep(2)
+                continue
+            if lost_at is not None:
+                _LOG.info(
+                    "BigQuery reachable again after %.0f s: the waiting rows are stored",
+                    time.monotonic() - lost_at,
+                )
+            return
+
+    def _write(self, jobs: list[Job], again: bool = False) -> None:
+        """Store the jobs' rows, then settle and acknowledge them; ``again``: after a failed try, skip the
+        rows that try stored."""
+        if again:
+            jobs = [self.unstored(job) for job in jobs]
         by_table: dict[tuple, list[Job]] = defaultdict(list)
         for job in jobs:
             by_table[job.table, job.dead_letter_table, job.load_schema].append(job)
@@ -122,6 +176,30 @@ class _Writer:
                 acks[job.subscription] += job.ack_ids
         for subscription, ack_ids in acks.items():
             acknowledge(subscription, ack_ids)
+
+    def unstored(self, job: Job) -> Job:
+        """``job`` without the rows its table holds already (by ``KEYS``); a table without a key: as it is."""
+        key = KEYS.get(job.table.rsplit(".", 1)[1])
+        wanted = [row.get(key) for row in job.rows] if key else []
+        if not key or not job.rows:
+            return job
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ArrayQueryParameter("keys", "STRING", [k for k in wanted if k])]
+        )
+        query = f"SELECT {key} FROM `{job.table}` WHERE {key} IN UNNEST(@keys)"
+        stored = {row[0] for row in self.client(job.table).query(query, job_config=config).result()}
+        if not stored:
+            return job
+        _LOG.info("%d of %d rows for %s were stored before the outage: not storing them again",
+                  len(stored), len(job.rows), job.table)  # fmt: skip
+        keep = [i for i, k in enumerate(wanted) if k not in stored]
+        return dataclasses.replace(
+            job,
+            rows=[job.rows[i] for i in keep],
+            row_ids=[job.row_ids[i] for i in keep] if job.row_ids is not None else None,
+        )
 
     def client(self, table: str):
         project = table.split(".")[0]
@@ -191,7 +269,7 @@ def flush() -> None:
 class StoreRideBatches(beam.DoFn):
     """Store a batch's events and dead letters, then acknowledge every message it was pulled with.
 
-    Replayed batches (events recovered from ride_events at start) are stored already.
+    A restart's window seeds (``rebuild.py``) are stored already.
     """
 
     def __init__(
@@ -201,7 +279,7 @@ class StoreRideBatches(beam.DoFn):
         self.subscription, self.load = subscription, load
 
     def process(self, batch: RideBatch):
-        if batch.replayed:
+        if batch.seeds:
             return
         ids = [event["event_id"] for event in batch.events]
         if self.load:
@@ -213,7 +291,7 @@ class StoreRideBatches(beam.DoFn):
         dead_letters = Job(
             self.dead_letter_table,
             batch.dead_letters,
-            subscription=self.subscription,
+            subscription=batch.subscription or self.subscription,
             ack_ids=batch.ack_ids,
             settles=(len(batch.events), batch.duplicates, len(batch.dead_letters)),
         )

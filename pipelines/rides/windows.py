@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger
 from apache_beam.transforms.window import FixedWindows, SlidingWindows, TimestampedValue
@@ -24,6 +25,7 @@ from apache_beam.utils.timestamp import Duration
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from pipelines.rides import geohash
+from pipelines.rides.dedup import hashes
 from pipelines.rides.messages import RideBatch
 
 MINUTE = 60
@@ -32,26 +34,33 @@ AREA_PRECISION = 6
 CITY = "nyc"  # the one key of the per-minute totals
 
 
+_NO_RIDES = np.zeros(0, dtype=np.int64)
+
+
 @dataclass
 class Totals:
-    """What one minute (or window) of events adds up to."""
+    """What one minute (or window) of events adds up to. ``rides``: the distinct rides, as sorted 64-bit
+    hashes of their ids (8 bytes a ride, and no reference that keeps a parsed event alive: the streaming
+    GroupByKey keeps every partial of an open window)."""
 
     events: int = 0
     pickups: int = 0
     dropoffs: int = 0
     passengers: int = 0
     revenue_cents: int = 0  # whole cents, so sums do not depend on the order of addition
-    rides: set[str] = field(default_factory=set)
+    rides: np.ndarray = field(default_factory=lambda: _NO_RIDES)
 
-    def add(self, event: dict) -> None:
-        self.events += 1
-        self.rides.add(event["ride_id"])
-        if event["ride_status"] == "pickup":
-            self.pickups += 1
-            self.passengers += event["passenger_count"]
-        elif event["ride_status"] == "dropoff":
-            self.dropoffs += 1
-            self.revenue_cents += round(event["meter_reading"] * 100)
+    @classmethod
+    def of(cls, events: list[dict]) -> Totals:
+        totals = cls(events=len(events), rides=np.unique(hashes(e["ride_id"] for e in events)))
+        for event in events:
+            if event["ride_status"] == "pickup":
+                totals.pickups += 1
+                totals.passengers += event["passenger_count"]
+            elif event["ride_status"] == "dropoff":
+                totals.dropoffs += 1
+                totals.revenue_cents += round(event["meter_reading"] * 100)
+        return totals
 
     def merge(self, other: Totals) -> Totals:
         self.events += other.events
@@ -59,7 +68,7 @@ class Totals:
         self.dropoffs += other.dropoffs
         self.passengers += other.passengers
         self.revenue_cents += other.revenue_cents
-        self.rides |= other.rides
+        self.rides = np.union1d(self.rides, other.rides)
         return self
 
 
@@ -88,11 +97,11 @@ def _minute(event: dict) -> int:
 
 def minute_partials(batch: RideBatch):
     """(CITY, Totals) per minute of event time in the batch, stamped with the minute's start."""
-    by_minute: dict[int, Totals] = defaultdict(Totals)
+    by_minute: dict[int, list[dict]] = defaultdict(list)
     for event in batch.events:
-        by_minute[_minute(event)].add(event)
-    for minute, totals in by_minute.items():
-        yield TimestampedValue((CITY, totals), minute)
+        by_minute[_minute(event)].append(event)
+    for minute, events in by_minute.items():
+        yield TimestampedValue((CITY, Totals.of(events)), minute)
 
 
 def area_partials(batch: RideBatch):
@@ -148,7 +157,7 @@ def windowing(window_fn, allowed_lateness: float, firing_seconds: float) -> beam
 
 class _Rows(beam.DoFn):
     """A pane's rows, unless its window starts before ``since``: a restarted pipeline rebuilds its windows
-    from the events stored since then (its replay), so an older window's count would be partial, and that
+    from the events stored since then (``rebuild.py``), so an older window's count would be partial, and that
     window's final panes were written before the restart (``since`` lies window + lateness back)."""
 
     def __init__(self, since: float | None = None):
@@ -209,11 +218,17 @@ class AreaRows(_Rows):
 
 
 class _Partials(beam.DoFn):
-    """One step for both partials: the DirectRunner pays per step and per bundle."""
+    """One step for both partials: the DirectRunner pays per step and per bundle. A restart's window seeds
+    (``rebuild.py``: the stored events' partials, computed in the warehouse) go on as they are."""
 
     def process(self, batch: RideBatch):
-        yield from minute_partials(batch)
-        for partial in area_partials(batch):
+        minutes, areas = (
+            (batch.seeds.minutes, batch.seeds.areas)
+            if batch.seeds
+            else (minute_partials(batch), area_partials(batch))
+        )
+        yield from minutes
+        for partial in areas:
             yield beam.pvalue.TaggedOutput("areas", partial)
 
 
@@ -222,7 +237,7 @@ class RideAggregates(beam.PTransform):
 
     Per minute: 1-minute fixed windows. By area: pickups per geohash area, 5-minute windows sliding every
     minute; each of their panes holds every area of the window, so they may fire less often
-    (``area_firing_seconds``). ``since``: a restarted pipeline's replay horizon (see ``_Rows``).
+    (``area_firing_seconds``). ``since``: where a restarted pipeline's rebuilt windows begin (see ``_Rows``).
     """
 
     def __init__(

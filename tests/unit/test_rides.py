@@ -59,7 +59,7 @@ def test_malformed_kinds_are_each_rejected_for_their_own_reason():
 
 def test_seen_ids_forget_after_the_horizon(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("pipelines.rides.dedup.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("pipelines.rides.dedup.time.time", lambda: clock[0])
     seen = SeenIds(horizon=10)
     assert seen.first_sightings(["a", "b", "a"]) == [True, True, False]
     clock[0] = 105
