@@ -45,11 +45,20 @@ KEYS = {"ride_events": "event_id", "ride_dead_letter": "message_id"}  # what a s
 _LOG = logging.getLogger(__name__)
 
 
+def _retry():
+    """The client's retries cut short, so an outage reaches the writer's own loop (which logs and waits)."""
+    from google.cloud.bigquery import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(5)
+
+
 def _unreachable(err: Exception) -> bool:
     """BigQuery out of reach or restarting, as the client meets it (not a refusal of the rows)."""
     import requests
     from google.api_core import exceptions
 
+    if isinstance(err, exceptions.RetryError):  # the client's own retries gave up on a transient error
+        return True
     transient = (
         exceptions.ServiceUnavailable,
         exceptions.InternalServerError,
@@ -189,7 +198,9 @@ class _Writer:
             query_parameters=[bigquery.ArrayQueryParameter("keys", "STRING", [k for k in wanted if k])]
         )
         query = f"SELECT {key} FROM `{job.table}` WHERE {key} IN UNNEST(@keys)"
-        stored = {row[0] for row in self.client(job.table).query(query, job_config=config).result()}
+        stored = {
+            row[0] for row in self.client(job.table).query(query, job_config=config, retry=_retry()).result()
+        }
         if not stored:
             return job
         _LOG.info("%d of %d rows for %s were stored before the outage: not storing them again",
@@ -221,7 +232,8 @@ class _Writer:
         data.seek(0)
         config = bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_APPEND")
         try:
-            self.client(table).load_table_from_file(data, table, job_config=config).result()
+            job = self.client(table).load_table_from_file(data, table, job_config=config, num_retries=0)
+            job.result(retry=_retry())
         except BadRequest as err:
             _LOG.warning("load into %s refused (%s); inserting the rows instead", table, err)
             return False
@@ -235,7 +247,9 @@ class _Writer:
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             ids = row_ids[start : start + CHUNK] if row_ids else None
-            errors = self.client(table).insert_rows_json(table, chunk, row_ids=ids, skip_invalid_rows=True)
+            errors = self.client(table).insert_rows_json(
+                table, chunk, row_ids=ids, skip_invalid_rows=True, retry=_retry()
+            )
             for error in errors:
                 reasons = "; ".join(e.get("message", e.get("reason", "?")) for e in error["errors"])
                 rejected.append((chunk[error["index"]], reasons))
