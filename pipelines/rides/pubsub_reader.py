@@ -349,6 +349,8 @@ class _Reader:
                             self._resubscribe(subscription)
                         time.sleep(1)
                         break
+                    if outage_since is not None:
+                        _LOG.info("Pub/Sub reachable again after %.0f s", time.monotonic() - outage_since)
                     outage_since, reached = None, True
                     pulled += self._take(subscription, response, room)
                 if not pulled:
