@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,8 +69,5 @@ def wait_until_reading(
 def _made(client, subscription: str) -> bool:
     """The subscription exists, or a later generation of it (a pipeline rotates its own on the emulator:
     ``pipelines/rides/subscriptions.py``)."""
-    project = subscription.split("/")[1]
-    return any(
-        name == subscription or name.startswith(subscription + "-")
-        for name in (s.name for s in client.list_subscriptions(project=f"projects/{project}"))
-    )
+    project, generation = subscription.split("/")[1], re.compile(re.escape(subscription) + r"(-\d{10})?")
+    return any(generation.fullmatch(s.name) for s in client.list_subscriptions(project=f"projects/{project}"))
