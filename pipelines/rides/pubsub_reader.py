@@ -215,7 +215,7 @@ class _Reader:
         drained = (
             self.short_pull_at is not None and self.short_pull_at > self.started + pubsub.ACK_DEADLINE + 10
         )
-        return leases_back and drained and not self.buffer
+        return leases_back and drained and not self.buffer and set(self.subs[:-1]) <= self.drained
 
     def _start(self) -> None:
         """At the first poll: the puller and, with a rebuild, the rebuild (the watermark held at its start)."""
@@ -379,10 +379,12 @@ class _Reader:
             for item in items
         ]
         current = self.subs[-1]
+        # An earlier run's leases on an older generation expire only after the ack deadline: not drained before.
+        leases_back = time.monotonic() - self.started >= pubsub.ACK_DEADLINE + 10
         if subscription == current:
             if len(received) < room:
                 self.short_pull_at = time.monotonic()
-        elif all(
+        elif leases_back and all(
             m.publish_time > subscriptions.made_at(self.t.subscription, current) + 1 for m, _, _ in received
         ):
             self.drained.add(subscription)  # the rest is in the current generation too
