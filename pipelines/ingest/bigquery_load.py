@@ -10,13 +10,12 @@ emulator drops parameters inside a script; table names are checked (``validate_t
 
 BigQuery out of reach mid-load (the emulator restarting; it forgets its jobs, so a job being waited on is
 "not found" once it is back) is waited out: the replacement starts again with a new staging table, which
-is safe because a replacement is whole or not at all (up to ``OUTAGE_SECONDS``, then the error stands).
+is safe because a replacement is whole or not at all (up to two minutes, then the error stands).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -28,29 +27,10 @@ from gcpipe.core.clients import ensure_table, row_count
 from gcpipe.core.config import validate_table_id
 from gcpipe.core.schemas import TableSpec
 from gcpipe.warehouse.params import string_literal
+from pipelines.common.outages import through_outages
 from pipelines.ingest.accounting import NAMESPACE
 
-OUTAGE_SECONDS = 120.0
 _LOG = logging.getLogger(__name__)
-
-
-def _unreachable(err: Exception) -> bool:
-    """BigQuery out of reach, or back from a restart that forgot the job being waited on."""
-    import requests
-    from google.api_core import exceptions
-
-    if isinstance(err, exceptions.NotFound):
-        return "not found: job" in str(err).lower()
-    transient = (
-        exceptions.RetryError,
-        exceptions.ServiceUnavailable,
-        exceptions.InternalServerError,
-        exceptions.BadGateway,
-        exceptions.GatewayTimeout,
-        requests.exceptions.ConnectionError,
-        ConnectionError,
-    )
-    return isinstance(err, transient)
 
 
 def replace_script(target: str, staging: str | None, spec: TableSpec, where: str) -> str:
@@ -122,19 +102,10 @@ class LoadAndReplace(beam.DoFn):
     def _replace(
         self, client, target: str, spec: TableSpec, files: list[str], where: Callable[[str | None], str]
     ) -> int:
-        """``_replace_once``, started again while BigQuery is out of reach (up to ``OUTAGE_SECONDS``)."""
-        lost_at = None
-        while True:
-            try:
-                return self._replace_once(client, target, spec, files, where)
-            except Exception as err:
-                if not _unreachable(err):
-                    raise
-                lost_at = lost_at or time.monotonic()
-                if time.monotonic() - lost_at > OUTAGE_SECONDS:
-                    raise
-                _LOG.warning("BigQuery unreachable while loading %s, loading again in 2 s: %s", target, err)
-                time.sleep(2)
+        """``_replace_once``, started again while BigQuery is out of reach (``pipelines/common/outages.py``)."""
+        return through_outages(
+            lambda _: self._replace_once(client, target, spec, files, where), f"loading {target}", _LOG
+        )
 
     def _replace_once(
         self, client, target: str, spec: TableSpec, files: list[str], where: Callable[[str | None], str]

@@ -7,11 +7,12 @@ table (insertAll in chunks of up to 5,000 rows: each request costs a fixed ~0.1 
 only then counts the batches as settled in the run's tally (``accounting.py``) and acknowledges the
 messages the rows came from.
 
-BigQuery out of reach (the emulator stopped, restarting) for up to ``OUTAGE_SECONDS`` is waited out: the
-writer tries its cycle again every 2 s, and first drops the events and dead letters already stored (by
-event id, message id: a write whose answer was lost may have landed), so nothing is stored twice. A pane
-row written twice is the same row again (the latest pane of a window is what counts). Meanwhile the reader
-stops pulling once ``max_outstanding`` messages await their acknowledgement. Any other failure, or a
+BigQuery out of reach (the emulator stopped, restarting) for up to two minutes is waited out
+(``pipelines/common/outages.py``): the writer tries its cycle again every 2 s, and first drops the events
+and dead letters already stored (by event id, message id: a write whose answer was lost may have landed),
+so nothing is stored twice. A pane row written twice is the same row again (the latest pane of a window
+is what counts). Meanwhile the reader stops pulling once ``max_outstanding`` messages await their
+acknowledgement. Any other failure, or a
 longer outage, stops the writer and fails the pipeline at its next bundle (or at :func:`flush`): the
 messages it had not acknowledged come back from Pub/Sub when the pipeline starts again.
 
@@ -23,52 +24,26 @@ so there, stream them (``--events_write_method streaming_inserts``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import logging
 import queue
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import apache_beam as beam
 
 from gcpipe.core.schemas import load_schema, to_json_row
+from pipelines.common.outages import short_retry, through_outages
 from pipelines.rides.accounting import TALLY
 from pipelines.rides.messages import EVENT_ID, RideBatch, RideMessage, dead_letter, event_rows
 from pipelines.rides.pubsub_reader import acknowledge
 
 CHUNK = 5000
-OUTAGE_SECONDS = 120.0
 KEYS = {"ride_events": "event_id", "ride_dead_letter": "message_id"}  # what a stored row is known by
 _LOG = logging.getLogger(__name__)
-
-
-def _retry():
-    """The client's retries cut short, so an outage reaches the writer's own loop (which logs and waits)."""
-    from google.cloud.bigquery import DEFAULT_RETRY
-
-    return DEFAULT_RETRY.with_timeout(5)
-
-
-def _unreachable(err: Exception) -> bool:
-    """BigQuery out of reach or restarting, as the client meets it (not a refusal of the rows)."""
-    import requests
-    from google.api_core import exceptions
-
-    if isinstance(err, exceptions.RetryError):  # the client's own retries gave up on a transient error
-        return True
-    transient = (
-        exceptions.ServiceUnavailable,
-        exceptions.InternalServerError,
-        exceptions.BadGateway,
-        exceptions.GatewayTimeout,
-        requests.exceptions.ConnectionError,
-        requests.exceptions.Timeout,
-        ConnectionError,
-    )
-    return isinstance(err, transient)
 
 
 class RowsRejected(RuntimeError):
@@ -116,36 +91,15 @@ class _Writer:
                     break
             try:
                 if not self.error:
-                    self._write_through_outages([job for jobs in taken for job in jobs])
+                    cycle = [job for jobs in taken for job in jobs]
+                    rows = sum(len(job.rows) for job in cycle)
+                    through_outages(functools.partial(self._write, cycle), f"storing {rows:,} rows", _LOG)
             except Exception as err:  # kept, and raised in the pipeline's thread
                 _LOG.error("BigQuery writer failed: %s", err)
                 self.error = err
             finally:
                 for _ in taken:
                     self.jobs.task_done()
-
-    def _write_through_outages(self, jobs: list[Job]) -> None:
-        """``_write``, tried again while BigQuery is out of reach (up to ``OUTAGE_SECONDS``)."""
-        lost_at = None
-        while True:
-            try:
-                self._write(jobs, again=lost_at is not None)
-            except Exception as err:
-                if not _unreachable(err):
-                    raise
-                lost_at = lost_at or time.monotonic()
-                if time.monotonic() - lost_at > OUTAGE_SECONDS:
-                    raise
-                rows = sum(len(job.rows) for job in jobs)
-                _LOG.warning("BigQuery unreachable, %d rows waiting, trying again in 2 s: %s", rows, err)
-                time.sleep(2)
-                continue
-            if lost_at is not None:
-                _LOG.info(
-                    "BigQuery reachable again after %.0f s: the waiting rows are stored",
-                    time.monotonic() - lost_at,
-                )
-            return
 
     def _write(self, jobs: list[Job], again: bool = False) -> None:
         """Store the jobs' rows, then settle and acknowledge them; ``again``: after a failed try, skip the
@@ -199,7 +153,8 @@ class _Writer:
         )
         query = f"SELECT {key} FROM `{job.table}` WHERE {key} IN UNNEST(@keys)"
         stored = {
-            row[0] for row in self.client(job.table).query(query, job_config=config, retry=_retry()).result()
+            row[0]
+            for row in self.client(job.table).query(query, job_config=config, retry=short_retry()).result()
         }
         if not stored:
             return job
@@ -233,7 +188,7 @@ class _Writer:
         config = bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_APPEND")
         try:
             job = self.client(table).load_table_from_file(data, table, job_config=config, num_retries=0)
-            job.result(retry=_retry())
+            job.result(retry=short_retry())
         except BadRequest as err:
             _LOG.warning("load into %s refused (%s); inserting the rows instead", table, err)
             return False
@@ -248,7 +203,7 @@ class _Writer:
             chunk = rows[start : start + CHUNK]
             ids = row_ids[start : start + CHUNK] if row_ids else None
             errors = self.client(table).insert_rows_json(
-                table, chunk, row_ids=ids, skip_invalid_rows=True, retry=_retry()
+                table, chunk, row_ids=ids, skip_invalid_rows=True, retry=short_retry()
             )
             for error in errors:
                 reasons = "; ".join(e.get("message", e.get("reason", "?")) for e in error["errors"])
