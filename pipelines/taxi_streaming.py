@@ -79,7 +79,7 @@ def build_pipeline(p: beam.Pipeline, plan: RidePlan) -> None:
     clean = CleanRideMessages(plan.dedup_seconds)
     rides = p | "Read" >> ReadRides(plan, clean.tag) | "Clean" >> beam.ParDo(clean)
     per_minute, by_area = rides | "Aggregate" >> RideAggregates(
-        plan.allowed_lateness, plan.firing_seconds, plan.area_firing_seconds, plan.since
+        plan.allowed_lateness, plan.firing_seconds, plan.area_firing_seconds, plan.since, clean.tag
     )
     rides | "Store" >> StoreRides(plan)
     per_minute | "WritePerMinute" >> WriteRows(plan, "rides_per_minute")

@@ -20,8 +20,9 @@ Pub/Sub out of reach (or the subscription missing) for up to ``outage_seconds`` 
 tried again every second; only a longer outage fails the pipeline.
 
 With ``rebuild`` (``rebuild.py``), a (re)started reader rebuilds the run's state from ride_events in a
-thread while it pulls: the first element is the open windows' seeds (the watermark held at their start
-until then), and no pulled message goes on before the duplicate memory holds the stored event ids. If
+thread while it pulls: no pulled message goes on before the duplicate memory holds the stored event ids;
+then the open windows' seeds go on as one element (the watermark held at their start until then, and no
+pane written before, ``windows.await_seeds``). If
 anything was stored, the watermark is then held at the restart until the previous run's unacknowledged
 messages are back (``ACK_DEADLINE`` + 10 s) and the backlog is drained: windows open at a kill are
 completed, not cut by lateness the restart itself caused.
@@ -52,10 +53,12 @@ from apache_beam.utils.timestamp import Timestamp
 
 from gcpipe.core import pubsub
 from gcpipe.core.errors import GcpipeError
+from pipelines.common.outages import through_outages
 from pipelines.rides import dedup, subscriptions
 from pipelines.rides.accounting import TALLY
 from pipelines.rides.messages import MessageBatch, RideMessage
 from pipelines.rides.rebuild import Rebuild, load_recent_ids, window_seeds
+from pipelines.rides.windows import await_seeds
 
 PULL_LIMIT = 1000  # Pub/Sub's most messages in one pull
 _LOG = logging.getLogger(__name__)
@@ -174,8 +177,9 @@ class _Reader:
         self.drained: set[str] = set()  # older generations pulled to the end
         self.short_pull_at: float | None = None  # the last pull of the current generation that was not full
         # the rebuild (rebuild.py): seeds to emit, ids loaded, the hold at a restart
-        self.rebuilt = threading.Event()
+        self.rebuilt = threading.Event()  # the ids are in: pulled messages may go on
         self.seeds = None
+        self.seeded = transform.rebuild is None  # the seeds are out: the watermark may move
         self.restart_hold: float | None = None  # epoch seconds, until the previous run's leases are back
 
     @classmethod
@@ -228,6 +232,8 @@ class _Reader:
                 )
         if self.t.rebuild:
             self.watermark = Timestamp.of(self.t.rebuild.windows_since)
+            if self.t.memory:
+                await_seeds(self.t.memory)
             threading.Thread(target=self._rebuild, name="Rebuild", daemon=True).start()
         else:
             self.rebuilt.set()
@@ -235,42 +241,33 @@ class _Reader:
         self.puller.start()
 
     def _rebuild(self) -> None:
-        """Rebuild the windows and the duplicate memory from ride_events (BigQuery down: wait it out)."""
-        from google.api_core import exceptions
-
-        rebuild, begun, outage_since = self.t.rebuild, time.monotonic(), None
-        since = time.strftime("%H:%M", time.gmtime(rebuild.windows_since))
+        """Rebuild the duplicate memory (then pulled messages go on), then the windows, from what BigQuery
+        holds (out of reach: waited out). No pane is written before the windows are in (``windows._Rows``)."""
+        rebuild, begun = self.t.rebuild, time.monotonic()
         _LOG.info(
-            "rebuilding the windows since %s UTC and the event ids of the last %g s from %s; reading "
-            "Pub/Sub meanwhile",
-            since,
+            "rebuilding the event ids of the last %g s and the windows since %s UTC from %s; reading Pub/Sub "
+            "meanwhile",
             rebuild.dedup_seconds,
+            time.strftime("%H:%M", time.gmtime(rebuild.windows_since)),
             rebuild.table,
         )
-        while True:
-            try:
-                seeds, events = window_seeds(rebuild)
-                self.seeds = seeds
-                windows_at = time.monotonic()
-                seen = dedup.memory(self.t.memory, rebuild.dedup_seconds) if self.t.memory else None
-                ids = load_recent_ids(rebuild, seen, time.time()) if seen is not None else 0
-                break
-            except (exceptions.ServiceUnavailable, exceptions.InternalServerError, ConnectionError) as err:
-                outage_since = outage_since or time.monotonic()
-                if time.monotonic() - outage_since > self.t.outage_seconds:
-                    self.error = err
-                    self.rebuilt.set()
-                    return
-                _LOG.warning("rebuilding failed (BigQuery unreachable?), trying again: %s", err)
-                time.sleep(2)
-            except Exception as err:  # surfaced by the next poll, which fails the pipeline
-                self.error = err
-                self.rebuilt.set()
-                return
-        took = time.monotonic() - begun
+        try:
+            seen = dedup.memory(self.t.memory, rebuild.dedup_seconds) if self.t.memory else None
+            ids = (
+                through_outages(lambda _: load_recent_ids(rebuild, seen, time.time()), "rebuilding ids", _LOG)
+                if seen is not None
+                else 0
+            )
+            ids_at = time.monotonic()
+            self.rebuilt.set()  # pulled messages go on
+            seeds, events = through_outages(lambda _: window_seeds(rebuild), "rebuilding the windows", _LOG)
+        except Exception as err:  # surfaced by the next poll, which fails the pipeline
+            self.error = err
+            self.rebuilt.set()
+            return
         _LOG.info(
-            "rebuilt in %.1f s: %d events in %d open minutes (%.1f s), %d event ids (%.1f s)",
-            took, events, len(seeds.minutes), windows_at - begun, ids, time.monotonic() - windows_at,
+            "rebuilt in %.1f s: %d event ids (%.1f s), then %d events in %d open minutes (%.1f s)",
+            time.monotonic() - begun, ids, ids_at - begun, events, len(seeds.minutes), time.monotonic() - ids_at,
         )  # fmt: skip
         if events or ids:  # a run stored here before: its leases may still be out
             self.restart_hold = time.time() - self.t.watermark_delay
@@ -280,19 +277,18 @@ class _Reader:
                 time.strftime("%H:%M:%S", time.gmtime(self.restart_hold)),
                 pubsub.ACK_DEADLINE,
             )
-        self.rebuilt.set()
+        self.seeds = seeds  # the next poll emits them
 
     def poll(self) -> tuple[MessageBatch | None, Timestamp, bool]:
         """The next batch (or None), the watermark hold, and whether reading is over."""
         if self.puller is None:
             self._start()
-        rebuilt = self.rebuilt.is_set()  # before the seeds: they are set before it is
         if self.error:
             raise self.error
-        if self.seeds is not None:  # the rebuilt windows first, at the held watermark
-            seeds, self.seeds = self.seeds, None
+        if self.seeds is not None:  # the rebuilt windows, at the watermark held at their start
+            seeds, self.seeds, self.seeded = self.seeds, None, True
             return MessageBatch([], seeds=seeds), self.watermark, False
-        if not rebuilt:  # pulling meanwhile; nothing goes on before the ids are in
+        if not self.rebuilt.is_set():  # pulling meanwhile; nothing goes on before the ids are in
             self.rebuilt.wait(timeout=self.t.batch_seconds)
             return None, self.watermark, False
         with self.arrived:
@@ -304,10 +300,10 @@ class _Reader:
                 n += 1
             taken, self.buffer = self.buffer[:n], self.buffer[n:]
             oldest = min((m.publish_time for m, _, _ in taken + self.buffer[:1]), default=None)
-            finished = self.done_pulling and not self.buffer
+            finished = self.done_pulling and not self.buffer and self.seeded  # a drain waits for the seeds
         if self.error:
             raise self.error
-        hold = self._hold(oldest)
+        hold = self._hold(oldest) if self.seeded else self.watermark  # held until the seeds are out
         if not taken:
             return None, hold, finished
         batch = MessageBatch(

@@ -30,11 +30,18 @@ from pipelines.rides.messages import RideBatch
 
 MINUTE = 60
 AREA_WINDOW, AREA_PERIOD = 300, 60
+_AWAITING_SEEDS: set[str] = set()  # the rebuilds (by tag) whose window seeds are not in the windows yet
 AREA_PRECISION = 6
 CITY = "nyc"  # the one key of the per-minute totals
 
 
 _NO_RIDES = np.zeros(0, dtype=np.int64)
+
+
+def await_seeds(tag: str) -> None:
+    """No pane of the pipeline ``tag`` is written until its restart's window seeds have gone into the
+    windows (``_Partials``): a pane before would count only the events since the restart."""
+    _AWAITING_SEEDS.add(tag)
 
 
 @dataclass
@@ -160,13 +167,15 @@ class _Rows(beam.DoFn):
     from the events stored since then (``rebuild.py``), so an older window's count would be partial, and that
     window's final panes were written before the restart (``since`` lies window + lateness back)."""
 
-    def __init__(self, since: float | None = None):
-        self.since = since
+    def __init__(self, since: float | None = None, seeded: str | None = None):
+        self.since, self.seeded = since, seeded
         self.skipped = Metrics.counter("taxi_streaming", "panes_before_replay_skipped")
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         if self.since is not None and window.start < self.since:
             self.skipped.inc()
+            return
+        if self.seeded in _AWAITING_SEEDS:  # an early pane (the watermark is held): the next one has all
             return
         yield from self.rows(element, window, pane)
 
@@ -221,6 +230,9 @@ class _Partials(beam.DoFn):
     """One step for both partials: the DirectRunner pays per step and per bundle. A restart's window seeds
     (``rebuild.py``: the stored events' partials, computed in the warehouse) go on as they are."""
 
+    def __init__(self, seeded: str | None = None):
+        self.seeded = seeded
+
     def process(self, batch: RideBatch):
         minutes, areas = (
             (batch.seeds.minutes, batch.seeds.areas)
@@ -230,6 +242,8 @@ class _Partials(beam.DoFn):
         yield from minutes
         for partial in areas:
             yield beam.pvalue.TaggedOutput("areas", partial)
+        if batch.seeds:
+            _AWAITING_SEEDS.discard(self.seeded)
 
 
 class RideAggregates(beam.PTransform):
@@ -237,7 +251,8 @@ class RideAggregates(beam.PTransform):
 
     Per minute: 1-minute fixed windows. By area: pickups per geohash area, 5-minute windows sliding every
     minute; each of their panes holds every area of the window, so they may fire less often
-    (``area_firing_seconds``). ``since``: where a restarted pipeline's rebuilt windows begin (see ``_Rows``).
+    (``area_firing_seconds``). ``since``: where a restarted pipeline's rebuilt windows begin (see ``_Rows``);
+    ``seeded``: the tag its reader rebuilds under (``await_seeds``).
     """
 
     def __init__(
@@ -246,26 +261,29 @@ class RideAggregates(beam.PTransform):
         firing_seconds: float,
         area_firing_seconds: float | None = None,
         since: float | None = None,
+        seeded: str | None = None,
     ):
         super().__init__()
         self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
         self.area_firing_seconds = area_firing_seconds or firing_seconds
-        self.since = since
+        self.since, self.seeded = since, seeded
 
     def expand(self, batches):
-        partials = batches | "Partials" >> beam.ParDo(_Partials()).with_outputs("areas", main="minutes")
+        partials = batches | "Partials" >> beam.ParDo(_Partials(self.seeded)).with_outputs(
+            "areas", main="minutes"
+        )
         lateness, firing = self.allowed_lateness, self.firing_seconds
         per_minute = (
             partials.minutes
             | "WindowMinutes" >> windowing(FixedWindows(MINUTE), lateness, firing)
             | "SumMinutes" >> beam.CombinePerKey(SumTotals())
-            | "MinuteRows" >> beam.ParDo(PerMinuteRow(self.since))
+            | "MinuteRows" >> beam.ParDo(PerMinuteRow(self.since, self.seeded))
         )
         by_area = (
             partials.areas
             | "WindowAreas"
             >> windowing(SlidingWindows(AREA_WINDOW, AREA_PERIOD), lateness, self.area_firing_seconds)
             | "SumAreas" >> beam.CombinePerKey(SumAreas())
-            | "AreaRows" >> beam.ParDo(AreaRows(self.since))
+            | "AreaRows" >> beam.ParDo(AreaRows(self.since, self.seeded))
         )
         return per_minute, by_area
