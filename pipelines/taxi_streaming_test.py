@@ -10,7 +10,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_stream import TestStream as Stream
-from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
+from apache_beam.testing.util import BeamAssertException, assert_that, equal_to, equal_to_per_window
 from apache_beam.transforms.window import IntervalWindow, TimestampedValue
 
 from pipelines.rides import geohash
@@ -22,7 +22,7 @@ from pipelines.rides.messages import (
     WindowSeeds,
     parse_message,
 )
-from pipelines.rides.windows import RideAggregates, area_partials, minute_partials
+from pipelines.rides.windows import RideAggregates, area_partials, await_seeds, minute_partials
 from pipelines.taxi_streaming import PipelineArgumentError, _resolve
 
 T0 = int(datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp())  # a minute boundary
@@ -231,6 +231,40 @@ def test_a_restart_s_window_seeds_and_new_events_add_up_to_the_whole_window():
         assert_that(
             area | beam.Map(lambda r: (r["pickups"], r["passengers"])), equal_to([(3, 3)]), label="areas"
         )
+
+
+def _all_equal(value):
+    def check(actual):
+        if not actual or set(actual) != {value}:
+            raise BeamAssertException(f"panes counted {actual}, each should count {value}")
+
+    return check
+
+
+def test_no_pane_is_written_before_a_restart_s_window_seeds_are_in():
+    """The reader lets new events go on before the windows are rebuilt; a pane then would count only them."""
+    stored = [
+        parse_message(m)[0] for m in (message("a", 0, "pickup", T0 + 5), message("b", 0, "pickup", T0 + 8))
+    ]
+    seeds = WindowSeeds(
+        list(minute_partials(RideBatch(stored, []))), list(area_partials(RideBatch(stored, [])))
+    )
+    tag = "restart-under-test"
+    await_seeds(tag)
+    stream = (
+        Stream()
+        .advance_processing_time(T0 + 10)
+        .advance_watermark_to(T0)
+        .add_elements([batch(message("c", 0, "pickup", T0 + 30), at=T0 + 30)])
+        .advance_processing_time(T0 + 20)  # an early pane is due: it would hold c alone
+        .add_elements([TimestampedValue(MessageBatch([], seeds=seeds), T0)])
+        .advance_processing_time(T0 + 30)
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        rides = p | stream | beam.ParDo(CleanRideMessages())
+        minutes, _ = rides | RideAggregates(LATENESS, FIRING, seeded=tag)
+        assert_that(minutes | beam.Map(lambda r: r["events"]), _all_equal(3))
 
 
 @pytest.mark.parametrize(
