@@ -11,6 +11,7 @@ the target, what to do with a statement.
 * ``dry_run_whole_file``: whether a dry run is one job for the file (BigQuery, which prices it) or a dry run
   of each statement (the emulator, which drops parameters inside scripts).
 * ``bytes_processed(job)``: where the backend measures it (BigQuery does; the emulator reports 0).
+* ``release()``: drop the scratch tables a rewritten statement read, once its rows are read.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class BigQueryBackend:
 
     def check_script(self, script: Script) -> None:
         pass
+
+    def release(self) -> None:
+        """Drop what the last statement needed only while it ran (nothing, on BigQuery)."""
 
     def bytes_processed(self, job) -> int | None:
         return job.total_bytes_processed
@@ -96,6 +100,10 @@ class EmulatorBackend(BigQueryBackend):
 
     def bytes_processed(self, job) -> int | None:
         return None
+
+    def release(self) -> None:
+        if self._ml is not None:
+            self._ml.release()
 
 
 def backend_for(client, config: Config) -> BigQueryBackend:

@@ -180,8 +180,11 @@ class _Runner:
                 sql = self.backend.rewrite(sql, self.params)
             job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), self.params))
             rows = job.result(max_results=self.max_rows)
+            records = [dict(row.items()) for row in rows]  # read before release() drops what they came from
         except (GcpipeError, GoogleAPIError) as err:
             raise self._error(err, statement, rewritten=sql != statement.text) from None
+        finally:
+            self.backend.release()  # the scratch tables a rewritten statement read, once its rows are here
         statement_type = job.statement_type or ("SCRIPT" if whole_script else "QUERY")
         result = StatementResult(
             statement.line,
@@ -192,7 +195,7 @@ class _Runner:
         )
         if rows.schema and statement_type in ("SELECT", "SCRIPT", "QUERY"):
             result.schema = list(rows.schema)
-            result.rows = [dict(row.items()) for row in rows]
+            result.rows = records
             result.total_rows = rows.total_rows
         result.seconds = time.perf_counter() - started
         return result

@@ -337,7 +337,9 @@ def test_model_lifecycle_and_errors(shop):
     ).result()
     with pytest.raises(SqlError, match="exists in the emulator but was not trained by gcpipe"):
         shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.elsewhere)")
-    with pytest.raises(SqlError, match=r"^test.sql:2: option num_clusters is not supported"):
+    with pytest.raises(
+        SqlError, match=r"^test.sql:2: option num_clusters does not apply to model_type logistic_reg"
+    ):
         shop.run(
             "SELECT 1;\nCREATE MODEL {ds}.bad OPTIONS (model_type = 'logistic_reg', num_clusters = 3)\n"
             "AS SELECT 1 AS label"
@@ -391,5 +393,5 @@ def test_multiclass_logistic_regression_predicts_in_the_warehouse(shop):
     weights = shop.run("SELECT * FROM ML.WEIGHTS(MODEL {ds}.device)")
     assert weights.statements[0].columns == ["processed_input", "weight", "category_weights", "class_label"]
     assert {r["class_label"] for r in weights.rows} == {"desktop", "mobile", "tablet"}
-    with pytest.raises(SqlError, match=r"ML.ROC_CURVE applies to binary logistic regression models only"):
+    with pytest.raises(SqlError, match=r"ML.ROC_CURVE applies to binary classification models only"):
         shop.run("SELECT * FROM ML.ROC_CURVE(MODEL {ds}.device)")

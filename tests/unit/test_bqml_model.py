@@ -8,7 +8,10 @@ import pyarrow as pa
 import pytest
 from sklearn import linear_model, metrics
 
-from gcpipe.warehouse.bqml.model import GlmModel, ModelError, _split, roc_curve
+from gcpipe.warehouse.bqml.features import ModelError
+from gcpipe.warehouse.bqml.features import split_mask as _split
+from gcpipe.warehouse.bqml.metrics import roc_curve
+from gcpipe.warehouse.bqml.models.glm import GlmModel
 from gcpipe.warehouse.bqml.options import ModelOptions, ModelOptionsError
 
 
@@ -234,13 +237,19 @@ def test_options_follow_bigquery_ml_defaults_and_rules():
     weighted = ModelOptions.parse({"model_type": "logistic_reg", "class_weights": [("0", 1.0), ("1", 5.0)]})
     assert weighted.class_weights == {"0": 1.0, "1": 5.0}
     for bad, message in (
-        ({"model_type": "kmeans"}, "model_type 'kmeans' is not supported locally"),
-        ({"model_type": "logistic_reg", "num_clusters": 3}, "option num_clusters is not supported"),
+        ({"model_type": "autoencoder"}, "model_type 'autoencoder' is not supported locally"),
+        (
+            {"model_type": "logistic_reg", "num_clusters": 3},
+            "option num_clusters does not apply to model_type logistic_reg",
+        ),
         (
             {"model_type": "logistic_reg", "learn_rate": 0.2},
             "learn_rate needs learn_rate_strategy = 'CONSTANT'",
         ),
-        ({"model_type": "linear_reg", "auto_class_weights": True}, "apply to logistic regression only"),
+        (
+            {"model_type": "linear_reg", "auto_class_weights": True},
+            "option auto_class_weights does not apply to model_type linear_reg",
+        ),
         ({"model_type": "logistic_reg", "data_split_method": "CUSTOM"}, "needs data_split_col"),
         (
             {"model_type": "logistic_reg", "max_iterations": "ten"},
@@ -260,7 +269,7 @@ def test_training_data_problems_are_one_sentence(monkeypatch):
         _fit(table.set_column(5, "label", pa.array(np.zeros(600, dtype=np.int64))))
     with pytest.raises(ModelError, match="no label column 'will_buy'"):
         _fit(table, input_label_cols=["will_buy"])
-    monkeypatch.setattr("gcpipe.warehouse.bqml.model.MAX_DESIGN_COLUMNS", 100)
+    monkeypatch.setattr("gcpipe.warehouse.bqml.models.glm.MAX_DESIGN_COLUMNS", 100)
     ids = table.append_column("session_id", pa.array([str(i) for i in range(600)]))
     with pytest.raises(ModelError, match="feature session_id alone has 600 categories"):
         _fit(ids)

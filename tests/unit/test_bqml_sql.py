@@ -71,9 +71,9 @@ def test_ml_calls_are_found_outermost_first_and_strings_are_left_alone():
     inner = find_ml_calls(predict.input_sql, "p", {})
     assert inner[0].input_sql == "SELECT * FROM `p.shop.t`"
     with pytest.raises(
-        MlSqlError, match=r"ML.CONFUSION_MATRIX is not supported by local BigQuery ML; supported: ML.PREDICT"
+        MlSqlError, match=r"ML.GENERATE_TEXT is not supported by local BigQuery ML; supported: ML.PREDICT"
     ):
-        find_ml_calls("SELECT * FROM ML.CONFUSION_MATRIX(MODEL shop.m)", "p", {})
+        find_ml_calls("SELECT * FROM ML.GENERATE_TEXT(MODEL shop.m, TABLE t)", "p", {})
     with pytest.raises(MlSqlError, match=r"takes MODEL `dataset\.model` as its first argument"):
         find_ml_calls("SELECT * FROM ML.PREDICT(TABLE shop.t)", "p", {})
 

@@ -179,6 +179,7 @@ def test_no_sql_text_quotes_an_unchecked_name():
     checked_elsewhere = {
         "gcpipe/warehouse/bqml/local.py": "scratch tables of the configured project and a model's validated dataset",
         "gcpipe/warehouse/bqml/sql.py": "names from model_ref, which validates them",
+        "gcpipe/warehouse/bqml/functions.py": "the scratch tables local.py names",
         "gcpipe/app/demo_report.py": "the configured project and datasets, which load_config validates",
         "gcpipe/core/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
         "gcpipe/flows/registry.py": "backquoted paths in the README's markdown flow table, no SQL",

@@ -14,6 +14,7 @@ pages on the emulator), then the scratch table is dropped.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import time
@@ -22,21 +23,20 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlglot.tokens import TokenType
 
 from gcpipe.core.clients import bigquery_read_client
 from gcpipe.core.config import Config
 from gcpipe.warehouse.bqml import sql as mlsql
-from gcpipe.warehouse.bqml.model import GlmModel, ModelError, roc_curve
+from gcpipe.warehouse.bqml.functions import Call, check_call
+from gcpipe.warehouse.bqml.models import load_model, model_class
+from gcpipe.warehouse.bqml.models.base import Model
 from gcpipe.warehouse.bqml.options import ModelOptions
-from gcpipe.warehouse.bqml.sql import MlCall, MlSqlError, ModelRef
+from gcpipe.warehouse.bqml.sql import MlSqlError, ModelRef
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import tokenize, used_parameters
-
-_SETTINGS = {"PREDICT": {"threshold"}, "EVALUATE": {"threshold"}, "WEIGHTS": {"standardize"}}
 
 
 class ModelStore:
@@ -48,7 +48,7 @@ class ModelStore:
     def path(self, ref: ModelRef) -> Path:
         return self.root / ref.project / ref.dataset / f"{ref.model}.json"
 
-    def save(self, ref: ModelRef, model: GlmModel, registered: str | None) -> Path:
+    def save(self, ref: ModelRef, model: Model, registered: str | None) -> Path:
         path = self.path(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"model": str(ref), "registered": registered, **model.to_json()}
@@ -57,12 +57,12 @@ class ModelStore:
         temporary.replace(path)
         return path
 
-    def load(self, ref: ModelRef) -> tuple[GlmModel, str | None] | None:
+    def load(self, ref: ModelRef) -> tuple[Model, str | None] | None:
         path = self.path(ref)
         if not path.exists():
             return None
         document = json.loads(path.read_text())
-        return GlmModel.from_json(document), document.get("registered")
+        return load_model(document), document.get("registered")
 
     def delete(self, ref: ModelRef) -> None:
         self.path(ref).unlink(missing_ok=True)
@@ -73,6 +73,7 @@ class LocalBigQueryML:
         self.client, self.config = client, config
         self.store = ModelStore(models_dir or config.state_dir / "models")
         self._read_client = read_client
+        self._scratch: list[str] = []  # tables made for the statement being run; dropped by release()
 
     # -- what the runner calls -------------------------------------------------------------------
 
@@ -103,16 +104,12 @@ class LocalBigQueryML:
         started = time.perf_counter()
         table = self.fetch(statement.query, params, ref.dataset)
         fetched = time.perf_counter()
-        model = GlmModel.fit(table, options)
+        model = model_class(options.model_type).fit(table, options)
         fitted = time.perf_counter()
         self.client.query(text, job_config=job_config(used_parameters(tokenize(text)), params)).result()
         self.store.save(ref, model, self._registered(ref))
-        scores = ", ".join(f"{name} {value:.4g}" for name, value in list(model.evaluation.items())[-2:])
-        held = model.split["evaluation_rows"]
         return (
-            f"model {ref} ({options.model_type}): {model.split['training_rows']:,} training rows, "
-            f"{len(model.training)} iterations; {scores} on "
-            f"{f'{held:,} evaluation rows' if held else 'the training rows'}; query {fetched - started:.1f} s, "
+            f"model {ref} ({options.model_type}): {model.summary()}; query {fetched - started:.1f} s, "
             f"fit {fitted - fetched:.1f} s"
         )
 
@@ -140,17 +137,26 @@ class LocalBigQueryML:
     def rewrite(self, text: str, params: dict[str, Any], dry_run: bool = False) -> str:
         """``text`` with every ML.* call replaced by the SQL that computes it.
 
-        ``dry_run``: nothing runs; ML.EVALUATE of input rows reports NaN metrics (its input query is still
-        part of the SQL, so a dry run validates it).
+        ``dry_run``: nothing is computed from input rows; their query is still part of the SQL (so a dry
+        run validates it) and the call's output has its columns but NaN metrics or no rows.
         """
         calls = mlsql.find_ml_calls(text, self.config.project, params)
         parts, last = [], 0
-        for call in calls:
-            model = self.model(call.model)
-            inner = self.rewrite(call.input_sql, params, dry_run) if call.input_sql is not None else None
-            parts += [text[last : call.start], "(", self._expand(call, model, inner, params, dry_run), ")"]
-            last = call.end
+        for found in calls:
+            model = self.model(found.model)
+            inner = self.rewrite(found.input_sql, params, dry_run) if found.input_sql is not None else None
+            check_call(found.function, model.options.model_type, found.settings, inner is not None)
+            call = Call(
+                found.function, found.model, inner, found.settings, found.thresholds, dry_run, self, params
+            )
+            parts += [text[last : found.start], "(", getattr(model, found.function.lower())(call), ")"]
+            last = found.end
         return "".join([*parts, text[last:]])
+
+    def release(self) -> None:
+        """Drop the scratch tables the last rewritten statement read (call once it has run)."""
+        while self._scratch:
+            self.client.delete_table(self._scratch.pop(), not_found_ok=True)
 
     # -- models ----------------------------------------------------------------------------------
 
@@ -163,7 +169,7 @@ class LocalBigQueryML:
         except NotFound:
             return None
 
-    def model(self, ref: ModelRef) -> GlmModel:
+    def model(self, ref: ModelRef) -> Model:
         registered = self._registered(ref)
         if registered is None:
             raise MlSqlError(f"Not found: Model {ref}.")
@@ -175,97 +181,56 @@ class LocalBigQueryML:
             )
         return stored[0]
 
-    # -- the functions ---------------------------------------------------------------------------
-
-    def _expand(
-        self, call: MlCall, model: GlmModel, input_sql: str | None, params: dict[str, Any], dry_run: bool
-    ):
-        unknown = set(call.settings) - _SETTINGS.get(call.function, set())
-        if unknown:
-            raise MlSqlError(f"ML.{call.function} has no setting {sorted(unknown)[0]!r} (local BigQuery ML).")
-        threshold = float(call.settings.get("threshold", 0.5))
-        if "threshold" in call.settings and model.kind != "binary":
-            raise MlSqlError("threshold applies to binary logistic regression models only.")
-        if call.function == "PREDICT":
-            if input_sql is None:
-                raise MlSqlError("ML.PREDICT needs input rows: ML.PREDICT(MODEL m, (query)) or TABLE t.")
-            return mlsql.predict_sql(model, input_sql, threshold)
-        if call.function == "EVALUATE":
-            if input_sql is None:
-                if "threshold" in call.settings:
-                    raise MlSqlError("ML.EVALUATE takes a threshold only together with input rows.")
-                return mlsql.evaluate_sql(model, model.evaluation)
-            if dry_run:
-                scores = mlsql.scores_sql(model, input_sql)
-                unknown = dict.fromkeys(model.evaluation, float("nan"))
-                return f"SELECT * FROM ({mlsql.evaluate_sql(model, unknown)}) WHERE EXISTS (SELECT 1 FROM ({scores}))"
-            return mlsql.evaluate_sql(model, self._evaluate(call.model, model, input_sql, params, threshold))
-        if call.function == "ROC_CURVE":
-            return self._roc_curve(call, model, input_sql, params, dry_run)
-        if call.function == "WEIGHTS":
-            return mlsql.weights_sql(model, bool(call.settings.get("standardize", False)))
-        if call.function == "FEATURE_INFO":
-            return mlsql.feature_info_sql(model)
-        return mlsql.training_info_sql(model)
-
-    def _evaluate(self, ref: ModelRef, model: GlmModel, input_sql: str, params, threshold: float):
-        """ML.EVALUATE's metrics of the input rows."""
-        return model.metrics(*self._labelled(ref, model, input_sql, params), threshold)
-
-    def _roc_curve(self, call: MlCall, model: GlmModel, input_sql: str | None, params, dry_run: bool) -> str:
-        if model.kind != "binary":
-            raise MlSqlError("ML.ROC_CURVE applies to binary logistic regression models only.")
-        if input_sql is None:
-            if call.thresholds is not None:
-                raise MlSqlError(
-                    "local BigQuery ML keeps the evaluation rows' curve at the default thresholds only; "
-                    "pass the rows to use GENERATE_ARRAY thresholds: ML.ROC_CURVE(MODEL m, (query), ...)."
-                )
-            if not model.roc:
-                raise MlSqlError(f"model {call.model} predates ML.ROC_CURVE here; create it again.")
-            return mlsql.roc_curve_sql(model.roc)
-        if dry_run:
-            scores = mlsql.scores_sql(model, input_sql)
-            return f"SELECT * FROM ({mlsql.roc_curve_sql([])}) WHERE EXISTS (SELECT 1 FROM ({scores}))"
-        target, predicted = self._labelled(call.model, model, input_sql, params)
-        return mlsql.roc_curve_sql(roc_curve(target == 1, predicted, call.thresholds))
-
-    def _labelled(
-        self, ref: ModelRef, model: GlmModel, input_sql: str, params
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Score the input in the warehouse and fetch it: the labels (class indexes, or values for linear
-        models) and the predictions (as :meth:`GlmModel.predict_design` gives them)."""
-        table = self.fetch(mlsql.scores_sql(model, input_sql), params, ref.dataset)
-        labels = table["_gcpipe_label"]
-        if labels.null_count:
-            raise ModelError(f"the evaluation rows have {labels.null_count} NULL labels; filter them out.")
-        scores = np.column_stack([table[f"_gcpipe_s{i}"].to_numpy() for i in range(len(model.intercepts))])
-        if model.kind == "linear":
-            target = labels.to_numpy(zero_copy_only=False).astype(np.float64)
-        else:
-            known = pa.array(model.classes, labels.type)
-            index = pc.index_in(labels, value_set=known)
-            if index.null_count:
-                unseen = pc.unique(pc.filter(labels, pc.is_null(index))).to_pylist()[:3]
-                raise ModelError(f"the evaluation rows have labels the model was not trained on: {unseen}.")
-            target = index.to_numpy(zero_copy_only=False)
-        if not len(target):
-            raise ModelError("the evaluation query returned no rows.")
-        return target, model.from_scores(scores)
-
     # -- moving rows -----------------------------------------------------------------------------
 
     def fetch(self, query: str, params: dict[str, Any], dataset: str) -> pa.Table:
         """Run ``query`` in the warehouse and bring its result back as Arrow (via a scratch table)."""
-
-        scratch = f"{self.config.project}.{dataset}._gcpipe_scratch_{uuid.uuid4().hex[:12]}"
+        scratch = self._scratch_name(dataset)
         create = f"CREATE TABLE `{scratch}` AS\n{query}"
         self.client.query(create, job_config=job_config(used_parameters(tokenize(query)), params)).result()
         try:
-            if self._read_client is None:
-                self._read_client = bigquery_read_client(self.config)
-            with warnings.catch_warnings():  # the client prefers pandas-gbq for this now; the API is the same
-                warnings.simplefilter("ignore", PendingDeprecationWarning)
-                return self.client.list_rows(scratch).to_arrow(bqstorage_client=self._read_client)
+            return self._read(scratch)
         finally:
             self.client.delete_table(scratch, not_found_ok=True)
+
+    def fetch_table(self, table_id: str, query: str, params: dict[str, Any], dataset: str) -> pa.Table:
+        """``query`` over a scratch table; when it selects the table whole, the table is read as it is."""
+        if query.strip() == f"SELECT * FROM `{table_id}`":
+            return self._read(table_id)
+        return self.fetch(query, params, dataset)
+
+    def numbered(self, query: str, params: dict[str, Any], dataset: str) -> str:
+        """A scratch table of ``query``'s rows, each with its number in ``_gcpipe_row``."""
+        scratch = self._scratch_name(dataset)
+        create = f"CREATE TABLE `{scratch}` AS\nSELECT ROW_NUMBER() OVER () AS _gcpipe_row, * FROM ({query})"
+        self.client.query(create, job_config=job_config(used_parameters(tokenize(query)), params)).result()
+        self._scratch.append(scratch)
+        return scratch
+
+    def scratch_table(
+        self, table: pa.Table, columns: list[tuple[str, str]], dataset: str, row_numbers=False
+    ) -> str:
+        """Load Arrow rows into a scratch table with these (name, BigQuery type) columns; its id."""
+        from google.cloud import bigquery
+
+        columns = ([("_gcpipe_row", "INT64")] if row_numbers else []) + list(columns)
+        schema = [mlsql.schema_field(name, kind) for name, kind in columns]
+        scratch = self._scratch_name(dataset)
+        self.client.create_table(bigquery.Table(scratch, schema=schema))
+        self._scratch.append(scratch)
+        buffer = io.BytesIO()
+        pq.write_table(table.select([name for name, _ in columns]), buffer)
+        buffer.seek(0)
+        settings = bigquery.LoadJobConfig(source_format="PARQUET", schema=schema)
+        self.client.load_table_from_file(buffer, scratch, job_config=settings).result()
+        return scratch
+
+    def _scratch_name(self, dataset: str) -> str:
+        return f"{self.config.project}.{dataset}._gcpipe_scratch_{uuid.uuid4().hex[:12]}"
+
+    def _read(self, table_id: str) -> pa.Table:
+        if self._read_client is None:
+            self._read_client = bigquery_read_client(self.config)
+        with warnings.catch_warnings():  # the client prefers pandas-gbq for this now; the API is the same
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            return self.client.list_rows(table_id).to_arrow(bqstorage_client=self._read_client)

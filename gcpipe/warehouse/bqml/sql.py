@@ -23,13 +23,27 @@ from sqlglot.tokens import Token, TokenType
 
 from gcpipe.core.config import ConfigError, validate_table_id
 from gcpipe.core.errors import GcpipeError
-from gcpipe.warehouse.bqml.model import GlmModel, str_label
 from gcpipe.warehouse.params import string_literal
 from gcpipe.warehouse.script import tokenize
 
-FUNCTIONS = ("PREDICT", "EVALUATE", "ROC_CURVE", "WEIGHTS", "FEATURE_INFO", "TRAINING_INFO")
-_P = "_gcpipe_"  # prefix of the helper columns and aliases the rewritten SQL introduces
-_EXP_LIMIT = 500  # |score| beyond which EXP would overflow; the probability is 0 or 1 there anyway
+# The ML.* table functions local BigQuery ML answers (what each takes: gcpipe.warehouse.bqml.functions).
+FUNCTION_NAMES = (
+    "PREDICT",
+    "EVALUATE",
+    "ROC_CURVE",
+    "CONFUSION_MATRIX",
+    "EXPLAIN_PREDICT",
+    "WEIGHTS",
+    "FEATURE_INFO",
+    "TRAINING_INFO",
+    "FEATURE_IMPORTANCE",
+    "CENTROIDS",
+    "DETECT_ANOMALIES",
+    "RECOMMEND",
+    "FORECAST",
+    "EXPLAIN_FORECAST",
+    "ARIMA_EVALUATE",
+)
 
 
 class MlSqlError(GcpipeError):
@@ -199,8 +213,8 @@ def _generate_array(text: str, params: dict[str, Any]) -> list[float]:
 def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> list[MlCall]:
     """The ML.* table-function calls of ``text`` (``ML.<NAME>(MODEL ...``), outermost only, left to right.
 
-    Other ML.* functions count only when called on a MODEL, so a function of a dataset that happens to be
-    called ``ml`` is left alone.
+    Other ML.* functions count only when called on a MODEL, so the preprocessing functions
+    (``ML.STANDARD_SCALER(x)``) and a function of a dataset that happens to be called ``ml`` are left alone.
     """
     tokens = tokenize(text)
     calls, index = [], 0
@@ -211,14 +225,14 @@ def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> li
             and token.text.upper() == "ML"
             and tokens[index + 1].token_type == TokenType.DOT
             and tokens[index + 3].token_type == TokenType.L_PAREN
-            and (function in FUNCTIONS or tokens[index + 4].token_type == TokenType.MODEL)
+            and (function in FUNCTION_NAMES or tokens[index + 4].token_type == TokenType.MODEL)
         ):
             index += 1
             continue
-        if function not in FUNCTIONS:
+        if function not in FUNCTION_NAMES:
             raise MlSqlError(
                 f"ML.{function} is not supported by local BigQuery ML; supported: "
-                f"{', '.join('ML.' + f for f in FUNCTIONS)}."
+                f"{', '.join('ML.' + f for f in FUNCTION_NAMES)}."
             )
         close = _closing(tokens, index + 3)
         parts = _split_commas(tokens, index + 4, close)
@@ -378,102 +392,6 @@ def rows_sql(columns: list[tuple[str, str]], rows: list[tuple]) -> str:
     return "\nUNION ALL ".join(selects)
 
 
-def _score_sql(model: GlmModel, output: int, alias: str) -> str:
-    """The linear score of one output as SQL over the input's columns (weights on the input's scale)."""
-    coefficients, intercepts = model.denormalised()
-    weights = coefficients[output]
-    terms = [sql_literal(intercepts[output], "FLOAT64")]
-    offset = 0
-    for feature in model.features:
-        ref = column(feature.column, alias)
-        if feature.numerical:
-            if weights[offset]:
-                mean = sql_literal(feature.mean, "FLOAT64")
-                terms.append(
-                    f"{sql_literal(weights[offset], 'FLOAT64')} * COALESCE(CAST({ref} AS FLOAT64), {mean})"
-                )
-        else:
-            # The simple CASE form casts once; the emulator translates it far faster than WHEN x = ... chains.
-            by_category = dict(zip(feature.encoded, weights[offset : offset + feature.width], strict=True))
-            null_weight = by_category.pop(None, 0.0)
-            whens = " ".join(
-                f"WHEN {sql_literal(c, 'STRING')} THEN {sql_literal(w, 'FLOAT64')}"
-                for c, w in by_category.items()
-                if w
-            )
-            otherwise = f"IF({ref} IS NULL, {sql_literal(null_weight, 'FLOAT64')}, 0)" if null_weight else "0"
-            if whens:
-                terms.append(f"(CASE CAST({ref} AS STRING) {whens} ELSE {otherwise} END)")
-            elif null_weight:
-                terms.append(otherwise)
-        offset += feature.width
-    return "\n    + ".join(terms)
-
-
-def _bounded(score: str) -> str:
-    return f"LEAST(GREATEST({score}, -{_EXP_LIMIT}), {_EXP_LIMIT})"
-
-
-def predict_sql(model: GlmModel, input_sql: str, threshold: float = 0.5) -> str:
-    """ML.PREDICT as a query: ``predicted_<label>`` (and ``_probs`` for classifiers), then the input columns."""
-    label = model.options.label
-    predicted = quote(f"predicted_{label}")
-    probs = quote(f"predicted_{label}_probs")
-    source = f"({input_sql}) AS {_P}input"
-    if model.kind == "linear":
-        return f"SELECT {_score_sql(model, 0, _P + 'input')} AS {predicted}, {_P}input.* FROM {source}"
-    labels = [sql_literal(c, model.label_type) for c in model.classes]
-    if model.kind == "binary":
-        negative, positive = labels
-        p = f"{_P}p"
-        score = _bounded(_score_sql(model, 0, _P + "input"))
-        scored = f"SELECT {_P}input.*, 1 / (1 + EXP(-{score})) AS {p} FROM {source}"
-        return (
-            f"SELECT IF({p} > {sql_literal(threshold, 'FLOAT64')}, {positive}, {negative}) AS {predicted},\n"
-            f"  [STRUCT({positive} AS label, {p} AS prob), STRUCT({negative} AS label, 1 - {p} AS prob)] AS {probs},\n"
-            f"  * EXCEPT ({p})\nFROM ({scored}) AS {_P}scored"
-        )
-    k = len(model.classes)
-    scores = ", ".join(f"{_score_sql(model, i, _P + 'input')} AS {_P}s{i}" for i in range(k))
-    greatest = "GREATEST(" + ", ".join(f"{_P}s{i}" for i in range(k)) + ")"
-    exps = [f"EXP({_P}s{i} - {_P}m)" for i in range(k)]
-    total = " + ".join(exps)
-    helpers = [f"{_P}s{i}" for i in range(k)] + [f"{_P}m"]
-    choose = " ".join(f"WHEN {_P}s{i} = {_P}m THEN {labels[i]}" for i in range(k))
-    array = ", ".join(
-        f"STRUCT({labels[i]} AS label, {exps[i]} / ({total}) AS prob)" for i in reversed(range(k))
-    )  # descending labels, as the binary case
-    return (
-        f"SELECT CASE {choose} END AS {predicted},\n  [{array}] AS {probs},\n  * EXCEPT ({', '.join(helpers)})\n"
-        f"FROM (SELECT *, {greatest} AS {_P}m FROM (SELECT {_P}input.*, {scores} FROM {source}))"
-    )
-
-
-def scores_sql(model: GlmModel, input_sql: str) -> str:
-    """The label and each output's score of every input row, for ML.EVALUATE to fetch and compare."""
-    source = f"({input_sql}) AS {_P}input"
-    outputs = len(model.intercepts)
-    scores = ", ".join(f"{_score_sql(model, i, _P + 'input')} AS {_P}s{i}" for i in range(outputs))
-    return f"SELECT {column(model.options.label, _P + 'input')} AS {_P}label, {scores} FROM {source}"
-
-
-CLASSIFICATION_METRICS = ("precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc")
-REGRESSION_METRICS = (
-    "mean_absolute_error",
-    "mean_squared_error",
-    "mean_squared_log_error",
-    "median_absolute_error",
-    "r2_score",
-    "explained_variance",
-)
-_CATEGORY_WEIGHTS = "ARRAY<STRUCT<category STRING, weight FLOAT64>>"
-
-
-def evaluate_sql(model: GlmModel, metrics: dict[str, float]) -> str:
-    names = REGRESSION_METRICS if model.kind == "linear" else CLASSIFICATION_METRICS
-    return rows_sql([(n, "FLOAT64") for n in names], [tuple(metrics[n] for n in names)])
-
-
 ROC_CURVE_COLUMNS = [
     ("threshold", "FLOAT64"),
     ("recall", "FLOAT64"),
@@ -489,73 +407,13 @@ def roc_curve_sql(rows: list[tuple]) -> str:
     return rows_sql(ROC_CURVE_COLUMNS, rows)
 
 
-def weights_sql(model: GlmModel, standardize: bool = False) -> str:
-    """ML.WEIGHTS: a row per feature (numeric: weight; categorical: category_weights), then __INTERCEPT__."""
-    coefficients, intercepts = (model.coefficients, model.intercepts) if standardize else model.denormalised()
-    multiclass = model.kind == "multiclass"
-    columns = [("processed_input", "STRING"), ("weight", "FLOAT64"), ("category_weights", _CATEGORY_WEIGHTS)]
-    if multiclass:
-        columns.append(("class_label", "STRING"))
-    rows = []
-    for output, (weights, intercept) in enumerate(zip(coefficients, intercepts, strict=True)):
-        extra = (str_label(model.classes[output]),) if multiclass else ()
-        offset = 0
-        for feature in model.features:
-            if feature.numerical:
-                rows.append((feature.name, weights[offset], [], *extra))
-            else:
-                by_category = dict(
-                    zip(feature.encoded, weights[offset : offset + feature.width], strict=True)
-                )
-                categories = [*feature.categories, None] if feature.null_category else feature.categories
-                pairs = [(c, float(by_category.get(c, 0.0))) for c in categories]
-                rows.append((feature.name, None, pairs, *extra))
-            offset += feature.width
-        rows.append(("__INTERCEPT__", intercept, [], *extra))
-    return rows_sql(columns, rows)
+def schema_field(name: str, type_: str, mode: str = "NULLABLE"):
+    """A BigQuery SchemaField of a type written as SQL (``ARRAY<STRUCT<label INT64, prob FLOAT64>>``)."""
+    from google.cloud import bigquery
 
-
-def feature_info_sql(model: GlmModel) -> str:
-    columns = [
-        ("input", "STRING"),
-        ("min", "FLOAT64"),
-        ("max", "FLOAT64"),
-        ("mean", "FLOAT64"),
-        ("median", "FLOAT64"),
-        ("stddev", "FLOAT64"),
-        ("category_count", "INT64"),
-        ("null_count", "INT64"),
-        ("dimension", "INT64"),
-    ]
-    rows = [
-        (
-            f.name,
-            f.min,
-            f.max,
-            f.mean,
-            f.median,
-            f.stddev,
-            None if f.numerical else len(f.categories),
-            f.null_count,
-            None,
-        )
-        for f in model.features
-    ]
-    return rows_sql(columns, rows)
-
-
-def training_info_sql(model: GlmModel) -> str:
-    """ML.TRAINING_INFO, newest iteration first as BigQuery lists it."""
-    columns = [
-        ("training_run", "INT64"),
-        ("iteration", "INT64"),
-        ("loss", "FLOAT64"),
-        ("eval_loss", "FLOAT64"),
-        ("learning_rate", "FLOAT64"),
-        ("duration_ms", "INT64"),
-    ]
-    rows = [
-        (0, t.iteration, t.loss, t.eval_loss, t.learning_rate, t.duration_ms)
-        for t in reversed(model.training)
-    ]
-    return rows_sql(columns, rows)
+    if type_.startswith("ARRAY<"):
+        return schema_field(name, type_[len("ARRAY<") : -1], "REPEATED")
+    if type_.startswith("STRUCT<"):
+        fields = [f.strip().split(" ", 1) for f in _split_types(type_[len("STRUCT<") : -1])]
+        return bigquery.SchemaField(name, "RECORD", mode, fields=[schema_field(n, t) for n, t in fields])
+    return bigquery.SchemaField(name, type_, mode)

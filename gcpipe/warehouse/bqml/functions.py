@@ -1,0 +1,139 @@
+"""The ML.* table functions: one table of what each takes and which model types have it, and the call.
+
+A model class implements a function as a method of the function's name in lower case (``predict``,
+``detect_anomalies``), taking a :class:`Call` and returning the SQL that replaces the call in the
+statement. ``FUNCTIONS`` is the one place that says which model types have which function (BigQuery's
+own matrix), which settings each takes and whether it needs input rows; ``LocalBigQueryML`` checks a call
+against it before the model sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from gcpipe.warehouse.bqml.sql import FUNCTION_NAMES, MlSqlError, ModelRef, rows_sql
+
+GLM = ("linear_reg", "logistic_reg")
+TREES = ("boosted_tree_classifier", "boosted_tree_regressor")
+SUPERVISED = GLM + TREES
+CLASSIFIERS = ("logistic_reg", "boosted_tree_classifier")
+
+
+@dataclass(frozen=True)
+class Function:
+    models: tuple[str, ...]  # the model types that have it
+    input: str = "optional"  # "required", "optional" or "none": the rows after MODEL m
+    settings: frozenset[str] = frozenset()  # the STRUCT(... AS name) it takes
+
+
+FUNCTIONS: dict[str, Function] = {
+    "PREDICT": Function((*SUPERVISED, "kmeans"), "required", frozenset({"threshold"})),
+    "EVALUATE": Function(
+        (*SUPERVISED, "kmeans", "matrix_factorization"), "optional", frozenset({"threshold"})
+    ),
+    "ROC_CURVE": Function(CLASSIFIERS),
+    "CONFUSION_MATRIX": Function(CLASSIFIERS, "optional", frozenset({"threshold"})),
+    "EXPLAIN_PREDICT": Function(SUPERVISED, "required", frozenset({"threshold", "top_k_features"})),
+    "WEIGHTS": Function(GLM, "none", frozenset({"standardize"})),
+    "FEATURE_INFO": Function((*SUPERVISED, "kmeans"), "none"),
+    "TRAINING_INFO": Function((*SUPERVISED, "kmeans", "matrix_factorization"), "none"),
+    "FEATURE_IMPORTANCE": Function(TREES, "none"),
+    "CENTROIDS": Function(("kmeans",), "none", frozenset({"standardize"})),
+    "DETECT_ANOMALIES": Function(
+        ("kmeans", "arima_plus"), "optional", frozenset({"contamination", "anomaly_prob_threshold"})
+    ),
+    "RECOMMEND": Function(("matrix_factorization",)),
+    "FORECAST": Function(("arima_plus",), "none", frozenset({"horizon", "confidence_level"})),
+    "EXPLAIN_FORECAST": Function(("arima_plus",), "none", frozenset({"horizon", "confidence_level"})),
+    "ARIMA_EVALUATE": Function(("arima_plus",), "none", frozenset({"show_all_candidate_models"})),
+}
+
+assert tuple(FUNCTIONS) == FUNCTION_NAMES  # one list, in the order the errors name them
+
+
+@dataclass
+class Call:
+    """One ML.* call being replaced: its arguments, and the warehouse to read its rows from."""
+
+    function: str
+    model: ModelRef
+    input_sql: str | None  # the input rows' query (already rewritten, TRANSFORM not yet applied)
+    settings: dict[str, Any]
+    thresholds: list[float] | None
+    dry_run: bool
+    ml: Any  # the LocalBigQueryML reading and writing the warehouse
+    params: dict[str, Any]
+
+    def setting(self, name: str, default: Any) -> Any:
+        return self.settings.get(name, default)
+
+    def fetch(self, sql: str | None = None) -> pa.Table:
+        """The rows of ``sql`` (default: the input), as Arrow; none in a dry run (only the columns)."""
+        sql = self.input_sql if sql is None else sql
+        if self.dry_run:
+            sql = f"SELECT * FROM ({sql}) LIMIT 0"
+        table = self.ml.fetch(sql, self.params, self.model.dataset)
+        if not table.num_rows and not self.dry_run:
+            raise MlSqlError(f"the input rows of ML.{self.function} are empty; the query returned no rows.")
+        return table
+
+    def rows(self, columns: list[tuple[str, str]], rows: list[tuple]) -> str:
+        """A few rows computed here, as SQL the emulator reads like a table."""
+        return rows_sql(columns, rows)
+
+    def table(self, table: pa.Table, schema: list[tuple[str, str]]) -> str:
+        """Many rows computed here: loaded into a scratch table (dropped after the statement), selected."""
+        return f"SELECT * FROM `{self.ml.scratch_table(table, schema, self.model.dataset)}`"
+
+    def per_row(
+        self,
+        features_sql: Callable[[str], str],
+        compute: Callable[[pa.Table], pa.Table],
+        schema: list[tuple[str, str]],
+    ) -> str:
+        """Outputs computed here for every input row, then the input's own columns, as BigQuery lists them.
+
+        The input is kept in the warehouse with a row number; ``features_sql(source)`` selects what the
+        model needs from it (``source`` names the numbered rows, whose ``_gcpipe_row`` must be selected);
+        ``compute`` turns those rows into the output columns of ``schema`` (same order, plus _gcpipe_row);
+        the result joins the two back on the row number, so the input's columns never leave the warehouse.
+        """
+        if self.dry_run:  # the output's shape, and the input query checked
+            nulls = ", ".join(f"CAST(NULL AS {kind}) AS `{name}`" for name, kind in schema)
+            return f"SELECT {nulls}, i.* FROM ({self.input_sql}) AS i WHERE FALSE"
+        numbered = self.ml.numbered(self.input_sql, self.params, self.model.dataset)
+        fetched = self.ml.fetch_table(
+            numbered, features_sql(f"`{numbered}`"), self.params, self.model.dataset
+        )
+        outputs = compute(fetched)
+        scratch = self.ml.scratch_table(outputs, schema, self.model.dataset, row_numbers=True)
+        names = ", ".join(f"o.`{name}`" for name, _ in schema)
+        return (
+            f"SELECT {names}, i.* EXCEPT (_gcpipe_row) FROM `{numbered}` AS i "
+            f"JOIN `{scratch}` AS o ON i._gcpipe_row = o._gcpipe_row"
+        )
+
+
+def check_call(function: str, model_type: str, settings: dict, has_input: bool) -> Function:
+    """The function's entry, once the call fits it (BigQuery's rules, in one sentence each)."""
+    spec = FUNCTIONS[function]  # (find_ml_calls rejects the others)
+    if model_type not in spec.models:
+        raise MlSqlError(
+            f"ML.{function} does not apply to {model_type} models (BigQuery rejects it too); it takes "
+            f"{', '.join(spec.models)} models."
+        )
+    unknown = sorted(set(settings) - spec.settings)
+    if unknown:
+        raise MlSqlError(
+            f"ML.{function} has no setting {unknown[0]!r}"
+            + (f"; it takes {', '.join(sorted(spec.settings))}." if spec.settings else ".")
+        )
+    if spec.input == "required" and not has_input:
+        raise MlSqlError(f"ML.{function} needs input rows: ML.{function}(MODEL m, (query)) or TABLE t.")
+    if spec.input == "none" and has_input:
+        raise MlSqlError(f"ML.{function} takes no input rows, only MODEL m and its settings.")
+    return spec
