@@ -85,3 +85,14 @@ def test_only_the_soak_takes_options_of_its_own():
 
     with pytest.raises(GcpipeError, match="only `gcpipe bench soak` takes options"):
         main(["csv_ingest", "--rate", "5"])
+
+
+def test_soak_help_lists_the_soak_s_own_options(capsys):
+    from gcpipe.app.bench import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["soak", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: gcpipe bench soak")
+    assert "--kill-at" in out and "--emulator-restart-at" in out

@@ -248,7 +248,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from rich.table import Table
 
-    parser = argparse.ArgumentParser(prog="gcpipe bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="gcpipe bench", description=__doc__, add_help=False)
+    parser.add_argument(
+        "-h", "--help", action="store_true", help="Show this help (`gcpipe bench soak --help`: the soak's)."
+    )
     parser.add_argument("names", nargs="*", help=f"Benchmarks to run (default all): {', '.join(BENCHMARKS)}")
     parser.add_argument(
         "--quick", action="store_true", help="Small sizes: checks the harness, not the speed."
@@ -256,6 +259,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="Print only; leave BENCHMARKS.md as it is.")
     args, options = parser.parse_known_args(argv)
     names = args.names or [name for name in BENCHMARKS if name not in ON_REQUEST]
+    if args.help:
+        if names == ["soak"]:
+            from gcpipe.app.bench.soak import parse
+
+            parse(["--help"])  # the soak's own options; exits
+        parser.print_help()
+        return
     if options and names != ["soak"]:
         raise GcpipeError(f"unknown option {options[0]}: only `gcpipe bench soak` takes options of its own.")
     config = load_config(target="local")
