@@ -27,6 +27,7 @@ reported where the backend measures them: BigQuery does, the emulator does not.
 from __future__ import annotations
 
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,12 +136,26 @@ def run_sql(
 def _client(config: Config):
     from google.auth.exceptions import DefaultCredentialsError
 
+    if config.is_local and not _answers("127.0.0.1", config.port("bigquery")):
+        # the client would retry a refused connection for minutes, silently
+        raise GcpipeError(
+            f"the BigQuery emulator (127.0.0.1:{config.port('bigquery')}) does not answer: start the local "
+            "stack with `gcpipe up` (or `make up`)."
+        )
     try:
         return bigquery_client(config)
     except DefaultCredentialsError:
         raise GcpipeError(
             "no Google Cloud credentials for the gcp target: run `gcloud auth application-default login`."
         ) from None
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def _enforce_checks(script: Script, statement: Statement, result: StatementResult) -> None:

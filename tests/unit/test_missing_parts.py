@@ -53,6 +53,17 @@ def test_the_pubsub_emulator_missing(side_stack, capsys, tmp_path, monkeypatch):
     )
 
 
+def test_the_bigquery_emulator_not_running_for_a_local_sql_run(side_stack, capsys):
+    port = side_stack("bigquery")  # nothing listens there
+    assert gcpipe(
+        capsys, "sql", "run", "sql/ml/purchase_model_evaluate.sql", "--target", "local", "--dry-run"
+    ) == (
+        1,
+        f"error: the BigQuery emulator (127.0.0.1:{port}) does not answer: start the local stack with "
+        "`gcpipe up` (or `make up`).\n",
+    )
+
+
 def test_postgresql_missing(side_stack, capsys, tmp_path, monkeypatch):
     side_stack("postgres")
     monkeypatch.setattr(stack, "POSTGRES_ROOT", tmp_path / "empty")
