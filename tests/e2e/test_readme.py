@@ -44,6 +44,7 @@ BLOCKS = {
     "gcloud auth login": "Google Cloud (an interactive login)",
     "make run-gcp JOB=csv_ingest": "Google Cloud (Dataflow, Dataproc)",
     "make test": "the whole suite, and benchmarks of minutes",
+    "make soak": "a benchmark of 5 to 30 minutes (tests/fault/ and test_taxi_streaming.py run its parts)",
 }
 # What a fresh shell finds: the shell's own words, make, the Google Cloud CLI, Terraform, the venv's programs.
 FOUND = {"make", "source", "gcloud", "terraform"}
