@@ -261,9 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     names = args.names or [name for name in BENCHMARKS if name not in ON_REQUEST]
     if args.help:
         if names == ["soak"]:
-            from gcpipe.app.bench.soak import parse
-
-            parse(["--help"])  # the soak's own options; exits
+            soak = importlib.import_module(BENCHMARKS["soak"].split(":")[0])  # as run_benchmark loads it
+            soak.parse(["--help"])  # the soak's own options; exits
         parser.print_help()
         return
     if options and names != ["soak"]:
