@@ -12,7 +12,7 @@ INFRA_VENV := $(CURDIR)/.venv-infra
 GCPIPE := $(VENV)/bin/gcpipe
 PYTEST_ARGS ?=
 
-.PHONY: help setup setup-system setup-infra test lint lint-infra format up down status demo clean bench dashboard \
+.PHONY: help setup setup-system setup-infra test lint lint-infra format up down status demo clean bench soak dashboard \
 	deploy-infra build-templates deploy-dags run-gcp airflow
 
 help:  ## List the targets.
@@ -80,6 +80,10 @@ clean: down  ## Stop the stack and delete its state (.gcpipe/).
 
 bench:  ## Every benchmark with its baseline in the same run; writes BENCHMARKS.md.
 	$(GCPIPE) bench
+
+SOAK ?= --rate 2000 --duration 1800 --kill-at 600 --emulator-restart-at 1200
+soak:  ## The stream for 30 min (SOAK="--rate R --duration S --kill-at T ..."); a plot, figures in BENCHMARKS.md.
+	nice -n 10 $(GCPIPE) bench soak $(SOAK)
 
 # Google Cloud: GCPIPE_PROJECT and GCPIPE_REGION (or gcpipe.toml [gcp]); DRY_RUN=1 prints the commands and
 # files and calls nothing. ENVIRONMENT=dev|staging|prod (default prod).

@@ -54,7 +54,7 @@ from pipelines.common.launcher import target_config
 from pipelines.common.options import help_parser, parse_options
 from pipelines.common.progress import every
 from pipelines.common.runners import choose_runner, runner_help
-from pipelines.rides import dedup
+from pipelines.rides import dedup, subscriptions
 from pipelines.rides.accounting import TALLY, Accounting, from_counters
 from pipelines.rides.bigquery_writer import flush
 from pipelines.rides.connectors import ReadRides, StoreRides, WriteRows
@@ -76,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 def build_pipeline(p: beam.Pipeline, plan: RidePlan) -> None:
     """Pub/Sub -> clean (de-duplicate, validate) -> stored events and dead letters, and event-time
     aggregates per minute and per area -> BigQuery."""
-    rides = p | "Read" >> ReadRides(plan) | "Clean" >> beam.ParDo(CleanRideMessages(plan.dedup_seconds))
+    clean = CleanRideMessages(plan.dedup_seconds)
+    rides = p | "Read" >> ReadRides(plan, clean.tag) | "Clean" >> beam.ParDo(clean)
     per_minute, by_area = rides | "Aggregate" >> RideAggregates(
-        plan.allowed_lateness, plan.firing_seconds, plan.area_firing_seconds, plan.since
+        plan.allowed_lateness, plan.firing_seconds, plan.area_firing_seconds, plan.since, clean.tag
     )
     rides | "Store" >> StoreRides(plan)
     per_minute | "WritePerMinute" >> WriteRows(plan, "rides_per_minute")
@@ -121,8 +122,11 @@ def prepare(project: str, ride: RideOptions, tables: dict[str, str]) -> str | No
         return pubsub.path(project, "subscriptions", ride.input_subscription)
     if ride.io == "beam":
         return None  # ReadFromPubSub makes its own subscription to the topic
-    topic = pubsub.ensure_topic(pubsub_v1.PublisherClient(), pubsub.path(project, "topics", ride.input_topic))
+    publisher = pubsub_v1.PublisherClient()
+    topic = pubsub.ensure_topic(publisher, pubsub.path(project, "topics", ride.input_topic))
     subscription = pubsub.path(project, "subscriptions", topic.rsplit("/", 1)[1] + "-taxi-streaming")
+    if subscriptions.generations(publisher, topic, subscription):  # an earlier run's, maybe rotated since
+        return subscription
     return pubsub.ensure_subscription(pubsub_v1.SubscriberClient(), subscription, topic)
 
 
@@ -130,12 +134,15 @@ def run(argv: list[str] | None = None, save_main_session: bool = True) -> Accoun
     """Run the pipeline until it drains (or, on Dataflow, until its job ends); return its accounting."""
     options = parse_options(argv, [RideOptions], build_parser())
     launch = launcher.apply_log_level(options)
-    target_config(options).apply_env()  # the local target's emulators; nothing on gcp
+    target = target_config(options)
+    target.apply_env()  # the local target's emulators; nothing on gcp
     ride, project, tables = _resolve(options)
     on_dataflow = options.view_as(StandardOptions).runner == "DataflowRunner"
     options.view_as(SetupOptions).save_main_session = save_main_session
     subscription = prepare(project, ride, tables)
-    plan = RidePlan.of(ride, project, tables, subscription, on_dataflow, time.time())
+    plan = RidePlan.of(
+        ride, project, tables, subscription, on_dataflow, time.time(), emulated=target.is_local
+    )
     _describe(plan)
 
     TALLY.reset()

@@ -10,12 +10,19 @@ import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_stream import TestStream as Stream
-from apache_beam.testing.util import assert_that, equal_to, equal_to_per_window
+from apache_beam.testing.util import BeamAssertException, assert_that, equal_to, equal_to_per_window
 from apache_beam.transforms.window import IntervalWindow, TimestampedValue
 
 from pipelines.rides import geohash
-from pipelines.rides.messages import CleanRideMessages, MessageBatch, RideMessage, parse_message
-from pipelines.rides.windows import RideAggregates
+from pipelines.rides.messages import (
+    CleanRideMessages,
+    MessageBatch,
+    RideBatch,
+    RideMessage,
+    WindowSeeds,
+    parse_message,
+)
+from pipelines.rides.windows import RideAggregates, area_partials, await_seeds, minute_partials
 from pipelines.taxi_streaming import PipelineArgumentError, _resolve
 
 T0 = int(datetime(2026, 1, 1, 12, 0, tzinfo=UTC).timestamp())  # a minute boundary
@@ -183,6 +190,81 @@ def test_windows_before_the_replay_horizon_are_not_written():
                     label="minutes")  # fmt: skip
         assert_that(areas | beam.Map(lambda r: (r["window_start"], r["pickups"])), equal_to([(after, 1)]),
                     label="areas")  # fmt: skip
+
+
+def test_a_restart_s_window_seeds_and_new_events_add_up_to_the_whole_window():
+    """A restarted pipeline's first element holds the stored events' partials (``rebuild.py``); the windows
+    add the new events to them: counts summed, rides distinct across both."""
+    stored = [
+        parse_message(m)[0] for m in (message("a", 0, "pickup", T0 + 5), message("b", 0, "pickup", T0 + 8))
+    ]
+    stored_batch = RideBatch(stored, [])
+    seeds = WindowSeeds(list(minute_partials(stored_batch)), list(area_partials(stored_batch)))
+    stream = (
+        Stream()
+        .advance_processing_time(T0 + 10)
+        .advance_watermark_to(T0)
+        .add_elements([TimestampedValue(MessageBatch([], seeds=seeds), T0)])
+        .add_elements(
+            [
+                batch(
+                    message("a", 1, "dropoff", T0 + 20, meter=7.5),
+                    message("c", 0, "pickup", T0 + 30),
+                    at=T0 + 30,
+                )
+            ]
+        )
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        rides = p | stream | beam.ParDo(CleanRideMessages())
+        minutes, areas = rides | RideAggregates(LATENESS, FIRING)
+        final = minutes | beam.Filter(lambda r: r["pane_timing"] == "ON_TIME")
+        assert_that(
+            final
+            | beam.Map(lambda r: (r["events"], r["pickups"], r["dropoffs"], r["revenue"], r["active_rides"])),
+            equal_to([(4, 3, 1, 7.5, 3)]),
+            label="minutes",
+        )
+        start = "2026-01-01T12:00:00Z"
+        area = areas | beam.Filter(lambda r: r["pane_timing"] == "ON_TIME" and r["window_start"] == start)
+        assert_that(
+            area | beam.Map(lambda r: (r["pickups"], r["passengers"])), equal_to([(3, 3)]), label="areas"
+        )
+
+
+def _all_equal(value):
+    def check(actual):
+        if not actual or set(actual) != {value}:
+            raise BeamAssertException(f"panes counted {actual}, each should count {value}")
+
+    return check
+
+
+def test_no_pane_is_written_before_a_restart_s_window_seeds_are_in():
+    """The reader lets new events go on before the windows are rebuilt; a pane then would count only them."""
+    stored = [
+        parse_message(m)[0] for m in (message("a", 0, "pickup", T0 + 5), message("b", 0, "pickup", T0 + 8))
+    ]
+    seeds = WindowSeeds(
+        list(minute_partials(RideBatch(stored, []))), list(area_partials(RideBatch(stored, [])))
+    )
+    tag = "restart-under-test"
+    await_seeds(tag)
+    stream = (
+        Stream()
+        .advance_processing_time(T0 + 10)
+        .advance_watermark_to(T0)
+        .add_elements([batch(message("c", 0, "pickup", T0 + 30), at=T0 + 30)])
+        .advance_processing_time(T0 + 20)  # an early pane is due: it would hold c alone
+        .add_elements([TimestampedValue(MessageBatch([], seeds=seeds), T0)])
+        .advance_processing_time(T0 + 30)
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        rides = p | stream | beam.ParDo(CleanRideMessages())
+        minutes, _ = rides | RideAggregates(LATENESS, FIRING, seeded=tag)
+        assert_that(minutes | beam.Map(lambda r: r["events"]), _all_equal(3))
 
 
 @pytest.mark.parametrize(

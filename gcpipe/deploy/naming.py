@@ -26,22 +26,20 @@ def load_names(path: Path = NAMES_FILE) -> dict:
     return json.loads(path.read_text())
 
 
+def git(*args: str) -> str:
+    """The output of a git command in the project's checkout (CalledProcessError or OSError when it fails)."""
+    return subprocess.check_output(
+        ["git", *args], cwd=PROJECT_ROOT, text=True, stderr=subprocess.DEVNULL
+    ).strip()
+
+
 def _git_tag() -> str:
     """The image tag: the short commit id, marked -dirty when the work tree has changes."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=PROJECT_ROOT, capture_output=True, text=True
-        )
+        commit, dirty = git("rev-parse", "--short=12", "HEAD"), git("status", "--porcelain")
     except (OSError, subprocess.CalledProcessError):
         return "latest"
-    return commit + ("-dirty" if dirty.stdout.strip() else "")
+    return commit + ("-dirty" if dirty else "")
 
 
 def deployed_tag() -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,18 +52,22 @@ def wait_until_reading(
     process: subprocess.Popen, subscription: str, config: Config | None = None, timeout: float = 120
 ) -> None:
     """Return once the pipeline has made its subscription (and its tables) and begun to pull."""
-    from google.api_core.exceptions import NotFound
 
     client = subscriber_client(config)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise GcpipeError(f"the streaming pipeline exited with status {process.returncode}: see its log.")
-        try:
-            client.get_subscription(subscription=subscription)
-        except NotFound:
+        if not _made(client, subscription):
             time.sleep(0.5)
             continue
         time.sleep(3)  # Beam starts its runner after the subscription is made
         return
     raise GcpipeError(f"the streaming pipeline did not start reading within {timeout:.0f} s.")
+
+
+def _made(client, subscription: str) -> bool:
+    """The subscription exists, or a later generation of it (a pipeline rotates its own on the emulator:
+    ``pipelines/rides/subscriptions.py``)."""
+    project, generation = subscription.split("/")[1], re.compile(re.escape(subscription) + r"(-\d{10})?")
+    return any(generation.fullmatch(s.name) for s in client.list_subscriptions(project=f"projects/{project}"))

@@ -44,6 +44,7 @@ class Service:
     extra_ports: tuple[str, ...] = ()
     prepare: Callable[[Config], None] | None = None  # one-time set-up before a start (e.g. initdb)
     scheme: str = "http"
+    env: tuple[tuple[str, str], ...] = ()  # variables for this service's process alone
 
     def url(self, config: Config) -> str:
         return f"{self.scheme}://127.0.0.1:{config.port(self.port_key)}"
@@ -91,9 +92,19 @@ def _emulator_bin(name: str) -> str:
     return str(path)
 
 
+# The emulator's Java heap: its own default is a quarter of RAM. The pipeline rotates its subscription
+# (pipelines/rides/subscriptions.py), since the emulator keeps every acknowledged message of a subscription.
+PUBSUB_JVM = (("CLOUD_PUBSUB_EMULATOR_OPTS", "-Xms64m -Xmx512m -XX:+UseSerialGC"),)
+# bqemulator, started through a launcher that turns off its per-write growth (time-travel copies of the
+# whole table on every write, every query result kept): see the launcher's docstring.
+BQ_LAUNCHER = PROJECT_ROOT / "infra/local/bqemulator_launcher.py"
+
+
 def _bigquery_command(config: Config) -> list[str]:
+    _emulator_bin("bqemulator")  # installed, or one sentence
     return [
-        _emulator_bin("bqemulator"),
+        _emulator_bin("python"),
+        str(BQ_LAUNCHER),
         "start",
         "--rest-host",
         "127.0.0.1",
@@ -286,7 +297,7 @@ SERVICES: dict[str, Service] = {
     service.name: service
     for service in (
         Service("metadata", "metadata stand-in", "metadata", _metadata_command, http_ok("/"), 10),
-        Service("pubsub", "Pub/Sub emulator", "pubsub", _pubsub_command, http_ok("/"), 60),
+        Service("pubsub", "Pub/Sub emulator", "pubsub", _pubsub_command, http_ok("/"), 60, env=PUBSUB_JVM),
         Service(
             "bigquery",
             "BigQuery emulator",
@@ -410,7 +421,7 @@ def start_service(service: Service, config: Config) -> str:
     log = log_file(config, service.name)
     log.parent.mkdir(parents=True, exist_ok=True)
     _pid_file(config, service.name).parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **dict(service.env)}
     with open(log, "ab") as out:
         try:
             process = subprocess.Popen(

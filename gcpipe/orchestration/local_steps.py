@@ -170,6 +170,6 @@ def stop_streaming(job: str, timeout: float = 30) -> bool:
 
 def update_streaming(job: str, options: dict[str, str], seconds: str = "0") -> int:
     """Replace the running job with one of the current code and options (Dataflow's update, done as a
-    restart: at start the pipeline replays its recent events, so nothing is counted twice or lost)."""
+    restart: at start the pipeline rebuilds its windows and duplicate memory, so nothing is counted twice or lost)."""
     stop_streaming(job)
     return start_streaming(job, options, seconds)

@@ -386,7 +386,7 @@ def streaming_job(
     Returns (find, start, update); wire ``then`` downstream of all three.
 
     Locally the job is the pipeline in a process of its own (``local_seconds``: drain and stop after that
-    long, 0 never); an update restarts it, and the pipeline's replay makes a restart lose nothing.
+    long, 0 never); an update restarts it, and the pipeline's rebuild makes a restart lose nothing.
     """
     from airflow.providers.standard.operators.python import BranchPythonOperator
 

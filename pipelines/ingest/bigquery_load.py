@@ -7,10 +7,15 @@ decorators, ``table$20190301``, would do it in one load on BigQuery, but the emu
 the same code runs on both.) ``gs://`` files load by URI; local files are uploaded. The transaction's
 values (the day, the source files) are escaped literals (``string_literal``), not query parameters: the
 emulator drops parameters inside a script; table names are checked (``validate_table_id``) first.
+
+BigQuery out of reach mid-load (the emulator restarting; it forgets its jobs, so a job being waited on is
+"not found" once it is back) is waited out: the replacement starts again with a new staging table, which
+is safe because a replacement is whole or not at all (up to two minutes, then the error stands).
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +27,10 @@ from gcpipe.core.clients import ensure_table, row_count
 from gcpipe.core.config import validate_table_id
 from gcpipe.core.schemas import TableSpec
 from gcpipe.warehouse.params import string_literal
+from pipelines.common.outages import through_outages
 from pipelines.ingest.accounting import NAMESPACE
+
+_LOG = logging.getLogger(__name__)
 
 
 def replace_script(target: str, staging: str | None, spec: TableSpec, where: str) -> str:
@@ -94,6 +102,15 @@ class LoadAndReplace(beam.DoFn):
     def _replace(
         self, client, target: str, spec: TableSpec, files: list[str], where: Callable[[str | None], str]
     ) -> int:
+        """``_replace_once``, started again while BigQuery is out of reach (``pipelines/common/outages.py``)."""
+        return through_outages(
+            lambda _: self._replace_once(client, target, spec, files, where), f"loading {target}", _LOG
+        )
+
+    def _replace_once(
+        self, client, target: str, spec: TableSpec, files: list[str], where: Callable[[str | None], str]
+    ) -> int:
+        from google.api_core.exceptions import GoogleAPIError
         from google.cloud import bigquery
 
         staging = f"{target}__staging_{uuid.uuid4().hex[:12]}" if files else None
@@ -119,4 +136,7 @@ class LoadAndReplace(beam.DoFn):
             return row_count(client, staging)
         finally:
             if staging:
-                client.delete_table(staging, not_found_ok=True)
+                try:
+                    client.delete_table(staging, not_found_ok=True)
+                except (GoogleAPIError, OSError) as err:  # out of reach: it expires in a day
+                    _LOG.warning("staging table %s left behind (it expires in a day): %s", staging, err)

@@ -5,9 +5,16 @@ would stall the whole pipeline. The DoFns here hand their rows to a writer threa
 dead letters, one for aggregates) and return; a writer takes everything queued, writes it table by
 table (insertAll in chunks of up to 5,000 rows: each request costs a fixed ~0.1 s in the emulator), and
 only then counts the batches as settled in the run's tally (``accounting.py``) and acknowledges the
-messages the rows came from. A failure stops the writer and fails the
-pipeline at its next bundle (or at :func:`flush`): the messages it had not acknowledged come back from
-Pub/Sub when the pipeline starts again.
+messages the rows came from.
+
+BigQuery out of reach (the emulator stopped, restarting) for up to two minutes is waited out
+(``pipelines/common/outages.py``): the writer tries its cycle again every 2 s, and first drops the events
+and dead letters already stored (by event id, message id: a write whose answer was lost may have landed),
+so nothing is stored twice. A pane row written twice is the same row again (the latest pane of a window
+is what counts). Meanwhile the reader stops pulling once ``max_outstanding`` messages await their
+acknowledgement. Any other failure, or a
+longer outage, stops the writer and fails the pipeline at its next bundle (or at :func:`flush`): the
+messages it had not acknowledged come back from Pub/Sub when the pipeline starts again.
 
 Ride events can instead go in as micro-batch load jobs (Parquet, one per writer cycle): the emulator loads
 them 5-10 times faster than it takes insertAll rows. Real BigQuery allows 1,500 load jobs per table a day,
@@ -16,6 +23,8 @@ so there, stream them (``--events_write_method streaming_inserts``).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 import json
 import logging
@@ -27,11 +36,13 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 
 from gcpipe.core.schemas import load_schema, to_json_row
+from pipelines.common.outages import short_retry, through_outages
 from pipelines.rides.accounting import TALLY
 from pipelines.rides.messages import EVENT_ID, RideBatch, RideMessage, dead_letter, event_rows
 from pipelines.rides.pubsub_reader import acknowledge
 
 CHUNK = 5000
+KEYS = {"ride_events": "event_id", "ride_dead_letter": "message_id"}  # what a stored row is known by
 _LOG = logging.getLogger(__name__)
 
 
@@ -80,7 +91,9 @@ class _Writer:
                     break
             try:
                 if not self.error:
-                    self._write([job for jobs in taken for job in jobs])
+                    cycle = [job for jobs in taken for job in jobs]
+                    rows = sum(len(job.rows) for job in cycle)
+                    through_outages(functools.partial(self._write, cycle), f"storing {rows:,} rows", _LOG)
             except Exception as err:  # kept, and raised in the pipeline's thread
                 _LOG.error("BigQuery writer failed: %s", err)
                 self.error = err
@@ -88,7 +101,11 @@ class _Writer:
                 for _ in taken:
                     self.jobs.task_done()
 
-    def _write(self, jobs: list[Job]) -> None:
+    def _write(self, jobs: list[Job], again: bool = False) -> None:
+        """Store the jobs' rows, then settle and acknowledge them; ``again``: after a failed try, skip the
+        rows that try stored."""
+        if again:
+            jobs = [self.unstored(job) for job in jobs]
         by_table: dict[tuple, list[Job]] = defaultdict(list)
         for job in jobs:
             by_table[job.table, job.dead_letter_table, job.load_schema].append(job)
@@ -123,6 +140,33 @@ class _Writer:
         for subscription, ack_ids in acks.items():
             acknowledge(subscription, ack_ids)
 
+    def unstored(self, job: Job) -> Job:
+        """``job`` without the rows its table holds already (by ``KEYS``); a table without a key: as it is."""
+        key = KEYS.get(job.table.rsplit(".", 1)[1])
+        wanted = [row.get(key) for row in job.rows] if key else []
+        if not key or not job.rows:
+            return job
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[bigquery.ArrayQueryParameter("keys", "STRING", [k for k in wanted if k])]
+        )
+        query = f"SELECT {key} FROM `{job.table}` WHERE {key} IN UNNEST(@keys)"
+        stored = {
+            row[0]
+            for row in self.client(job.table).query(query, job_config=config, retry=short_retry()).result()
+        }
+        if not stored:
+            return job
+        _LOG.info("%d of %d rows for %s were stored before the outage: not storing them again",
+                  len(stored), len(job.rows), job.table)  # fmt: skip
+        keep = [i for i, k in enumerate(wanted) if k not in stored]
+        return dataclasses.replace(
+            job,
+            rows=[job.rows[i] for i in keep],
+            row_ids=[job.row_ids[i] for i in keep] if job.row_ids is not None else None,
+        )
+
     def client(self, table: str):
         project = table.split(".")[0]
         if project not in self.clients:
@@ -143,7 +187,8 @@ class _Writer:
         data.seek(0)
         config = bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_APPEND")
         try:
-            self.client(table).load_table_from_file(data, table, job_config=config).result()
+            job = self.client(table).load_table_from_file(data, table, job_config=config, num_retries=0)
+            job.result(retry=short_retry())
         except BadRequest as err:
             _LOG.warning("load into %s refused (%s); inserting the rows instead", table, err)
             return False
@@ -157,7 +202,9 @@ class _Writer:
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start : start + CHUNK]
             ids = row_ids[start : start + CHUNK] if row_ids else None
-            errors = self.client(table).insert_rows_json(table, chunk, row_ids=ids, skip_invalid_rows=True)
+            errors = self.client(table).insert_rows_json(
+                table, chunk, row_ids=ids, skip_invalid_rows=True, retry=short_retry()
+            )
             for error in errors:
                 reasons = "; ".join(e.get("message", e.get("reason", "?")) for e in error["errors"])
                 rejected.append((chunk[error["index"]], reasons))
@@ -191,7 +238,7 @@ def flush() -> None:
 class StoreRideBatches(beam.DoFn):
     """Store a batch's events and dead letters, then acknowledge every message it was pulled with.
 
-    Replayed batches (events recovered from ride_events at start) are stored already.
+    A restart's window seeds (``rebuild.py``) are stored already.
     """
 
     def __init__(
@@ -201,7 +248,7 @@ class StoreRideBatches(beam.DoFn):
         self.subscription, self.load = subscription, load
 
     def process(self, batch: RideBatch):
-        if batch.replayed:
+        if batch.seeds:
             return
         ids = [event["event_id"] for event in batch.events]
         if self.load:
@@ -213,7 +260,7 @@ class StoreRideBatches(beam.DoFn):
         dead_letters = Job(
             self.dead_letter_table,
             batch.dead_letters,
-            subscription=self.subscription,
+            subscription=batch.subscription or self.subscription,
             ack_ids=batch.ack_ids,
             settles=(len(batch.events), batch.duplicates, len(batch.dead_letters)),
         )

@@ -26,11 +26,13 @@ from pipelines.rides.pubsub_reader import ReadMessageBatches
 
 
 class ReadRides(beam.PTransform):
-    """Pub/Sub -> MessageBatch elements (with ``--io batched``, the replay's batches first)."""
+    """Pub/Sub -> MessageBatch elements (with ``--io batched``, a restart's rebuilt windows first).
 
-    def __init__(self, plan: RidePlan):
+    ``memory``: the tag of the duplicate memory the rebuild fills (``CleanRideMessages.tag``)."""
+
+    def __init__(self, plan: RidePlan, memory: str | None = None):
         super().__init__()
-        self.plan = plan
+        self.plan, self.memory = plan, memory
 
     def expand(self, pbegin):
         plan = self.plan
@@ -42,7 +44,9 @@ class ReadRides(beam.PTransform):
                 max_outstanding=plan.max_outstanding,
                 watermark_delay=plan.watermark_delay,
                 stop_after=plan.duration_seconds,
-                replay=plan.replay,
+                rebuild=plan.rebuild,
+                memory=self.memory,
+                topic=pubsub.path(plan.project, "topics", plan.topic) if plan.rotate else None,
             )
         read = beam.io.ReadFromPubSub(
             topic=None if plan.subscription else pubsub.path(plan.project, "topics", plan.topic),

@@ -38,7 +38,17 @@ class MessageBatch:
     messages: list[RideMessage]
     ack_ids: list[str] = field(default_factory=list)  # of every message pulled, acknowledged by the sink
     duplicates: int = 0
-    replayed: bool = False  # events recovered from ride_events at start: aggregated again, not stored again
+    subscription: str | None = None  # where ``ack_ids`` go, if not the pipeline's subscription (a rotation)
+    seeds: WindowSeeds | None = None  # a restart's rebuilt windows (rebuild.py): aggregated, not stored
+
+
+@dataclass(frozen=True)
+class WindowSeeds:
+    """The partials of the events a restarted pipeline finds stored in its open windows (rebuild.py): the
+    minute partials and the area partials, as ``windows.py`` makes them from new events."""
+
+    minutes: list  # TimestampedValue((CITY, Totals), minute start)
+    areas: list  # TimestampedValue((CITY, {area: [pickups, passengers]}), minute start)
 
 
 @dataclass
@@ -47,7 +57,8 @@ class RideBatch:
     dead_letters: list[dict]  # ride_dead_letter rows
     ack_ids: list[str] = field(default_factory=list)
     duplicates: int = 0
-    replayed: bool = False
+    seeds: WindowSeeds | None = None
+    subscription: str | None = None
 
 
 _VALIDATOR = table_spec("ride_events").validator()
@@ -63,7 +74,8 @@ def parse_message(message: RideMessage) -> tuple[dict | None, str | None]:
         return None, "not JSON: nested too deeply"
     if not isinstance(payload, dict):
         return None, f"not a JSON object but {type(payload).__name__}"
-    payload.update(event_id=message.event_id, message_id=message.message_id)
+    published = datetime.fromtimestamp(message.publish_time, UTC) if message.publish_time else None
+    payload.update(event_id=message.event_id, message_id=message.message_id, published_at=published)
     return _VALIDATOR.validate(payload)
 
 
@@ -119,4 +131,6 @@ class CleanRideMessages(beam.DoFn):
         self.duplicates.inc(duplicates)
         self.valid.inc(len(events))
         self.malformed.inc(len(dead))
-        yield RideBatch(events, dead, batch.ack_ids, batch.duplicates + duplicates, batch.replayed)
+        yield RideBatch(
+            events, dead, batch.ack_ids, batch.duplicates + duplicates, batch.seeds, batch.subscription
+        )

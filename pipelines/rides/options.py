@@ -106,8 +106,9 @@ class RideOptions(PipelineOptions):
             "--replay_seconds",
             type=float,
             default=None,
-            help="At start, re-aggregate stored events this recent (at least and by default: the heat map's "
-            "window + lateness; 0: off).",
+            help="At start, rebuild the windows from stored events this recent, and the duplicate memory "
+            "from the ids of the last dedup_seconds (at least and by default: the heat map's window + "
+            "lateness; 0: off).",
         )
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger
 from apache_beam.transforms.window import FixedWindows, SlidingWindows, TimestampedValue
@@ -24,34 +25,49 @@ from apache_beam.utils.timestamp import Duration
 from apache_beam.utils.windowed_value import PaneInfoTiming
 
 from pipelines.rides import geohash
+from pipelines.rides.dedup import hashes
 from pipelines.rides.messages import RideBatch
 
 MINUTE = 60
 AREA_WINDOW, AREA_PERIOD = 300, 60
+_AWAITING_SEEDS: set[str] = set()  # the rebuilds (by tag) whose window seeds are not in the windows yet
 AREA_PRECISION = 6
 CITY = "nyc"  # the one key of the per-minute totals
 
 
+_NO_RIDES = np.zeros(0, dtype=np.int64)
+
+
+def await_seeds(tag: str) -> None:
+    """No pane of the pipeline ``tag`` is written until its restart's window seeds have gone into the
+    windows (``_Partials``): a pane before would count only the events since the restart."""
+    _AWAITING_SEEDS.add(tag)
+
+
 @dataclass
 class Totals:
-    """What one minute (or window) of events adds up to."""
+    """What one minute (or window) of events adds up to. ``rides``: the distinct rides, as sorted 64-bit
+    hashes of their ids (8 bytes a ride, and no reference that keeps a parsed event alive: the streaming
+    GroupByKey keeps every partial of an open window)."""
 
     events: int = 0
     pickups: int = 0
     dropoffs: int = 0
     passengers: int = 0
     revenue_cents: int = 0  # whole cents, so sums do not depend on the order of addition
-    rides: set[str] = field(default_factory=set)
+    rides: np.ndarray = field(default_factory=lambda: _NO_RIDES)
 
-    def add(self, event: dict) -> None:
-        self.events += 1
-        self.rides.add(event["ride_id"])
-        if event["ride_status"] == "pickup":
-            self.pickups += 1
-            self.passengers += event["passenger_count"]
-        elif event["ride_status"] == "dropoff":
-            self.dropoffs += 1
-            self.revenue_cents += round(event["meter_reading"] * 100)
+    @classmethod
+    def of(cls, events: list[dict]) -> Totals:
+        totals = cls(events=len(events), rides=np.unique(hashes(e["ride_id"] for e in events)))
+        for event in events:
+            if event["ride_status"] == "pickup":
+                totals.pickups += 1
+                totals.passengers += event["passenger_count"]
+            elif event["ride_status"] == "dropoff":
+                totals.dropoffs += 1
+                totals.revenue_cents += round(event["meter_reading"] * 100)
+        return totals
 
     def merge(self, other: Totals) -> Totals:
         self.events += other.events
@@ -59,7 +75,7 @@ class Totals:
         self.dropoffs += other.dropoffs
         self.passengers += other.passengers
         self.revenue_cents += other.revenue_cents
-        self.rides |= other.rides
+        self.rides = np.union1d(self.rides, other.rides)
         return self
 
 
@@ -88,11 +104,11 @@ def _minute(event: dict) -> int:
 
 def minute_partials(batch: RideBatch):
     """(CITY, Totals) per minute of event time in the batch, stamped with the minute's start."""
-    by_minute: dict[int, Totals] = defaultdict(Totals)
+    by_minute: dict[int, list[dict]] = defaultdict(list)
     for event in batch.events:
-        by_minute[_minute(event)].add(event)
-    for minute, totals in by_minute.items():
-        yield TimestampedValue((CITY, totals), minute)
+        by_minute[_minute(event)].append(event)
+    for minute, events in by_minute.items():
+        yield TimestampedValue((CITY, Totals.of(events)), minute)
 
 
 def area_partials(batch: RideBatch):
@@ -148,16 +164,18 @@ def windowing(window_fn, allowed_lateness: float, firing_seconds: float) -> beam
 
 class _Rows(beam.DoFn):
     """A pane's rows, unless its window starts before ``since``: a restarted pipeline rebuilds its windows
-    from the events stored since then (its replay), so an older window's count would be partial, and that
+    from the events stored since then (``rebuild.py``), so an older window's count would be partial, and that
     window's final panes were written before the restart (``since`` lies window + lateness back)."""
 
-    def __init__(self, since: float | None = None):
-        self.since = since
+    def __init__(self, since: float | None = None, seeded: str | None = None):
+        self.since, self.seeded = since, seeded
         self.skipped = Metrics.counter("taxi_streaming", "panes_before_replay_skipped")
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         if self.since is not None and window.start < self.since:
             self.skipped.inc()
+            return
+        if self.seeded in _AWAITING_SEEDS:  # an early pane (the watermark is held): the next one has all
             return
         yield from self.rows(element, window, pane)
 
@@ -209,12 +227,23 @@ class AreaRows(_Rows):
 
 
 class _Partials(beam.DoFn):
-    """One step for both partials: the DirectRunner pays per step and per bundle."""
+    """One step for both partials: the DirectRunner pays per step and per bundle. A restart's window seeds
+    (``rebuild.py``: the stored events' partials, computed in the warehouse) go on as they are."""
+
+    def __init__(self, seeded: str | None = None):
+        self.seeded = seeded
 
     def process(self, batch: RideBatch):
-        yield from minute_partials(batch)
-        for partial in area_partials(batch):
+        minutes, areas = (
+            (batch.seeds.minutes, batch.seeds.areas)
+            if batch.seeds
+            else (minute_partials(batch), area_partials(batch))
+        )
+        yield from minutes
+        for partial in areas:
             yield beam.pvalue.TaggedOutput("areas", partial)
+        if batch.seeds:
+            _AWAITING_SEEDS.discard(self.seeded)
 
 
 class RideAggregates(beam.PTransform):
@@ -222,7 +251,8 @@ class RideAggregates(beam.PTransform):
 
     Per minute: 1-minute fixed windows. By area: pickups per geohash area, 5-minute windows sliding every
     minute; each of their panes holds every area of the window, so they may fire less often
-    (``area_firing_seconds``). ``since``: a restarted pipeline's replay horizon (see ``_Rows``).
+    (``area_firing_seconds``). ``since``: where a restarted pipeline's rebuilt windows begin (see ``_Rows``);
+    ``seeded``: the tag its reader rebuilds under (``await_seeds``).
     """
 
     def __init__(
@@ -231,26 +261,29 @@ class RideAggregates(beam.PTransform):
         firing_seconds: float,
         area_firing_seconds: float | None = None,
         since: float | None = None,
+        seeded: str | None = None,
     ):
         super().__init__()
         self.allowed_lateness, self.firing_seconds = allowed_lateness, firing_seconds
         self.area_firing_seconds = area_firing_seconds or firing_seconds
-        self.since = since
+        self.since, self.seeded = since, seeded
 
     def expand(self, batches):
-        partials = batches | "Partials" >> beam.ParDo(_Partials()).with_outputs("areas", main="minutes")
+        partials = batches | "Partials" >> beam.ParDo(_Partials(self.seeded)).with_outputs(
+            "areas", main="minutes"
+        )
         lateness, firing = self.allowed_lateness, self.firing_seconds
         per_minute = (
             partials.minutes
             | "WindowMinutes" >> windowing(FixedWindows(MINUTE), lateness, firing)
             | "SumMinutes" >> beam.CombinePerKey(SumTotals())
-            | "MinuteRows" >> beam.ParDo(PerMinuteRow(self.since))
+            | "MinuteRows" >> beam.ParDo(PerMinuteRow(self.since, self.seeded))
         )
         by_area = (
             partials.areas
             | "WindowAreas"
             >> windowing(SlidingWindows(AREA_WINDOW, AREA_PERIOD), lateness, self.area_firing_seconds)
             | "SumAreas" >> beam.CombinePerKey(SumAreas())
-            | "AreaRows" >> beam.ParDo(AreaRows(self.since))
+            | "AreaRows" >> beam.ParDo(AreaRows(self.since, self.seeded))
         )
         return per_minute, by_area

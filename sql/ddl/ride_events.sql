@@ -11,7 +11,8 @@ CREATE TABLE IF NOT EXISTS `{{ project }}.{{ taxi_dataset }}.ride_events` (
   ride_status STRING NOT NULL,
   passenger_count INT64 NOT NULL,
   message_id STRING,
-  event_id STRING
+  event_id STRING,
+  published_at TIMESTAMP
 )
 PARTITION BY TIMESTAMP_TRUNC(timestamp, DAY)
 CLUSTER BY ride_id

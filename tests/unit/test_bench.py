@@ -60,3 +60,28 @@ def test_report_rewrites_only_the_generated_section(tmp_path):
     ]
     text = markdown.read_text()
     assert "| sql | train | 3.00 s |" in text and "4.20 s" not in text and "(csv)" in text and "(sql)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (
+            ["--kill-at", "900", "--duration", "600"],
+            "--kill-at must fall inside the run (0 < T < --duration), not 900.",
+        ),
+        (["--rate", "0"], "--rate and --duration must be positive."),
+    ],
+)
+def test_the_soak_s_options_out_of_range_are_one_sentence(argv, error):
+    from gcpipe.app.bench.soak import parse
+
+    with pytest.raises(GcpipeError) as caught:
+        parse(argv)
+    assert str(caught.value) == error
+
+
+def test_only_the_soak_takes_options_of_its_own():
+    from gcpipe.app.bench import main
+
+    with pytest.raises(GcpipeError, match="only `gcpipe bench soak` takes options"):
+        main(["csv_ingest", "--rate", "5"])

@@ -21,7 +21,7 @@ import pytest
 from gcpipe.core.config import PROJECT_ROOT, Config, load_config
 from gcpipe.core.schemas import load_tables
 from gcpipe.deploy.dataproc import submit_plan
-from gcpipe.deploy.naming import NAMES_FILE, TEMPLATES, Deployment, deployed_tag, toml_dumps
+from gcpipe.deploy.naming import NAMES_FILE, TEMPLATES, Deployment, deployed_tag, git, toml_dumps
 from gcpipe.deploy.plans import dags_plan, infra_plan, make_bundle, run_plan, templates_plan
 from gcpipe.deploy.steps import DeployError, render
 from gcpipe.orchestration.gcp_requests import dataproc_batch, dataproc_job
@@ -413,13 +413,7 @@ def test_templates_plan_builds_each_image_before_its_spec():
 def test_the_deployed_tag_is_the_environment_s_else_the_recorded_one_else_the_commit_s(cloud, monkeypatch):
     assert deployed_tag() == TAG  # GCPIPE_IMAGE_TAG
     monkeypatch.delenv("GCPIPE_IMAGE_TAG")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short=12", "HEAD"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    commit = git("rev-parse", "--short=12", "HEAD")
     assert deployed_tag().removesuffix("-dirty") == commit  # nothing recorded: the checkout's version
     cloud.config_file.write_text(toml_dumps({"gcp": {"deploy": {"image_tag": "v7"}}}))  # as the bundle's
     assert deployed_tag() == "v7"

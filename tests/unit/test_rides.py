@@ -3,6 +3,7 @@
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from gcpipe.core.errors import GcpipeError
@@ -59,13 +60,24 @@ def test_malformed_kinds_are_each_rejected_for_their_own_reason():
 
 def test_seen_ids_forget_after_the_horizon(monkeypatch):
     clock = [100.0]
-    monkeypatch.setattr("pipelines.rides.dedup.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("pipelines.rides.dedup.time.time", lambda: clock[0])
     seen = SeenIds(horizon=10)
     assert seen.first_sightings(["a", "b", "a"]) == [True, True, False]
     clock[0] = 105
     assert seen.first_sightings(["a", "c"]) == [False, True]
     clock[0] = 111  # "a" and "b" were first seen 11 s ago
     assert seen.first_sightings(["a", "b", "c"]) == [True, True, False]
+
+
+def test_ids_a_restart_remembers_are_forgotten_when_they_would_have_been(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr("pipelines.rides.dedup.time.time", lambda: clock[0])
+    seen = SeenIds(horizon=100)
+    seen.remember(["old", "recent"], np.array([905.0, 990.0]))  # published 95 s and 10 s ago
+    assert seen.first_sightings(["old", "recent", "new"]) == [False, False, True]
+    clock[0] = 1012  # "old" is past the horizon now, "recent" is not
+    assert seen.first_sightings(["old", "recent", "new"]) == [True, False, False]
+    assert len(seen) == 3
 
 
 def test_geohash_cells_contain_their_points():

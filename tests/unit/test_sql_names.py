@@ -183,7 +183,7 @@ def test_no_sql_text_quotes_an_unchecked_name():
         "gcpipe/app/demo_report.py": "the configured project and datasets, which load_config validates",
         "gcpipe/core/schemas.py": "TableSpec.ddl: callers validate the id (ensure_table; sql ddl writes placeholders)",
         "gcpipe/flows/registry.py": "backquoted paths in the README's markdown flow table, no SQL",
-        "pipelines/rides/replay.py": "the replay table, from taxi_streaming._resolve's check",
+        "pipelines/rides/bigquery_writer.py": "the plan's tables, from taxi_streaming._resolve's check",
     }
     offenders = []
     for folder in ("gcpipe", "pipelines", "spark_jobs", "dags"):

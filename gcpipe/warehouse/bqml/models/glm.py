@@ -132,9 +132,8 @@ class GlmModel(Supervised):
         """Score the input in the warehouse and fetch only the labels and scores."""
         table = call.fetch(scores_sql(self, call.input_sql))
         scores = np.column_stack([table[f"{_P}s{i}"].to_numpy() for i in range(len(self.intercepts))])
-        return self.label_indexes(table[f"{_P}label"]), self.from_scores(
-            scores.reshape(len(table), len(self.intercepts))
-        )
+        scores = scores.reshape(len(table), len(self.intercepts))  # (0, k) when the input is empty
+        return self.label_indexes(table[f"{_P}label"]), self.from_scores(scores)
 
     def denormalised(self) -> tuple[list[list[float]], list[float]]:
         """Weights and intercepts on the scale of the input columns (what ML.WEIGHTS shows by default).
