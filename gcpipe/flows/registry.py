@@ -116,6 +116,9 @@ FLOWS: tuple[Flow, ...] = (
             Step("train_model", SQL, "ml/purchase_model.sql", TRAIN),
             Step("evaluate_model", SQL, "ml/purchase_model_evaluate.sql", EVALUATE),
             Step("roc_curve", SQL, "ml/purchase_model_roc_curve.sql", EVALUATE),
+            Step("train_tree_model", SQL, "ml/purchase_tree_model.sql"),  # beside the logistic one
+            Step("compare_roc_curves", SQL, "ml/purchase_models_roc_curves.sql", EVALUATE),
+            Step("confusion_matrices", SQL, "ml/purchase_models_confusion_matrices.sql", EVALUATE),
             Step("roc_auc_gate", CHECK, "checks/purchase_model_roc_auc.sql", EVALUATE, in_demo=False),
             Step(
                 "predict",

@@ -22,7 +22,7 @@ from gcpipe.datagen.ecommerce import write_sessions
 from gcpipe.datagen.ride_events import write_ride_events
 from gcpipe.datagen.taxi_trips import generate_trips
 from gcpipe.warehouse.load import load_arrow, load_json_lines
-from gcpipe.warehouse.runner import CheckFailed, run_sql_file
+from gcpipe.warehouse.runner import CheckFailed, run_sql, run_sql_file
 
 pytestmark = pytest.mark.stack
 
@@ -63,6 +63,11 @@ class Warehouse:
 
     def run(self, path: str, **params):
         return run_sql_file(SQL / path, params, config=self.config, client=self.bq)
+
+    def run_sql(self, sql: str):
+        """Ad-hoc SQL through gcpipe's runner (so ML.* calls run locally), {ds} naming the dataset."""
+        sql = sql.replace("{ds}", f"`{self.config.project}.{self.name}`")
+        return run_sql(sql, {}, config=self.config, client=self.bq, source="test.sql")
 
     def rows(self, sql: str) -> list[dict]:
         return [
@@ -427,6 +432,55 @@ def test_purchase_model_trains_evaluates_predicts_and_explains(wh):
     assert [r["iteration"] for r in iterations] == list(range(len(iterations))) and len(iterations) <= 20
     losses = [r["loss"] for r in iterations]
     assert losses == sorted(losses, reverse=True) and all(r["eval_loss"] is not None for r in iterations)
+
+
+def test_purchase_tree_model_beside_the_logistic_one_roc_curves_and_confusion_matrices(wh):
+    wh.run("ml/purchase_features.sql")
+    wh.run("ml/purchase_model.sql", **TRAIN)
+    trained = wh.run("ml/purchase_tree_model.sql")
+    assert trained.statements[0].statement_type == "CREATE_MODEL"
+    window = {"eval_from": LATER[0], "eval_to": LATER[1]}
+    later = f"""(SELECT * EXCEPT (fullVisitorId, visitId, date) FROM {{ds}}.purchase_features
+                 WHERE date BETWEEN '{LATER[0]}' AND '{LATER[1]}')"""
+    scored = {}
+    for name in ("purchase_model", "purchase_tree_model"):
+        rows = wh.run_sql(
+            f"""SELECT will_buy_on_return_visit AS y,
+                  (SELECT p.prob FROM UNNEST(predicted_will_buy_on_return_visit_probs) AS p WHERE p.label = 1) AS p
+                FROM ML.PREDICT(MODEL {{ds}}.{name}, {later})"""
+        ).rows
+        scored[name] = (np.array([r["y"] for r in rows]), np.array([r["p"] for r in rows]))
+
+    curves = defaultdict(list)
+    for r in wh.run("ml/purchase_models_roc_curves.sql", **window).rows:
+        curves[r["model"]].append(r)
+    assert set(curves) == {"logistic_reg", "boosted_tree_classifier"}
+    for model, name in (
+        ("logistic_reg", "purchase_model"),
+        ("boosted_tree_classifier", "purchase_tree_model"),
+    ):
+        curve = curves[model]
+        assert [r["threshold"] for r in curve] == sorted((r["threshold"] for r in curve), reverse=True)
+        y, p = scored[name]
+        # the curve's area is the model's ROC AUC on the same rows (the curve samples the thresholds)
+        fpr, tpr = (
+            [0.0] + [r["false_positive_rate"] for r in curve] + [1.0],
+            [0.0] + [r["recall"] for r in curve] + [1.0],
+        )
+        assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc_score(y, p), abs=0.02)
+    tree_auc = metrics.roc_auc_score(*scored["purchase_tree_model"])
+    assert tree_auc > 0.75  # the trees learn the generator's buyers too
+
+    matrices = defaultdict(dict)
+    for r in wh.run("ml/purchase_models_confusion_matrices.sql", **window).rows:
+        matrices[r["model"]][r["expected_label"]] = (r["_0"], r["_1"])
+    for model, name in (
+        ("logistic_reg", "purchase_model"),
+        ("boosted_tree_classifier", "purchase_tree_model"),
+    ):
+        y, p = scored[name]
+        expected = metrics.confusion_matrix(y, (p > 0.5).astype(int), labels=[0, 1])
+        assert matrices[model] == {"0": tuple(expected[0]), "1": tuple(expected[1])}, model
 
 
 # -- data quality checks -------------------------------------------------------------------------
