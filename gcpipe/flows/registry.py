@@ -78,6 +78,8 @@ FLOWS: tuple[Flow, ...] = (
             Step("check_day_loaded", CHECK, "checks/taxi_trips_day_loaded.sql", in_demo=False),
             Step("build_trips_by_zone_hour", SQL, "transforms/taxi_trips_by_zone_hour.sql"),
             Step("check_trips_by_zone_hour", CHECK, "checks/trips_by_zone_hour_row_counts.sql"),
+            Step("train_demand_model", SQL, "ml/taxi_demand_model.sql"),  # ARIMA_PLUS per pickup zone
+            Step("forecast_demand", SQL, "ml/taxi_demand_forecast.sql"),
             Step("files_to_success", FILES, "processed/success/taxi_trips", in_demo=False),
             Step("files_to_failure", FILES, "processed/failure/taxi_trips", in_demo=False),
         ),

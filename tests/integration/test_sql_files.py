@@ -8,7 +8,7 @@ import math
 import re
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +274,49 @@ def test_taxi_trips_by_zone_hour_places_every_trip_in_its_zone(wh):
     midtown = sum(r["trips"] for r in rows if r["zone"] == "Midtown")
     assert midtown > 0.15 * 3000  # the generator's busiest hot spot
     wh.run("checks/trips_by_zone_hour_row_counts.sql")  # passes: nothing lost or doubled
+
+
+def test_taxi_demand_is_an_arima_plus_model_per_zone_forecasting_the_next_day(wh):
+    wh.run("seeds/taxi_zones.sql")
+    trained = wh.run("ml/taxi_demand_model.sql")
+    assert [s.statement_type for s in trained.statements] == ["CREATE_TABLE_AS_SELECT", "CREATE_MODEL"]
+    zones = _zones(wh)
+    counts = Counter()
+    trips = wh.trips.to_pydict()
+    for lon, lat, pickup in zip(
+        trips["pickup_longitude"], trips["pickup_latitude"], trips["pickup_datetime"], strict=True
+    ):
+        zone = _zone_of(zones, lon, lat)
+        counts[(zones[zone][0] if zone else "Outside the zones", pickup.replace(minute=0, second=0))] += 1
+    names = {zone for zone, _ in counts}
+    first, last = min(h for _, h in counts), max(h for _, h in counts)
+    hours = [first + timedelta(hours=i) for i in range(int((last - first).total_seconds() // 3600) + 1)]
+    # every zone on the same hourly grid, an hour without a pickup counted 0
+    grid = wh.rows("SELECT * FROM {ds}.pickups_by_zone_hour")
+    got = {(r["zone"], r["pickup_hour"].replace(tzinfo=None)): r["pickups"] for r in grid}
+    assert got == {(z, h): counts.get((z, h), 0) for z in names for h in hours}
+
+    wh.run("ml/taxi_demand_forecast.sql")
+    forecast = wh.rows("SELECT * FROM {ds}.taxi_demand_forecast ORDER BY zone, forecast_timestamp")
+    by_zone = defaultdict(list)
+    for r in forecast:
+        by_zone[r["zone"]].append(r)
+    assert set(by_zone) == names
+    for zone, rows in by_zone.items():
+        assert [r["forecast_timestamp"].replace(tzinfo=None) for r in rows] == [
+            last + timedelta(hours=i + 1) for i in range(24)
+        ], zone
+        for r in rows:
+            assert r["confidence_level"] == 0.9 and r["standard_error"] >= 0
+            assert (
+                r["prediction_interval_lower_bound"]
+                <= r["forecast_value"]
+                <= r["prediction_interval_upper_bound"]
+            )
+    # the busiest zone's forecast is on the scale of its history
+    busiest = max(names, key=lambda z: sum(counts[(z, h)] for h in hours))
+    mean = sum(counts[(busiest, h)] for h in hours) / len(hours)
+    assert 0.2 * mean < np.mean([r["forecast_value"] for r in by_zone[busiest]]) < 5 * mean
 
 
 def _metres(lon1, lat1, lon2, lat2) -> float:
