@@ -19,6 +19,7 @@ from sklearn import metrics
 from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.core.schemas import load_tables, table_spec
 from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.kdd import generate_connections
 from gcpipe.datagen.ride_events import write_ride_events
 from gcpipe.datagen.taxi_trips import generate_trips
 from gcpipe.warehouse.load import load_arrow, load_json_lines
@@ -524,6 +525,24 @@ def test_purchase_tree_model_beside_the_logistic_one_roc_curves_and_confusion_ma
         y, p = scored[name]
         expected = metrics.confusion_matrix(y, (p > 0.5).astype(int), labels=[0, 1])
         assert matrices[model] == {"0": tuple(expected[0]), "1": tuple(expected[1])}, model
+
+
+def test_kdd_connections_cluster_by_traffic_and_the_rarest_are_flagged(wh):
+    wh.run("ddl/kdd_connections.sql")
+    connections = generate_connections(np.random.default_rng(5), 3000)
+    table = wh.table("kdd_connections")
+    assert load_arrow(wh.bq, connections, table_spec("kdd_connections").schema, table) == 3000
+    trained = wh.run("ml/kdd_connection_clusters.sql")
+    assert trained.statements[0].statement_type == "CREATE_MODEL"
+    assert "(kmeans)" in trained.statements[0].message
+    wh.run("ml/kdd_rare_connections.sql")
+    rare = wh.rows("SELECT * FROM {ds}.rare_connections")
+    # contamination 0.01: the threshold is the training rows' 99th percentile of normalized distance
+    assert 20 <= len(rare) <= 40 and all(r["normalized_distance"] > 0 for r in rare)
+    labels = Counter(connections.column("label").to_pylist())
+    share = {label: n / 3000 for label, n in labels.items()}
+    # the flagged connections are of rarer kinds than connections are on average
+    assert np.mean([share[r["label"]] for r in rare]) < np.mean([share[label] for label in labels.elements()])
 
 
 # -- data quality checks -------------------------------------------------------------------------
