@@ -6,7 +6,8 @@
   DirectRunner locally) validates every row, replaces the day's partition of `taxi.taxi_trips` and
   dead-letters what it rejects; `build_trips_by_zone_hour` rebuilds the zone summary; the data-quality
   checks fail the run, naming the check, if the day is empty, too many rows were rejected, or the
-  summary lost trips.
+  summary lost trips; `train_demand_model` (ARIMA_PLUS on each pickup zone's hourly pickups) and
+  `forecast_demand` (ML.FORECAST of the next day into `taxi.taxi_demand_forecast`).
 * **TEARDOWN** the files move to `processed/success/taxi_trips/<date>/` when the run succeeds, to
   `processed/failure/taxi_trips/<date>/` when any step failed (look there, fix, move them back, re-run).
 
@@ -64,6 +65,8 @@ with gcpipe_dag(
     )
     summary = task(batch.step("build_trips_by_zone_hour"))
     conserved = task(batch.step("check_trips_by_zone_hour"))
+    demand = task(batch.step("train_demand_model"))
+    forecast = task(batch.step("forecast_demand"))
 
     succeeded = move_files("files_to_success", LANDING, f"{batch.step('files_to_success').runs}/{RUN_DATE}")
     failed = move_files(
@@ -74,7 +77,7 @@ with gcpipe_dag(
     )
 
     arrived >> ingest
-    [ingest, zones] >> summary >> conserved
+    [ingest, zones] >> summary >> conserved >> demand >> forecast
     ingest >> day_loaded
-    [day_loaded, conserved] >> succeeded
-    [ingest, summary, day_loaded, conserved] >> failed
+    [day_loaded, forecast] >> succeeded
+    [ingest, summary, day_loaded, conserved, demand, forecast] >> failed

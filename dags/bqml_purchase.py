@@ -5,9 +5,10 @@
 * **BODY** the denormalised tables (`build_visitor_sessions`, `build_session_funnel`, `build_top_products`,
   checked: no session lost) -> `build_features` (first visits and whether the visitor bought on a later
   one) -> `train_model` (logistic regression, `CREATE OR REPLACE MODEL`) -> `evaluate_model` on later
-  first visits it was not trained on, and its `roc_curve` -> `roc_auc_gate`: a check that fails the run
-  when ROC AUC is below `min_roc_auc` (a run param, 0.75 by default), so `predict` never writes
-  predictions of a worse model -> `predict` into `ecommerce.purchase_predictions`.
+  first visits it was not trained on, and its `roc_curve` -> `train_tree_model` (boosted trees on the same
+  rows) -> `compare_roc_curves` and `confusion_matrices` of both models -> `roc_auc_gate`: a check that
+  fails the run when the logistic model's ROC AUC is below `min_roc_auc` (a run param, 0.75 by default),
+  so `predict` never writes predictions of a worse model -> `predict` into `ecommerce.purchase_predictions`.
 * **TEARDOWN** none: every step replaces what it writes (`CREATE OR REPLACE`), so a re-run is safe.
 
 The steps, their SQL files and dates are the e-commerce flow's (`gcpipe.flows.registry`), which `make demo`

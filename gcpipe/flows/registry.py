@@ -78,6 +78,8 @@ FLOWS: tuple[Flow, ...] = (
             Step("check_day_loaded", CHECK, "checks/taxi_trips_day_loaded.sql", in_demo=False),
             Step("build_trips_by_zone_hour", SQL, "transforms/taxi_trips_by_zone_hour.sql"),
             Step("check_trips_by_zone_hour", CHECK, "checks/trips_by_zone_hour_row_counts.sql"),
+            Step("train_demand_model", SQL, "ml/taxi_demand_model.sql"),  # ARIMA_PLUS per pickup zone
+            Step("forecast_demand", SQL, "ml/taxi_demand_forecast.sql"),
             Step("files_to_success", FILES, "processed/success/taxi_trips", in_demo=False),
             Step("files_to_failure", FILES, "processed/failure/taxi_trips", in_demo=False),
         ),
@@ -116,6 +118,9 @@ FLOWS: tuple[Flow, ...] = (
             Step("train_model", SQL, "ml/purchase_model.sql", TRAIN),
             Step("evaluate_model", SQL, "ml/purchase_model_evaluate.sql", EVALUATE),
             Step("roc_curve", SQL, "ml/purchase_model_roc_curve.sql", EVALUATE),
+            Step("train_tree_model", SQL, "ml/purchase_tree_model.sql"),  # beside the logistic one
+            Step("compare_roc_curves", SQL, "ml/purchase_models_roc_curves.sql", EVALUATE),
+            Step("confusion_matrices", SQL, "ml/purchase_models_confusion_matrices.sql", EVALUATE),
             Step("roc_auc_gate", CHECK, "checks/purchase_model_roc_auc.sql", EVALUATE, in_demo=False),
             Step(
                 "predict",

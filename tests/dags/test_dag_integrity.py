@@ -107,4 +107,4 @@ def test_a_dag_file_parses_in_a_fresh_interpreter_with_airflow_alone():
         [sys.executable, "-c", probe, str(DAGS_DIR)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines()[-1] == "PARSED batch_ingest 9"
+    assert done.stdout.splitlines()[-1] == "PARSED batch_ingest 11"

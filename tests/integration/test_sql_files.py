@@ -8,7 +8,7 @@ import math
 import re
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +19,11 @@ from sklearn import metrics
 from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.core.schemas import load_tables, table_spec
 from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.kdd import generate_connections
 from gcpipe.datagen.ride_events import write_ride_events
 from gcpipe.datagen.taxi_trips import generate_trips
 from gcpipe.warehouse.load import load_arrow, load_json_lines
-from gcpipe.warehouse.runner import CheckFailed, run_sql_file
+from gcpipe.warehouse.runner import CheckFailed, run_sql, run_sql_file
 
 pytestmark = pytest.mark.stack
 
@@ -63,6 +64,11 @@ class Warehouse:
 
     def run(self, path: str, **params):
         return run_sql_file(SQL / path, params, config=self.config, client=self.bq)
+
+    def run_sql(self, sql: str):
+        """Ad-hoc SQL through gcpipe's runner (so ML.* calls run locally), {ds} naming the dataset."""
+        sql = sql.replace("{ds}", f"`{self.config.project}.{self.name}`")
+        return run_sql(sql, {}, config=self.config, client=self.bq, source="test.sql")
 
     def rows(self, sql: str) -> list[dict]:
         return [
@@ -271,6 +277,49 @@ def test_taxi_trips_by_zone_hour_places_every_trip_in_its_zone(wh):
     wh.run("checks/trips_by_zone_hour_row_counts.sql")  # passes: nothing lost or doubled
 
 
+def test_taxi_demand_is_an_arima_plus_model_per_zone_forecasting_the_next_day(wh):
+    wh.run("seeds/taxi_zones.sql")
+    trained = wh.run("ml/taxi_demand_model.sql")
+    assert [s.statement_type for s in trained.statements] == ["CREATE_TABLE_AS_SELECT", "CREATE_MODEL"]
+    zones = _zones(wh)
+    counts = Counter()
+    trips = wh.trips.to_pydict()
+    for lon, lat, pickup in zip(
+        trips["pickup_longitude"], trips["pickup_latitude"], trips["pickup_datetime"], strict=True
+    ):
+        zone = _zone_of(zones, lon, lat)
+        counts[(zones[zone][0] if zone else "Outside the zones", pickup.replace(minute=0, second=0))] += 1
+    names = {zone for zone, _ in counts}
+    first, last = min(h for _, h in counts), max(h for _, h in counts)
+    hours = [first + timedelta(hours=i) for i in range(int((last - first).total_seconds() // 3600) + 1)]
+    # every zone on the same hourly grid, an hour without a pickup counted 0
+    grid = wh.rows("SELECT * FROM {ds}.pickups_by_zone_hour")
+    got = {(r["zone"], r["pickup_hour"].replace(tzinfo=None)): r["pickups"] for r in grid}
+    assert got == {(z, h): counts.get((z, h), 0) for z in names for h in hours}
+
+    wh.run("ml/taxi_demand_forecast.sql")
+    forecast = wh.rows("SELECT * FROM {ds}.taxi_demand_forecast ORDER BY zone, forecast_timestamp")
+    by_zone = defaultdict(list)
+    for r in forecast:
+        by_zone[r["zone"]].append(r)
+    assert set(by_zone) == names
+    for zone, rows in by_zone.items():
+        assert [r["forecast_timestamp"].replace(tzinfo=None) for r in rows] == [
+            last + timedelta(hours=i + 1) for i in range(24)
+        ], zone
+        for r in rows:
+            assert r["confidence_level"] == 0.9 and r["standard_error"] >= 0
+            assert (
+                r["prediction_interval_lower_bound"]
+                <= r["forecast_value"]
+                <= r["prediction_interval_upper_bound"]
+            )
+    # the busiest zone's forecast is on the scale of its history
+    busiest = max(names, key=lambda z: sum(counts[(z, h)] for h in hours))
+    mean = sum(counts[(busiest, h)] for h in hours) / len(hours)
+    assert 0.2 * mean < np.mean([r["forecast_value"] for r in by_zone[busiest]]) < 5 * mean
+
+
 def _metres(lon1, lat1, lon2, lat2) -> float:
     p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
     h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
@@ -427,6 +476,73 @@ def test_purchase_model_trains_evaluates_predicts_and_explains(wh):
     assert [r["iteration"] for r in iterations] == list(range(len(iterations))) and len(iterations) <= 20
     losses = [r["loss"] for r in iterations]
     assert losses == sorted(losses, reverse=True) and all(r["eval_loss"] is not None for r in iterations)
+
+
+def test_purchase_tree_model_beside_the_logistic_one_roc_curves_and_confusion_matrices(wh):
+    wh.run("ml/purchase_features.sql")
+    wh.run("ml/purchase_model.sql", **TRAIN)
+    trained = wh.run("ml/purchase_tree_model.sql")
+    assert trained.statements[0].statement_type == "CREATE_MODEL"
+    window = {"eval_from": LATER[0], "eval_to": LATER[1]}
+    later = f"""(SELECT * EXCEPT (fullVisitorId, visitId, date) FROM {{ds}}.purchase_features
+                 WHERE date BETWEEN '{LATER[0]}' AND '{LATER[1]}')"""
+    scored = {}
+    for name in ("purchase_model", "purchase_tree_model"):
+        rows = wh.run_sql(
+            f"""SELECT will_buy_on_return_visit AS y,
+                  (SELECT p.prob FROM UNNEST(predicted_will_buy_on_return_visit_probs) AS p WHERE p.label = 1) AS p
+                FROM ML.PREDICT(MODEL {{ds}}.{name}, {later})"""
+        ).rows
+        scored[name] = (np.array([r["y"] for r in rows]), np.array([r["p"] for r in rows]))
+
+    curves = defaultdict(list)
+    for r in wh.run("ml/purchase_models_roc_curves.sql", **window).rows:
+        curves[r["model"]].append(r)
+    assert set(curves) == {"logistic_reg", "boosted_tree_classifier"}
+    for model, name in (
+        ("logistic_reg", "purchase_model"),
+        ("boosted_tree_classifier", "purchase_tree_model"),
+    ):
+        curve = curves[model]
+        assert [r["threshold"] for r in curve] == sorted((r["threshold"] for r in curve), reverse=True)
+        y, p = scored[name]
+        # the curve's area is the model's ROC AUC on the same rows (the curve samples the thresholds)
+        fpr, tpr = (
+            [0.0] + [r["false_positive_rate"] for r in curve] + [1.0],
+            [0.0] + [r["recall"] for r in curve] + [1.0],
+        )
+        assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc_score(y, p), abs=0.02)
+    tree_auc = metrics.roc_auc_score(*scored["purchase_tree_model"])
+    assert tree_auc > 0.75  # the trees learn the generator's buyers too
+
+    matrices = defaultdict(dict)
+    for r in wh.run("ml/purchase_models_confusion_matrices.sql", **window).rows:
+        matrices[r["model"]][r["expected_label"]] = (r["_0"], r["_1"])
+    for model, name in (
+        ("logistic_reg", "purchase_model"),
+        ("boosted_tree_classifier", "purchase_tree_model"),
+    ):
+        y, p = scored[name]
+        expected = metrics.confusion_matrix(y, (p > 0.5).astype(int), labels=[0, 1])
+        assert matrices[model] == {"0": tuple(expected[0]), "1": tuple(expected[1])}, model
+
+
+def test_kdd_connections_cluster_by_traffic_and_the_rarest_are_flagged(wh):
+    wh.run("ddl/kdd_connections.sql")
+    connections = generate_connections(np.random.default_rng(5), 3000)
+    table = wh.table("kdd_connections")
+    assert load_arrow(wh.bq, connections, table_spec("kdd_connections").schema, table) == 3000
+    trained = wh.run("ml/kdd_connection_clusters.sql")
+    assert trained.statements[0].statement_type == "CREATE_MODEL"
+    assert "(kmeans)" in trained.statements[0].message
+    wh.run("ml/kdd_rare_connections.sql")
+    rare = wh.rows("SELECT * FROM {ds}.rare_connections")
+    # contamination 0.01: the threshold is the training rows' 99th percentile of normalized distance
+    assert 20 <= len(rare) <= 40 and all(r["normalized_distance"] > 0 for r in rare)
+    labels = Counter(connections.column("label").to_pylist())
+    share = {label: n / 3000 for label, n in labels.items()}
+    # the flagged connections are of rarer kinds than connections are on average
+    assert np.mean([share[r["label"]] for r in rare]) < np.mean([share[label] for label in labels.elements()])
 
 
 # -- data quality checks -------------------------------------------------------------------------

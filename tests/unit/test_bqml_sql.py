@@ -40,9 +40,18 @@ def test_create_model_options_and_query():
     )
     assert parse_create_model("CREATE TABLE shop.model AS SELECT 1", "p", {}) is None
     assert parse_drop_model("DROP MODEL IF EXISTS `shop.m`", "p") == (ModelRef("p", "shop", "m"), True)
-    with pytest.raises(MlSqlError, match="TRANSFORM is not supported"):
+    transformed = parse_create_model(
+        "CREATE MODEL shop.m TRANSFORM(ML.STANDARD_SCALER(a) OVER () AS a, ML.BUCKETIZE(b, [1, 2]) AS b, label)\n"
+        "OPTIONS(model_type='linear_reg') AS SELECT 1",
+        "p",
+        {},
+    )
+    assert transformed.transform == "ML.STANDARD_SCALER(a) OVER () AS a, ML.BUCKETIZE(b, [1, 2]) AS b, label"
+    assert transformed.options == {"model_type": "linear_reg"} and transformed.query == "SELECT 1"
+    assert transformed.registration == "CREATE MODEL shop.m \nOPTIONS(model_type='linear_reg') AS SELECT 1"
+    with pytest.raises(MlSqlError, match="TRANSFORM needs at least one column"):
         parse_create_model(
-            "CREATE MODEL shop.m TRANSFORM(a) OPTIONS(model_type='linear_reg') AS SELECT 1", "p", {}
+            "CREATE MODEL shop.m TRANSFORM() OPTIONS(model_type='linear_reg') AS SELECT 1", "p", {}
         )
     with pytest.raises(MlSqlError, match="needs its dataset"):
         parse_create_model("CREATE MODEL m OPTIONS(model_type='linear_reg') AS SELECT 1", "p", {})

@@ -9,13 +9,15 @@ against it before the model sees it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from gcpipe.warehouse.bqml.sql import FUNCTION_NAMES, MlSqlError, ModelRef, rows_sql
+from gcpipe.warehouse.bqml.sql import FUNCTION_NAMES, MlSqlError, ModelRef, quote, rows_sql
+from gcpipe.warehouse.bqml.transform import Transform
 
 GLM = ("linear_reg", "logistic_reg")
 TREES = ("boosted_tree_classifier", "boosted_tree_regressor")
@@ -50,23 +52,49 @@ FUNCTIONS: dict[str, Function] = {
     "FORECAST": Function(("arima_plus",), "none", frozenset({"horizon", "confidence_level"})),
     "EXPLAIN_FORECAST": Function(("arima_plus",), "none", frozenset({"horizon", "confidence_level"})),
     "ARIMA_EVALUATE": Function(("arima_plus",), "none", frozenset({"show_all_candidate_models"})),
+    "TRANSFORM": Function((*SUPERVISED, "kmeans"), "required"),
 }
+# The functions that compare predictions with the input's labels (so the TRANSFORM computes the label too).
+LABELLED = ("EVALUATE", "ROC_CURVE", "CONFUSION_MATRIX")
 
 assert tuple(FUNCTIONS) == FUNCTION_NAMES  # one list, in the order the errors name them
 
 
 @dataclass
 class Call:
-    """One ML.* call being replaced: its arguments, and the warehouse to read its rows from."""
+    """One ML.* call being replaced: its arguments, and the warehouse to read its rows from.
+
+    ``raw_sql`` is the input rows' query as the statement gives it; ``input_sql`` the rows the model reads:
+    the same, or for a model trained with a TRANSFORM clause, the TRANSFORM's columns computed from them.
+    Functions that pass the input's own columns through (ML.PREDICT ...) start from ``raw_sql``
+    (:meth:`per_row`, :meth:`pass_through`).
+    """
 
     function: str
     model: ModelRef
-    input_sql: str | None  # the input rows' query (already rewritten, TRANSFORM not yet applied)
+    input_sql: str | None  # the rows the model reads (already rewritten; TRANSFORM applied)
     settings: dict[str, Any]
     thresholds: list[float] | None
     dry_run: bool
     ml: Any  # the LocalBigQueryML reading and writing the warehouse
     params: dict[str, Any]
+    raw_sql: str | None = None  # the input rows as given
+    transform: Transform | None = None
+    skip: frozenset[str] = frozenset()  # TRANSFORM columns the function does not compute (the label)
+
+    @classmethod
+    def of(cls, function: str, model, ref: ModelRef, raw_sql: str | None, **arguments) -> Call:
+        """The call of ``function`` on ``model`` with the input ``raw_sql``, the model's TRANSFORM applied."""
+        transform, options = getattr(model, "transform", None), model.options
+        skip = {options.data_split_col, options.kmeans_init_col} - {None}
+        if options.model_type in SUPERVISED and function not in LABELLED:
+            skip |= set(options.input_label_cols)
+        input_sql = raw_sql
+        if transform is not None and raw_sql is not None and function != "TRANSFORM":
+            input_sql = transform.select(raw_sql, skip=skip)
+        return cls(
+            function, ref, input_sql, raw_sql=raw_sql, transform=transform, skip=frozenset(skip), **arguments
+        )
 
     def setting(self, name: str, default: Any) -> Any:
         return self.settings.get(name, default)
@@ -104,11 +132,14 @@ class Call:
         """
         if self.dry_run:  # the output's shape, and the input query checked
             nulls = ", ".join(f"CAST(NULL AS {kind}) AS `{name}`" for name, kind in schema)
-            return f"SELECT {nulls}, i.* FROM ({self.input_sql}) AS i WHERE FALSE"
-        numbered = self.ml.numbered(self.input_sql, self.params, self.model.dataset)
-        fetched = self.ml.fetch_table(
-            numbered, features_sql(f"`{numbered}`"), self.params, self.model.dataset
-        )
+            return f"SELECT {nulls}, i.* FROM ({self.raw_sql}) AS i WHERE FALSE"
+        numbered = self.ml.numbered(self.raw_sql, self.params, self.model.dataset)
+        source = f"`{numbered}`"
+        if self.transform is not None:
+            source = (
+                f"({self.transform.select(f'SELECT * FROM {source}', skip=self.skip, also=['_gcpipe_row'])})"
+            )
+        fetched = self.ml.fetch_table(numbered, features_sql(source), self.params, self.model.dataset)
         outputs = compute(fetched)
         scratch = self.ml.scratch_table(outputs, schema, self.model.dataset, row_numbers=True)
         names = ", ".join(f"o.`{name}`" for name, _ in schema)
@@ -116,6 +147,38 @@ class Call:
             f"SELECT {names}, i.* EXCEPT (_gcpipe_row) FROM `{numbered}` AS i "
             f"JOIN `{scratch}` AS o ON i._gcpipe_row = o._gcpipe_row"
         )
+
+    def pass_through(self, model, build: Callable[[Any, str], str]) -> str:
+        """``build(model, source)``: SQL computing a model's outputs from the feature columns of the rows
+        ``source`` and passing every column of ``source`` through. With a TRANSFORM, the TRANSFORM's columns
+        go beside the input's own under helper names, the model reads those, and the helpers are dropped."""
+        if self.transform is None:
+            return build(model, self.raw_sql)
+        columns = [c.name for c in self.transform.columns if c.name not in self.skip]
+        names = {name: f"_gcpipe_t{i}" for i, name in enumerate(columns)}
+
+        def renamed(path: str) -> str:
+            first, dot, rest = path.partition(".")
+            return names.get(first, first) + dot + rest
+
+        reading = dataclasses.replace(
+            model, features=[dataclasses.replace(f, column=renamed(f.column)) for f in model.features]
+        )
+        source = self.transform.beside(self.raw_sql, names, self.skip)
+        helpers = ", ".join(quote(name) for name in names.values())
+        return f"SELECT * EXCEPT ({helpers}) FROM ({build(reading, source)})"
+
+    def transformed(self) -> str:
+        """ML.TRANSFORM: the TRANSFORM's columns as BigQuery computes them, from the input rows (the label's
+        only when the input has what it reads)."""
+        if self.transform is None:
+            raise MlSqlError(
+                f"model {self.model} was trained without a TRANSFORM clause; ML.TRANSFORM needs one (BigQuery "
+                "rejects it too)."
+            )
+        present = {name.lower() for name in self.ml.columns(self.raw_sql, self.params)}
+        skip = {c.name for c in self.transform.columns if not {r.lower() for r in c.reads} <= present}
+        return self.transform.select(self.raw_sql, view="public", skip=skip)
 
 
 def check_call(function: str, model_type: str, settings: dict, has_input: bool) -> Function:

@@ -30,11 +30,12 @@ from sqlglot.tokens import TokenType
 from gcpipe.core.clients import bigquery_read_client
 from gcpipe.core.config import Config
 from gcpipe.warehouse.bqml import sql as mlsql
-from gcpipe.warehouse.bqml.functions import Call, check_call
+from gcpipe.warehouse.bqml.functions import SUPERVISED, Call, check_call
 from gcpipe.warehouse.bqml.models import load_model, model_class
 from gcpipe.warehouse.bqml.models.base import Model
 from gcpipe.warehouse.bqml.options import ModelOptions
-from gcpipe.warehouse.bqml.sql import MlSqlError, ModelRef
+from gcpipe.warehouse.bqml.sql import CreateModel, MlSqlError, ModelRef
+from gcpipe.warehouse.bqml.transform import TRANSFORM_MODELS, Transform
 from gcpipe.warehouse.params import job_config
 from gcpipe.warehouse.script import tokenize, used_parameters
 
@@ -52,6 +53,8 @@ class ModelStore:
         path = self.path(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {"model": str(ref), "registered": registered, **model.to_json()}
+        if model.transform is not None:
+            document["transform"] = model.transform.to_json()
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(document, indent=1))
         temporary.replace(path)
@@ -62,7 +65,10 @@ class ModelStore:
         if not path.exists():
             return None
         document = json.loads(path.read_text())
-        return load_model(document), document.get("registered")
+        model = load_model(document)
+        if "transform" in document:
+            model.transform = Transform.from_json(document["transform"])
+        return model, document.get("registered")
 
     def delete(self, ref: ModelRef) -> None:
         self.path(ref).unlink(missing_ok=True)
@@ -100,13 +106,15 @@ class LocalBigQueryML:
                 return f"model {ref} already exists; left as it is"
             if not statement.replace:
                 raise MlSqlError(f"Already Exists: Model {ref}; use CREATE OR REPLACE MODEL.")
-        options = ModelOptions.parse(statement.options)
+        options = self.options(statement)
         started = time.perf_counter()
-        table = self.fetch(statement.query, params, ref.dataset)
+        table, transform = self.training_rows(statement, options, params)
         fetched = time.perf_counter()
-        model = model_class(options.model_type).fit(table, options)
+        model = model_class(options.model_type).fit(table, options, transform)
+        model.transform = transform
         fitted = time.perf_counter()
-        self.client.query(text, job_config=job_config(used_parameters(tokenize(text)), params)).result()
+        stored = statement.registration  # the emulator refuses TRANSFORM; the artefact keeps it
+        self.client.query(stored, job_config=job_config(used_parameters(tokenize(stored)), params)).result()
         self.store.save(ref, model, self._registered(ref))
         return (
             f"model {ref} ({options.model_type}): {model.summary()}; query {fetched - started:.1f} s, "
@@ -116,8 +124,53 @@ class LocalBigQueryML:
     def training_query(self, text: str, params: dict[str, Any]) -> str:
         """A CREATE MODEL statement's query, its options checked (what a dry run can validate)."""
         statement = mlsql.parse_create_model(text, self.config.project, params)
-        ModelOptions.parse(statement.options)
+        self.options(statement)
         return statement.query
+
+    @staticmethod
+    def options(statement: CreateModel) -> ModelOptions:
+        """The statement's options, checked, and whether its model type takes its TRANSFORM clause."""
+        options = ModelOptions.parse(statement.options)
+        if statement.transform is not None and options.model_type not in TRANSFORM_MODELS:
+            raise MlSqlError(
+                f"model_type {options.model_type} takes no TRANSFORM clause (BigQuery rejects it too); "
+                f"TRANSFORM goes with {', '.join(TRANSFORM_MODELS)}."
+            )
+        return options
+
+    def training_rows(
+        self, statement: CreateModel, options: ModelOptions, params: dict[str, Any]
+    ) -> tuple[pa.Table, Transform | None]:
+        """The rows the model learns from: the training query's, or its TRANSFORM's columns computed from them
+        with the statistics of those rows (which the returned Transform keeps, frozen)."""
+        dataset = statement.model.dataset
+        if statement.transform is None:
+            return self.fetch(statement.query, params, dataset), None
+        scratch = self._scratch_name(dataset)
+        create = f"CREATE TABLE `{scratch}` AS\n{statement.query}"
+        self.client.query(create, job_config=job_config(used_parameters(tokenize(create)), params)).result()
+        try:
+            columns = [f.name for f in self.client.get_table(scratch).schema]
+
+            def values(expressions: list[str]) -> pa.Table:
+                select = ", ".join(f"{e} AS _{i}" for i, e in enumerate(expressions))
+                return self.fetch(f"SELECT {select} FROM `{scratch}`", params, dataset)
+
+            transform = Transform.fit(statement.transform, columns, values, params)
+            if options.model_type in SUPERVISED and options.label not in transform.names:
+                raise MlSqlError(
+                    f"the TRANSFORM clause has no column {options.label!r}, the label; list it in TRANSFORM "
+                    "(the model learns from TRANSFORM's columns only)."
+                )
+            also = [
+                c
+                for c in (options.data_split_col, options.kmeans_init_col)
+                if c in columns and c not in transform.names
+            ]
+            rows = transform.select(f"SELECT * FROM `{scratch}`", also=also)
+            return self.fetch(rows, params, dataset), transform
+        finally:
+            self.client.delete_table(scratch, not_found_ok=True)
 
     def drop_model(self, text: str) -> str:
         """DROP MODEL [IF EXISTS]: the emulator's model metadata and the artefact (the emulator cannot parse it)."""
@@ -146,10 +199,22 @@ class LocalBigQueryML:
             model = self.model(found.model)
             inner = self.rewrite(found.input_sql, params, dry_run) if found.input_sql is not None else None
             check_call(found.function, model.options.model_type, found.settings, inner is not None)
-            call = Call(
-                found.function, found.model, inner, found.settings, found.thresholds, dry_run, self, params
+            call = Call.of(
+                found.function,
+                model,
+                found.model,
+                inner,
+                settings=found.settings,
+                thresholds=found.thresholds,
+                dry_run=dry_run,
+                ml=self,
+                params=params,
             )
-            parts += [text[last : found.start], "(", getattr(model, found.function.lower())(call), ")"]
+            if found.function == "TRANSFORM":  # the same for every model type
+                sql = call.transformed()
+            else:
+                sql = getattr(model, found.function.lower())(call)
+            parts += [text[last : found.start], "(", sql, ")"]
             last = found.end
         return "".join([*parts, text[last:]])
 
@@ -198,6 +263,12 @@ class LocalBigQueryML:
         if query.strip() == f"SELECT * FROM `{table_id}`":
             return self._read(table_id)
         return self.fetch(query, params, dataset)
+
+    def columns(self, query: str, params: dict[str, Any]) -> list[str]:
+        """The column names of ``query``'s result (it runs, returning no rows)."""
+        sql = f"SELECT * FROM ({query}) LIMIT 0"
+        job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), params))
+        return [f.name for f in job.result().schema]
 
     def numbered(self, query: str, params: dict[str, Any], dataset: str) -> str:
         """A scratch table of ``query``'s rows, each with its number in ``_gcpipe_row``."""

@@ -43,6 +43,7 @@ FUNCTION_NAMES = (
     "FORECAST",
     "EXPLAIN_FORECAST",
     "ARIMA_EVALUATE",
+    "TRANSFORM",
 )
 
 
@@ -80,6 +81,8 @@ class CreateModel:
     if_not_exists: bool
     options: dict[str, Any]
     query: str
+    transform: str | None = None  # the TRANSFORM clause's select list, as written
+    registration: str = ""  # the statement without its TRANSFORM clause (what the emulator stores)
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -261,7 +264,8 @@ def find_ml_calls(text: str, default_project: str, params: dict[str, Any]) -> li
 
 
 def parse_create_model(text: str, default_project: str, params: dict[str, Any]) -> CreateModel | None:
-    """``CREATE [OR REPLACE] MODEL [IF NOT EXISTS] m OPTIONS(...) AS query``; None for other statements."""
+    """``CREATE [OR REPLACE] MODEL [IF NOT EXISTS] m [TRANSFORM(...)] OPTIONS(...) AS query``; None for other
+    statements."""
     tokens = tokenize(text)
     words = leading_words(tokens, 7)
     replace = words[:3] == ["CREATE", "OR", "REPLACE"]
@@ -280,12 +284,23 @@ def parse_create_model(text: str, default_project: str, params: dict[str, Any]) 
         end += 1
     model = model_ref(tokens[at:end], default_project)
     options: dict[str, Any] = {}
-    query = None
+    query = transform = None
+    registration = text
     index = end
     while index < len(tokens):
         word = tokens[index].text.upper()
-        if word == "TRANSFORM":
-            raise MlSqlError("CREATE MODEL ... TRANSFORM is not supported by local BigQuery ML.")
+        if (
+            word == "TRANSFORM"
+            and index + 1 < len(tokens)
+            and tokens[index + 1].token_type == TokenType.L_PAREN
+        ):
+            close = _closing(tokens, index + 1)
+            if close == index + 2:
+                raise MlSqlError("TRANSFORM needs at least one column: TRANSFORM(expression AS name, ...).")
+            transform = text[tokens[index + 1].end + 1 : tokens[close].start].strip()
+            registration = text[: tokens[index].start] + text[tokens[close].end + 1 :]
+            index = close + 1
+            continue
         if (
             word == "OPTIONS"
             and index + 1 < len(tokens)
@@ -309,11 +324,11 @@ def parse_create_model(text: str, default_project: str, params: dict[str, Any]) 
             query = text[tokens[index].end + 1 :].strip()
             break
         raise MlSqlError(
-            f"unexpected {tokens[index].text!r} in CREATE MODEL; expected OPTIONS(...) AS query."
+            f"unexpected {tokens[index].text!r} in CREATE MODEL; expected [TRANSFORM(...)] OPTIONS(...) AS query."
         )
     if not query:
         raise MlSqlError("CREATE MODEL needs AS followed by the training query.")
-    return CreateModel(model, replace, if_not_exists, options, query)
+    return CreateModel(model, replace, if_not_exists, options, query, transform, registration)
 
 
 def parse_drop_model(text: str, default_project: str) -> tuple[ModelRef, bool] | None:

@@ -83,7 +83,7 @@ class ArimaPlusModel(Model):
     # -- fitting ---------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: pa.Table, options: ModelOptions) -> ArimaPlusModel:
+    def fit(cls, table: pa.Table, options: ModelOptions, transform=None) -> ArimaPlusModel:
         o = options
         named = {
             "time_series_timestamp_col": o.time_series_timestamp_col,

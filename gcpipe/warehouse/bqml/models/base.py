@@ -1,6 +1,7 @@
 """What every local model is: fitted from Arrow rows, kept as JSON, asked by ML.* functions.
 
-A model family subclasses :class:`Model`: ``fit(table, options)`` (the training query's rows), ``summary``
+A model family subclasses :class:`Model`: ``fit(table, options, transform)`` (the training query's rows, or
+its TRANSFORM clause's columns), ``summary``
 (the one line ``CREATE MODEL`` prints), ``to_json`` / ``from_json`` (the artefact under
 ``<state_dir>/models``), and one method per ML.* function it has (see
 :mod:`gcpipe.warehouse.bqml.functions`), each returning the SQL that replaces the call.
@@ -17,6 +18,7 @@ from gcpipe.warehouse.bqml.features import ModelError
 from gcpipe.warehouse.bqml.functions import Call
 from gcpipe.warehouse.bqml.options import ModelOptions
 from gcpipe.warehouse.bqml.sql import rows_sql
+from gcpipe.warehouse.bqml.transform import Transform
 
 
 @dataclass
@@ -42,9 +44,11 @@ class Model:
     TYPES: ClassVar[tuple[str, ...]] = ()
     options: ModelOptions
     training: list[TrainingIteration]
+    transform: Transform | None = None  # the TRANSFORM clause, frozen at training (kept beside the artefact)
 
     @classmethod
-    def fit(cls, table: pa.Table, options: ModelOptions) -> Model:
+    def fit(cls, table: pa.Table, options: ModelOptions, transform: Transform | None = None) -> Model:
+        """Fit on ``table`` (the training query's rows, or its TRANSFORM's columns computed from them)."""
         raise NotImplementedError
 
     def summary(self) -> str:

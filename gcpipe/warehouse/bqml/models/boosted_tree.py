@@ -42,7 +42,7 @@ class BoostedTreeModel(Supervised):
     # -- fitting ---------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: pa.Table, options) -> BoostedTreeModel:
+    def fit(cls, table: pa.Table, options, transform=None) -> BoostedTreeModel:
         import xgboost as xgb
 
         data = Labelled.prepare(table, options)

@@ -43,9 +43,14 @@ _P = "_gcpipe_"  # prefix of the helper columns and aliases the rewritten SQL in
 _EXP_LIMIT = 500  # |score| beyond which EXP would overflow; the probability is 0 or 1 there anyway
 
 
-def describe_features(inputs: pa.Table, dummy: bool = False) -> list[Feature]:
-    """The features of the input columns, within what a design matrix in memory can hold."""
+def describe_features(inputs: pa.Table, dummy: bool = False, transform=None) -> list[Feature]:
+    """The features of the input columns, within what a design matrix in memory can hold; a TRANSFORM's
+    one-hot encoder with ``drop = 'most_frequent'`` leaves its dropped category without a column."""
     features = [Feature.describe(name, path, values, dummy) for name, path, values in input_columns(inputs)]
+    dropped = transform.dropped if transform is not None else {}
+    for feature in features:
+        if feature.name in dropped:
+            feature.dropped = dropped[feature.name]
     width = sum(f.width for f in features)
     if width > MAX_DESIGN_COLUMNS:
         widest = max(features, key=lambda f: f.width)
@@ -79,9 +84,10 @@ class GlmModel(Supervised):
     # -- fitting ---------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: pa.Table, options: ModelOptions) -> GlmModel:
+    def fit(cls, table: pa.Table, options: ModelOptions, transform=None) -> GlmModel:
         data = Labelled.prepare(table, options)
-        features = describe_features(data.inputs, options.category_encoding_method == "DUMMY_ENCODING")
+        dummy = options.category_encoding_method == "DUMMY_ENCODING"
+        features = describe_features(data.inputs, dummy, transform)
         model = cls(options, data.label_type, data.classes, features)
         X, target, held = model.design(data.inputs), data.target, data.held
         train = ~held
@@ -118,7 +124,8 @@ class GlmModel(Supervised):
     def predict(self, inputs: pa.Table | Call) -> np.ndarray | str:
         """ML.PREDICT (given a Call: the model as SQL, run in the warehouse); or predictions of Arrow rows."""
         if isinstance(inputs, Call):
-            return predict_sql(self, inputs.input_sql, self.check_threshold(inputs))
+            threshold = self.check_threshold(inputs)
+            return inputs.pass_through(self, lambda model, source: predict_sql(model, source, threshold))
         return self.predict_design(self.design(inputs))
 
     def labelled(self, call: Call) -> tuple[np.ndarray, np.ndarray]:

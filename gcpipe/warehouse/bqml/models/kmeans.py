@@ -58,7 +58,7 @@ class KMeansModel(Model):
     # -- fitting ---------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: pa.Table, options: ModelOptions) -> KMeansModel:
+    def fit(cls, table: pa.Table, options: ModelOptions, transform=None) -> KMeansModel:
         init_col = options.kmeans_init_col
         if init_col:
             require_columns(table, {"kmeans_init_col": init_col})
@@ -71,7 +71,7 @@ class KMeansModel(Model):
             raise ModelError(
                 f"the training query returned {n} rows; a k-means model of {k} clusters needs {k} or more."
             )
-        features = describe_features(inputs)
+        features = describe_features(inputs, transform=transform)
         if not options.standardize_features:
             for feature in features:
                 if feature.numerical:
@@ -134,13 +134,16 @@ class KMeansModel(Model):
     # -- the functions ---------------------------------------------------------------------------
 
     def predict(self, call: Call) -> str:
+        return call.pass_through(self, KMeansModel._predict_sql)
+
+    def _predict_sql(self, source: str) -> str:
         k = len(self.centers)
         structs = ", ".join(f"STRUCT({c + 1} AS centroid_id, {_P}d{c} AS distance)" for c in range(k))
         return (
             f"SELECT {_P}c AS centroid_id,\n"
             f"  ARRAY(SELECT AS STRUCT n.centroid_id, n.distance FROM UNNEST([{structs}]) AS n "
             f"ORDER BY n.distance, n.centroid_id) AS nearest_centroids_distance,\n"
-            f"  * EXCEPT ({self._helpers()})\nFROM ({self._distances_sql(call.input_sql)})"
+            f"  * EXCEPT ({self._helpers()})\nFROM ({self._distances_sql(source)})"
         )
 
     def detect_anomalies(self, call: Call) -> str:
@@ -157,9 +160,12 @@ class KMeansModel(Model):
         scales = " ".join(f"WHEN {c + 1} THEN {sql_literal(s, 'FLOAT64')}" for c, s in enumerate(self.scales))
         normalized = f"{_P}m / (CASE {_P}c {scales} END)"
         limit = sql_literal(threshold, "FLOAT64")
-        return (
-            f"SELECT {normalized} > {limit} AS is_anomaly, {normalized} AS normalized_distance, "
-            f"{_P}c AS centroid_id,\n  * EXCEPT ({self._helpers()})\nFROM ({self._distances_sql(call.input_sql)})"
+        return call.pass_through(
+            self,
+            lambda model, source: (
+                f"SELECT {normalized} > {limit} AS is_anomaly, {normalized} AS normalized_distance, "
+                f"{_P}c AS centroid_id,\n  * EXCEPT ({model._helpers()})\nFROM ({model._distances_sql(source)})"
+            ),
         )
 
     def evaluate(self, call: Call) -> str:

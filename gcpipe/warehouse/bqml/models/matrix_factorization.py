@@ -72,7 +72,7 @@ class MatrixFactorizationModel(Model):
     # -- fitting ---------------------------------------------------------------------------------
 
     @classmethod
-    def fit(cls, table: pa.Table, options: ModelOptions) -> MatrixFactorizationModel:
+    def fit(cls, table: pa.Table, options: ModelOptions, transform=None) -> MatrixFactorizationModel:
         o = options
         require_columns(table, {"user_col": o.user_col, "item_col": o.item_col, "rating_col": o.rating_col})
         if not table.num_rows:
