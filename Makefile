@@ -21,12 +21,13 @@ help:  ## List the targets.
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv==$(UV_VERSION)
 
-setup: $(UV)  ## Everything demo and test need: the environments from the lock files, the Debian packages (idempotent).
+setup: $(UV)  ## Everything demo and test need: the environments from the lock files, the pinned jars, the Debian packages (idempotent).
 	@start=$$(date +%s); \
 	$(UV) sync --frozen --extra dev --python $(PYTHON) --quiet --compile-bytecode && \
 	UV_PROJECT_ENVIRONMENT=$(EMULATOR_VENV) $(UV) sync --frozen --project infra/local/emulators \
 		--python $(PYTHON) --quiet && \
 	$(EMULATOR_VENV)/bin/python infra/local/install_duckdb_spatial.py && \
+	$(VENV)/bin/python infra/local/fetch_jars.py && \
 	$(MAKE) --no-print-directory setup-infra && \
 	bash infra/local/setup_system.sh && \
 	echo "setup done in $$(( $$(date +%s) - start )) s"

@@ -79,6 +79,12 @@ class Config:
         """Root URI of the lake: a folder under the state dir locally, the lake bucket on GCP."""
         return str(self.state_dir / "lake") if self.is_local else f"gs://{self.lake_bucket}"
 
+    @property
+    def bucket(self) -> str:
+        """The lake bucket's URI on both targets (locally the storage emulator's): where Spark reads and
+        writes, through the GCS connector, as on Dataproc."""
+        return f"gs://{self.lake_bucket}"
+
     def dataset(self, name: str) -> str:
         try:
             return self.datasets[name]
@@ -111,7 +117,7 @@ class Config:
 
     def template_vars(self) -> dict[str, str]:
         """Names SQL files may use as ``{{ name }}``: the project and every dataset (``{{ taxi_dataset }}``)."""
-        names = {"project": self.project, "region": self.region, "lake": self.lake}
+        names = {"project": self.project, "region": self.region, "lake": self.lake, "bucket": self.bucket}
         names.update({f"{key}_dataset": value for key, value in self.datasets.items()})
         return names
 

@@ -93,7 +93,7 @@ def shipped_files(job: SparkJob) -> list[Path]:
 
 def staged_files(job: SparkJob, config: Config) -> list[Path]:
     """What the job needs beside it on the cluster: main file, package, schema files and catalog, jars."""
-    return [job.main_file, package_path(config), *shipped_files(job), *map(Path, job.jars)]
+    return [job.main_file, package_path(config), *shipped_files(job), *(jar.path for jar in job.jars)]
 
 
 def code_folder(config: Config, tag: str) -> str:
@@ -117,7 +117,7 @@ def pyspark_job(job: SparkJob, config: Config, args: list[str], *, tag: str) -> 
         "fileUris": [staged(path) for path in shipped_files(job)],
     }
     if job.jars:
-        request["jarFileUris"] = [staged(jar) for jar in job.jars]
+        request["jarFileUris"] = [staged(jar.path) for jar in job.jars]
     return request
 
 

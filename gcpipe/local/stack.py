@@ -127,6 +127,8 @@ def _bigquery_command(config: Config) -> list[str]:
 
 
 def _gcs_command(config: Config) -> list[str]:
+    # In memory: its disk store keeps each object as a file named after it, so a folder marker (``out/``,
+    # which Spark's GCS connector writes) and the objects under it collide (IsADirectoryError).
     return [
         _emulator_bin("gcp-storage-emulator"),
         "start",
@@ -136,6 +138,7 @@ def _gcs_command(config: Config) -> list[str]:
         str(config.port("gcs")),
         "--default-bucket",
         config.lake_bucket,
+        "--in-memory",
         "--quiet",
     ]
 

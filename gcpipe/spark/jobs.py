@@ -1,7 +1,8 @@
 """The Spark jobs gcpipe runs: what each ships to Dataproc, its default arguments, and the local runner.
 
-A job's arguments are URIs that name where the target keeps things (``config.lake`` is a folder locally
-and ``gs://BUCKET`` on gcp), so the same defaults serve both targets. Arguments given by the user replace
+A job's arguments are URIs that name where the target keeps things (``config.bucket``: ``gs://LAKE_BUCKET``,
+locally the storage emulator's bucket, reached through Google's GCS connector as on Dataproc), so the same
+defaults serve both targets. Arguments given by the user replace
 the defaults of the same option (all of them, for a repeatable option such as ``--sink``).
 """
 
@@ -14,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import sleep
 
-from gcpipe.core.clients import bigquery_client, ensure_dataset
+from gcpipe.core.clients import bigquery_client, ensure_dataset, storage_client
 from gcpipe.core.config import PROJECT_ROOT, Config
 from gcpipe.core.errors import GcpipeError
+from gcpipe.core.jars import POSTGRESQL_JDBC, Jar
 from gcpipe.core.options import option_pairs
 from gcpipe.local import stack
 from gcpipe.warehouse.cloudsql import ensure_database
-from spark_jobs.common import JDBC_DRIVER_JAR
 
 MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
 RETRY_PAUSE = 5.0  # seconds between a failed local run and the next
@@ -36,7 +37,7 @@ class SparkJob:
     name: str  # the module spark_jobs.<name>
     schemas: tuple[str, ...]  # files of sql/schemas the job reads: shipped with it (--files)
     defaults: tuple[str, ...]  # arguments, with {lake}, {project}, {kdd_dataset}... (Config.template_vars)
-    jars: tuple[str, ...] = ()  # local jars shipped with it (--jars)
+    jars: tuple[Jar, ...] = ()  # pinned jars shipped with it (--jars; Dataproc's image has the GCS connector)
 
     def default_args(self, config: Config) -> list[str]:
         return [arg.format(**config.template_vars()) for arg in self.defaults]
@@ -66,9 +67,9 @@ JOBS: dict[str, SparkJob] = {
             ),
             (
                 "--input",
-                "{lake}/landing/kdd/kddcup.data.gz",
+                "{bucket}/landing/kdd/kddcup.data.gz",
                 "--output",
-                "{lake}/kdd/analysis",
+                "{bucket}/kdd/analysis",
                 "--bq_table",
                 "{project}.{kdd_dataset}.attack_stats",
             ),
@@ -78,13 +79,13 @@ JOBS: dict[str, SparkJob] = {
             ("accommodations", "ratings", "recommendations"),
             (
                 "--source",
-                "{lake}/landing/rentals",
+                "{bucket}/landing/rentals",
                 "--sink",
-                "{lake}/rentals/recommendations",
+                "{bucket}/rentals/recommendations",
                 "--sink",
                 "bq://{project}.{rentals_dataset}",
             ),
-            jars=(JDBC_DRIVER_JAR,),
+            jars=(POSTGRESQL_JDBC,),
         ),
     )
 }
@@ -109,7 +110,7 @@ def cloudsql_args(config: Config) -> list[str]:
         "--sink",
         config.jdbc_url,
         "--rejected",
-        f"{config.lake}/rentals/rejected",
+        f"{config.bucket}/rentals/rejected",
         "--jdbc_user",
         config.jdbc_user,
         "--jdbc_password_secret",
@@ -148,11 +149,52 @@ def local_command(job: SparkJob, args: list[str]) -> list[str]:
     return [sys.executable, "-m", job.module, *args]
 
 
+INPUT_OPTIONS = ("--input", "--source")
+
+
+def stage_inputs(config: Config, args: list[str]) -> list[str]:
+    """Copy each gs:// input of ``args`` that the local bucket lacks from the same path of the lake folder.
+
+    Locally, files land in the lake folder (``gcpipe datagen``, or by hand); the bucket is the storage
+    emulator's, held in memory. Returns the objects written; an input found in neither stays missing, and
+    the job says so.
+    """
+    prefix = f"{config.bucket}/"
+    names = [
+        v.removeprefix(prefix).rstrip("/")
+        for n, v in _options(args)
+        if n in INPUT_OPTIONS and v and v.startswith(prefix)
+    ]
+    if not names:
+        return []
+    bucket = storage_client(config).bucket(config.lake_bucket)
+    staged = []
+    for name in names:
+        local = Path(config.lake) / name
+        if next(iter(bucket.list_blobs(prefix=name, max_results=1)), None) or not local.exists():
+            continue
+        files = [local] if local.is_file() else sorted(path for path in local.rglob("*") if path.is_file())
+        for path in files:
+            object_name = name if path == local else f"{name}/{path.relative_to(local).as_posix()}"
+            bucket.blob(object_name).upload_from_filename(str(path))
+            staged.append(f"{prefix}{object_name}")
+    if staged:
+        print(
+            f"staged {len(staged)} file(s) of the lake folder in {config.bucket}: {', '.join(staged)}",
+            file=sys.stderr,
+        )
+    return staged
+
+
 def prepare_local(config: Config, args: list[str]) -> None:
-    """Start what the arguments need: the BigQuery emulator (and its datasets), PostgreSQL (and its database)."""
+    """Start what the arguments need: the storage emulator (and the inputs it lacks), the BigQuery emulator
+    (and its datasets), PostgreSQL (and its database)."""
 
     options = _options(args)
     values = [value or "" for _, value in options]
+    if any(value.startswith("gs://") for value in values):
+        stack.up(config, ["metadata", "gcs"], report=lambda *_: None)
+        stage_inputs(config, args)
     datasets = {v.split(".")[1] for n, v in options if n == "--bq_table" and v and v.count(".") == 2}
     datasets |= {v.removeprefix("bq://").split(".")[1] for v in values if v.startswith("bq://") and "." in v}
     if datasets:
