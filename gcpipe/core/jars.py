@@ -56,7 +56,7 @@ GCS_CONNECTOR = Jar(
     "com.google.cloud.bigdataoss",
     "gcs-connector",
     "4.0.4",
-    "dfb5832738686436e597026a8e4bab01aa22e75ebfb15d37d096981f6599d73c",
+    "dfb5832738686436e597026a8e4bab01aa22e75ebfb15d37d096981f6599d73c",  # pragma: allowlist secret (a SHA-256)
     classifier="shaded",
     why="Google's Cloud Storage connector, for gs:// in Spark",
 )
@@ -64,7 +64,7 @@ POSTGRESQL_JDBC = Jar(
     "org.postgresql",
     "postgresql",
     "42.7.8",
-    "2a32a9dcbc42d67a50ad3a0de5efd102c8d2be46720045f2cbd6689f160ab7c7",
+    "2a32a9dcbc42d67a50ad3a0de5efd102c8d2be46720045f2cbd6689f160ab7c7",  # pragma: allowlist secret (a SHA-256)
     why="PostgreSQL's JDBC driver, for Cloud SQL in Spark",
 )
 JARS = (GCS_CONNECTOR, POSTGRESQL_JDBC)

@@ -177,7 +177,7 @@ def test_a_failed_spark_job_still_deletes_its_cluster_and_fails_the_run(dags, da
         "file_uris": [
             f"{STAGED}/{schema}.json" for schema in ("accommodations", "ratings", "recommendations", "tables")
         ],
-        "jar_file_uris": [f"{STAGED}/postgresql.jar"],
+        "jar_file_uris": [f"{STAGED}/postgresql-42.7.8.jar"],
         "properties": CHECKPOINTS,
     }
 

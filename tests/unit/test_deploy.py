@@ -200,7 +200,7 @@ def test_make_dry_run_prints_a_complete_coherent_sequence_and_calls_nothing(clou
         "kdd_analysis.py",
         "als_recommend.py",
         "gcpipe_spark.zip",
-        "postgresql.jar",
+        "postgresql-42.7.8.jar",
         "tables.json",
         *(f"{name}.json" for job in JOBS.values() for name in job.schemas),
     }

@@ -94,7 +94,7 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
     dataproc_v1.Batch.from_json(json.dumps(batch))
     assert batch["runtimeConfig"]["version"] == "3.0"
     assert batch["environmentConfig"]["executionConfig"]["serviceAccount"].startswith("gcpipe-dataproc@")
-    assert batch["pysparkBatch"]["jarFileUris"] == [f"{STAGED}/postgresql.jar"]
+    assert batch["pysparkBatch"]["jarFileUris"] == [f"{STAGED}/postgresql-42.7.8.jar"]
     assert batch["pysparkBatch"]["args"] == [
         "--source",
         "jdbc:postgresql://10.0.0.3:5432/rentals",
@@ -200,7 +200,7 @@ def test_user_arguments_replace_the_defaults_in_place():
     local = Config(state_dir=PROJECT_ROOT / ".gcpipe")
     assert job_args(job, local, ["--sink", "gs://a", "--top", "3", "--sink", "gs://b"]) == [
         "--source",
-        f"{local.lake}/landing/rentals",
+        "gs://gcpipe-lake/landing/rentals"  # the local bucket, as on Dataproc,
         "--sink",
         "gs://a",
         "--sink",
