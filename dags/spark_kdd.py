@@ -3,7 +3,8 @@
 * **SETUP** `create_cluster`: a Dataproc cluster for this run only (`infra/dataproc/cluster.yaml`, named
   `gcpipe-kdd-analysis-<date>-<run hash>`); a no-op locally (Spark runs on local[*]).
 * **BODY** `kdd_analysis`: the Spark job `spark_jobs/kdd_analysis.py` reads the connections file landed in
-  the lake (`landing/kdd/kddcup.data.gz`) and writes its aggregates, report and malformed lines under
+  the lake bucket (`gs://LAKE_BUCKET/landing/kdd/kddcup.data.gz`; locally the storage emulator's, through
+  the same GCS connector) and writes its aggregates, report and malformed lines under
   `kdd/analysis/<date>/`, and the attack statistics to BigQuery `kdd.attack_stats`.
 * **TEARDOWN** `delete_cluster`: always (TriggerRule.ALL_DONE), also when the job failed; the run still
   fails then. A no-op locally.
@@ -16,7 +17,7 @@ from datetime import timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from gcpipe.orchestration.operators import RUN_DATE, flow, gcpipe_dag, lake_uri, task
+from gcpipe.orchestration.operators import RUN_DATE, bucket_uri, flow, gcpipe_dag, task
 
 with gcpipe_dag(
     "spark_kdd",
@@ -25,4 +26,4 @@ with gcpipe_dag(
     tags=["spark", "dataproc"],
     dagrun_timeout=timedelta(hours=4),
 ) as dag:
-    task(flow("kdd").step("kdd_analysis"), args=["--output", lake_uri(f"kdd/analysis/{RUN_DATE}")])
+    task(flow("kdd").step("kdd_analysis"), args=["--output", bucket_uri(f"kdd/analysis/{RUN_DATE}")])

@@ -3,9 +3,9 @@
 * **SETUP** `create_cluster`: a Dataproc cluster for this run only (`infra/dataproc/cluster.yaml`, named
   `gcpipe-als-recommend-<date>-<run hash>`); a no-op locally (Spark runs on local[*]).
 * **BODY** `als_recommend`: the Spark job `spark_jobs/als_recommend.py` trains ALS on the ratings landed
-  in the lake (`landing/rentals/`), reports its RMSE against the mean rating, and writes the top 5
-  unseen accommodations of every user to `rentals/recommendations/<date>/` and BigQuery
-  `rentals.recommendations`.
+  in the lake bucket (`gs://LAKE_BUCKET/landing/rentals/`; locally the storage emulator's), reports its
+  RMSE against the mean rating, and writes the top 5 unseen accommodations of every user to
+  `rentals/recommendations/<date>/` of the bucket and BigQuery `rentals.recommendations`.
 * **TEARDOWN** `delete_cluster`: always (TriggerRule.ALL_DONE), also when the job failed; the run still
   fails then. A no-op locally.
 
@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from gcpipe.orchestration.operators import RUN_DATE, flow, gcpipe_dag, lake_uri, table_id, task
+from gcpipe.orchestration.operators import RUN_DATE, bucket_uri, flow, gcpipe_dag, table_id, task
 
 with gcpipe_dag(
     "spark_recommendations",
@@ -30,7 +30,7 @@ with gcpipe_dag(
         flow("recommendations").step("als_recommend"),
         args=[
             "--sink",
-            lake_uri(f"rentals/recommendations/{RUN_DATE}"),
+            bucket_uri(f"rentals/recommendations/{RUN_DATE}"),
             "--sink",
             f"bq://{recommendations}",
         ],

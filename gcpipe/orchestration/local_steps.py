@@ -12,12 +12,10 @@ import shutil
 from pathlib import Path
 
 from gcpipe.core import pubsub
-from gcpipe.core.clients import bigquery_client, ensure_dataset, ensure_table
+from gcpipe.core.clients import bigquery_client, ensure_dataset
 from gcpipe.core.config import PROJECT_ROOT, Config, load_config
 from gcpipe.core.errors import GcpipeError
-from gcpipe.core.schemas import load_tables
 from gcpipe.flows.streaming import start_pipeline, wait_until_reading
-from gcpipe.local import stack
 from gcpipe.local.stack import group_alive, stop_group
 from gcpipe.spark.jobs import get_job, job_args, run_local
 from gcpipe.warehouse.runner import run_sql_file
@@ -87,17 +85,6 @@ def run_sql(path: str, params: dict) -> list[dict]:
 # -- Spark ----------------------------------------------------------------------------------------------
 
 
-def _ensure_tables(config: Config, schemas: set[str]) -> None:
-    """Create the catalog's tables of these schemas, as Terraform does on gcp: the emulator would make a
-    missing table from a load job's rows, with every column NULLABLE."""
-
-    stack.up(config, ["metadata", "bigquery"], report=lambda *_: None)
-    client = bigquery_client(config)
-    for spec in load_tables().values():
-        if spec.schema.name in schemas:
-            ensure_table(client, spec, spec.table_id(config))
-
-
 def spark_submit(job: str, args: list[str]) -> dict:
     """Run a Spark job once on local Spark (``gcpipe spark submit JOB``) with ``args`` over its defaults;
     return its JSON summary."""
@@ -105,7 +92,6 @@ def spark_submit(job: str, args: list[str]) -> dict:
     config = _config()
     spark_job = get_job(job)
     arguments = job_args(spark_job, config, args)
-    _ensure_tables(config, set(spark_job.schemas))
     log.info("spark-submit %s %s", job, " ".join(arguments))
     # one run per try: the task's retries are Airflow's, as on Dataproc (run_local's own are the CLI's)
     summary = json.loads(run_local(spark_job, config, arguments, attempts=1).stdout)

@@ -120,6 +120,11 @@ def lake_uri(folder: str) -> str:
     return f"{_config().lake}/{folder}"
 
 
+def bucket_uri(folder: str) -> str:
+    """``gs://LAKE_BUCKET/folder`` on both targets (locally the storage emulator's bucket): Spark's road."""
+    return f"{_config().bucket}/{folder}"
+
+
 def table_id(name: str) -> str:
     """``project.dataset.table`` of a catalog table (sql/tables.json) on the target."""
     from gcpipe.core.schemas import table_spec

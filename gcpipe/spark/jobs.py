@@ -8,6 +8,8 @@ the defaults of the same option (all of them, for a repeatable option such as ``
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import subprocess
 import sys
@@ -15,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import sleep
 
-from gcpipe.core.clients import bigquery_client, ensure_dataset, storage_client
+from gcpipe.core.clients import bigquery_client, ensure_dataset, ensure_table, storage_client
 from gcpipe.core.config import PROJECT_ROOT, Config
 from gcpipe.core.errors import GcpipeError
 from gcpipe.core.jars import POSTGRESQL_JDBC, Jar
 from gcpipe.core.options import option_pairs
+from gcpipe.core.schemas import load_tables
 from gcpipe.local import stack
 from gcpipe.warehouse.cloudsql import ensure_database
 
@@ -153,11 +156,12 @@ INPUT_OPTIONS = ("--input", "--source")
 
 
 def stage_inputs(config: Config, args: list[str]) -> list[str]:
-    """Copy each gs:// input of ``args`` that the local bucket lacks from the same path of the lake folder.
+    """Copy the files under each gs:// input of ``args`` from the same path of the lake folder into the local
+    bucket, where the bucket lacks them or holds other bytes (MD5).
 
     Locally, files land in the lake folder (``gcpipe datagen``, or by hand); the bucket is the storage
-    emulator's, held in memory. Returns the objects written; an input found in neither stays missing, and
-    the job says so.
+    emulator's, held in memory. Objects put in the bucket directly are left as they are. Returns the objects
+    written; an input found in neither place stays missing, and the job says so.
     """
     prefix = f"{config.bucket}/"
     names = [
@@ -165,30 +169,35 @@ def stage_inputs(config: Config, args: list[str]) -> list[str]:
         for n, v in _options(args)
         if n in INPUT_OPTIONS and v and v.startswith(prefix)
     ]
-    if not names:
-        return []
-    bucket = storage_client(config).bucket(config.lake_bucket)
+    bucket = storage_client(config).bucket(config.lake_bucket) if names else None
     staged = []
     for name in names:
         local = Path(config.lake) / name
-        if next(iter(bucket.list_blobs(prefix=name, max_results=1)), None) or not local.exists():
-            continue
         files = [local] if local.is_file() else sorted(path for path in local.rglob("*") if path.is_file())
         for path in files:
             object_name = name if path == local else f"{name}/{path.relative_to(local).as_posix()}"
-            bucket.blob(object_name).upload_from_filename(str(path))
-            staged.append(f"{prefix}{object_name}")
+            held = bucket.get_blob(object_name)
+            if held is None or held.md5_hash != _md5(path):
+                bucket.blob(object_name).upload_from_filename(str(path))
+                staged.append(f"{prefix}{object_name}")
     if staged:
-        print(
-            f"staged {len(staged)} file(s) of the lake folder in {config.bucket}: {', '.join(staged)}",
-            file=sys.stderr,
-        )
+        print(f"staged from the lake folder: {', '.join(staged)}", file=sys.stderr, flush=True)
     return staged
 
 
-def prepare_local(config: Config, args: list[str]) -> None:
+def _md5(path: Path) -> str:
+    """The file's MD5 as Cloud Storage reports an object's (base64)."""
+    digest = hashlib.md5()  # noqa: S324 (a checksum to compare with Cloud Storage's, not security)
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def prepare_local(job: SparkJob, config: Config, args: list[str]) -> None:
     """Start what the arguments need: the storage emulator (and the inputs it lacks), the BigQuery emulator
-    (and its datasets), PostgreSQL (and its database)."""
+    (its datasets, and the job's catalog tables in them, as Terraform makes them on gcp: a load job would
+    make a missing table with every column NULLABLE), PostgreSQL (and its database)."""
 
     options = _options(args)
     values = [value or "" for _, value in options]
@@ -202,6 +211,12 @@ def prepare_local(config: Config, args: list[str]) -> None:
         client = bigquery_client(config)
         for dataset in sorted(datasets):
             ensure_dataset(client, dataset)
+        for spec in load_tables().values():
+            if (
+                spec.schema.name in job.schemas
+                and (table_id := spec.table_id(config)).split(".")[1] in datasets
+            ):
+                ensure_table(client, spec, table_id)
     databases = {v.rsplit("/", 1)[1] for v in values if v.startswith("jdbc:postgresql://")}
     if databases:
         for database in sorted(databases):
@@ -217,7 +232,7 @@ def run_local(
     a failed job (``maxFailuresPerHour``); a usage error (exit 2) would fail the same way, so it is not.
     The jobs replace their outputs, so a second run never adds to what a failed one wrote.
     """
-    prepare_local(config, args)
+    prepare_local(job, config, args)
     env = {**os.environ, **config.emulator_env(), "PYTHONPATH": str(PROJECT_ROOT)}
     for attempt in range(1, attempts + 1):
         result = subprocess.run(
