@@ -42,6 +42,7 @@ from spark_jobs.common import (
     load_bigquery,
     log,
     remove,
+    require_storage,
     row_checks,
     setup_logging,
     spark_session,
@@ -305,6 +306,7 @@ def run(spark, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     args = parse_args(argv)
+    require_storage("als_recommend", args.source, args.rejected, *args.sink)
     with user_errors("als_recommend"):
         metrics = run(spark_session("als_recommend"), args)
     print(json.dumps(metrics))

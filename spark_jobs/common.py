@@ -15,10 +15,12 @@ import io
 import json
 import logging
 import os
+import socket
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -111,6 +113,22 @@ def connector_conf(env) -> dict[str, str]:
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def require_storage(job: str, *uris: str) -> None:
+    """Locally gs:// is the storage emulator's bucket: if the emulator does not answer, say so at once (the
+    connector would retry for minutes, then print a Java stack trace)."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST")
+    if not host or not any(uri.startswith("gs://") for uri in uris if uri):
+        return
+    address = urlsplit(host)
+    try:
+        socket.create_connection((address.hostname, address.port or 80), timeout=2).close()
+    except OSError:
+        raise SystemExit(
+            f"{job}: the storage emulator at {host} (STORAGE_EMULATOR_HOST) does not answer: start it with "
+            "`gcpipe up`."
+        ) from None
 
 
 @contextmanager

@@ -45,6 +45,7 @@ from spark_jobs.common import (
     load_bigquery,
     log,
     remove,
+    require_storage,
     setup_logging,
     spark_session,
     user_errors,
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging()
     args = parse_args(argv)
     threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
+    require_storage("kdd_analysis", args.input, args.output)
     with user_errors("kdd_analysis"):
         summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)
     print(json.dumps(summary))

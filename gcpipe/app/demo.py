@@ -38,7 +38,7 @@ from gcpipe.flows.registry import CHECK, FLOWS, flow
 from gcpipe.flows.run import run_sql_steps
 from gcpipe.flows.streaming import start_pipeline, stop_pipeline, wait_until_reading
 from gcpipe.local import stack
-from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local
+from gcpipe.spark.jobs import JOBS, cloudsql_args, job_args, run_local, stage_in_bucket
 from gcpipe.warehouse import cloudsql
 from pipelines import csv_ingest
 
@@ -131,8 +131,11 @@ def _batch_csv(ctx: DemoContext) -> str:
 
 
 def _spark_kdd(ctx: DemoContext) -> str:
-    job, output = JOBS["kdd_analysis"], ctx.lake / "kdd" / "analysis"
-    args = job_args(job, ctx.config, ["--input", ctx.facts["kdd"].path, "--output", str(output)])
+    """The landed file into the lake bucket, then the job on gs:// through the GCS connector, as on Dataproc."""
+    job, bucket = JOBS["kdd_analysis"], ctx.config.bucket
+    source, output = f"{bucket}/landing/kdd/kddcup.data.gz", f"{bucket}/kdd/analysis"
+    stage_in_bucket(ctx.config, Path(ctx.facts["kdd"].path), source)
+    args = job_args(job, ctx.config, ["--input", source, "--output", output])
     summary = json.loads(run_local(job, ctx.config, args).stdout)
     ctx.facts["kdd_analysis"] = summary
     return (
@@ -146,14 +149,14 @@ def _spark_als(ctx: DemoContext) -> str:
     # Into Cloud SQL (the local PostgreSQL), as the lab imports its CSVs.
     cloudsql.load_rentals(config, Path(ctx.facts["rentals"].ratings_path).parent)
     rentals = f"bq://{config.project}.{config.dataset('rentals')}"
-    sinks = [config.jdbc_url, str(ctx.lake / "rentals" / "recommendations"), rentals]
+    sinks = [config.jdbc_url, f"{config.bucket}/rentals/recommendations", rentals]
     args = job_args(job, config, cloudsql_args(config), [arg for sink in sinks for arg in ("--sink", sink)])
     metrics = json.loads(run_local(job, config, args).stdout)
     ctx.facts["als_recommend"] = metrics
     return (
         f"top 5 unseen accommodations for {metrics['users']} users from Cloud SQL (local PostgreSQL), RMSE "
         f"{metrics['rmse']:.2f} on held-out ratings (the mean rating: {metrics['baseline_rmse']:.2f}); written "
-        "to Cloud SQL, the lake and BigQuery rentals.recommendations"
+        f"to Cloud SQL, {config.bucket}/rentals/recommendations and BigQuery rentals.recommendations"
     )
 
 

@@ -598,7 +598,14 @@ def left_as_found(config: Config):
 def write_env_file(config: Config) -> Path:
     path = env_file(config)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"export {key}={value}" for key, value in config.emulator_env().items()]
+    shell = {
+        **config.emulator_env(),
+        # `gcloud storage` on the local bucket: the emulator's endpoint, no credentials
+        "CLOUDSDK_API_ENDPOINT_OVERRIDES_STORAGE": f"http://127.0.0.1:{config.port('gcs')}/",
+        "CLOUDSDK_AUTH_DISABLE_CREDENTIALS": "true",
+        "CLOUDSDK_CORE_PROJECT": config.project,
+    }
+    lines = [f"export {key}={value}" for key, value in shell.items()]
     path.write_text(
         "# written by `gcpipe up`: source it to point clients at the local stack\n" + "\n".join(lines) + "\n"
     )

@@ -156,32 +156,34 @@ INPUT_OPTIONS = ("--input", "--source")
 
 
 def stage_inputs(config: Config, args: list[str]) -> list[str]:
-    """Copy the files under each gs:// input of ``args`` from the same path of the lake folder into the local
-    bucket, where the bucket lacks them or holds other bytes (MD5).
+    """Stage each gs:// input of ``args`` in the local bucket from the same path of the lake folder.
 
     Locally, files land in the lake folder (``gcpipe datagen``, or by hand); the bucket is the storage
-    emulator's, held in memory. Objects put in the bucket directly are left as they are. Returns the objects
-    written; an input found in neither place stays missing, and the job says so.
+    emulator's, held in memory. An input found in neither place stays missing, and the job says so.
     """
     prefix = f"{config.bucket}/"
     names = [
-        v.removeprefix(prefix).rstrip("/")
-        for n, v in _options(args)
-        if n in INPUT_OPTIONS and v and v.startswith(prefix)
+        v.removeprefix(prefix) for n, v in _options(args) if n in INPUT_OPTIONS and v and v.startswith(prefix)
     ]
-    bucket = storage_client(config).bucket(config.lake_bucket) if names else None
+    return [uri for name in names for uri in stage_in_bucket(config, Path(config.lake) / name, prefix + name)]
+
+
+def stage_in_bucket(config: Config, local: Path, uri: str) -> list[str]:
+    """Copy the file ``local`` (or the files under the folder ``local``) to ``uri`` in the local lake bucket
+    where the bucket lacks them or holds an older copy with other bytes (``gsutil rsync -u``'s rule: an
+    object put there later, by a test or ``gcloud storage cp``, is kept). Returns the objects written."""
+    bucket = storage_client(config).bucket(config.lake_bucket)
+    name = uri.removeprefix(f"{config.bucket}/").rstrip("/")
+    files = [local] if local.is_file() else sorted(path for path in local.rglob("*") if path.is_file())
     staged = []
-    for name in names:
-        local = Path(config.lake) / name
-        files = [local] if local.is_file() else sorted(path for path in local.rglob("*") if path.is_file())
-        for path in files:
-            object_name = name if path == local else f"{name}/{path.relative_to(local).as_posix()}"
-            held = bucket.get_blob(object_name)
-            if held is None or held.md5_hash != _md5(path):
-                bucket.blob(object_name).upload_from_filename(str(path))
-                staged.append(f"{prefix}{object_name}")
+    for path in files:
+        object_name = name if path == local else f"{name}/{path.relative_to(local).as_posix()}"
+        held = bucket.get_blob(object_name)
+        if held is None or (path.stat().st_mtime > held.updated.timestamp() and held.md5_hash != _md5(path)):
+            bucket.blob(object_name).upload_from_filename(str(path))
+            staged.append(f"{config.bucket}/{object_name}")
     if staged:
-        print(f"staged from the lake folder: {', '.join(staged)}", file=sys.stderr, flush=True)
+        print(f"staged from {local}: {', '.join(staged)}", file=sys.stderr, flush=True)
     return staged
 
 

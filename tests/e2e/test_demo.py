@@ -10,6 +10,7 @@ from rich.console import Console
 from gcpipe.app import demo, demo_report
 from gcpipe.app.cli import main
 from gcpipe.app.demo import STAGES, run_demo
+from gcpipe.core.clients import storage_client
 from gcpipe.core.errors import GcpipeError
 from gcpipe.local import stack
 from tests.browser import save_page
@@ -62,7 +63,12 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
     )
     kdd = ctx.facts["kdd_analysis"]
     assert (kdd["valid"], kdd["malformed"]) == (ctx.facts["kdd"].valid, ctx.facts["kdd"].malformed)
-    assert (tmp_path / "kdd" / "analysis" / "report" / "attack_stats.png").exists()
+    report = (
+        storage_client(local_stack)
+        .bucket(local_stack.lake_bucket)
+        .get_blob("kdd/analysis/report/attack_stats.png")
+    )
+    assert report is not None and report.size > 1000  # written on gs:// through Spark's GCS connector
     assert ctx.facts["als_recommend"]["recommendations"] == 5 * ctx.facts["rentals"].users
     assert {"precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"} <= set(
         ctx.facts["purchase_model"]

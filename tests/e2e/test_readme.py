@@ -39,6 +39,7 @@ BLOCKS = {
         "(tests/integration/test_sql_files.py runs every file)"
     ),
     ".venv/bin/gcpipe spark submit kdd_analysis": "Spark jobs of minutes on the demo's data, and Dataproc dry runs",
+    ".venv/bin/gcpipe up && source .gcpipe/env": RUNS,  # Spark on gs:// of the local bucket
     "make airflow": "a foreground server; the DAG runs need the demo's files (tests/dags/ runs them)",
     "DRY_RUN=1 GCPIPE_PROJECT=acme-data-prod": RUNS,
     "gcloud auth login": "Google Cloud (an interactive login)",
