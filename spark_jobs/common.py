@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -133,7 +134,8 @@ def require_storage(job: str, *uris: str) -> None:
 
 @contextmanager
 def user_errors(job: str):
-    """A missing input ends the job with one sentence (exit status 1), not a Java stack trace."""
+    """A missing or unreadable input ends the job with one sentence (exit status 1), not a Java stack trace."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException
 
     try:
@@ -143,6 +145,17 @@ def user_errors(job: str):
             raise
         path = (err.getMessageParameters() or {}).get("path", "the input")
         raise SystemExit(f"{job}: {path} does not exist: nothing to read.") from None
+    except Py4JJavaError as err:
+        unreadable = _UNREADABLE.search(str(err.java_exception.getMessage()))
+        if not unreadable:
+            raise
+        cause = err.java_exception
+        while cause.getCause() is not None:
+            cause = cause.getCause()
+        raise SystemExit(f"{job}: {unreadable['path']} cannot be read: {cause.getMessage()}.") from None
+
+
+_UNREADABLE = re.compile(r"\[FAILED_READ_FILE[^\]]*\] Encountered error while reading file (?P<path>\S+?)\.?\s")
 
 
 def _shipped(path: Path) -> Path:

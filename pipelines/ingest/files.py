@@ -29,6 +29,15 @@ def _open(path: str):
 
 def read_blocks(path: str, block_bytes: int):
     """(records, is the first block) for each block of ``path``: any file system, gzip by its name."""
+    from google.api_core.exceptions import GoogleAPIError
+
+    try:
+        yield from _blocks(path, block_bytes)
+    except GoogleAPIError as err:  # Cloud Storage: the object went away mid-read, or the service kept failing
+        raise IngestError(f"{path} could not be read from Cloud Storage: {err.message}.") from None
+
+
+def _blocks(path: str, block_bytes: int):
     with _open(path) as stream:
         carry, line, first = b"", 1, True
         while True:

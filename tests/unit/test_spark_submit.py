@@ -200,7 +200,7 @@ def test_user_arguments_replace_the_defaults_in_place():
     local = Config(state_dir=PROJECT_ROOT / ".gcpipe")
     assert job_args(job, local, ["--sink", "gs://a", "--top", "3", "--sink", "gs://b"]) == [
         "--source",
-        "gs://gcpipe-lake/landing/rentals"  # the local bucket, as on Dataproc,
+        "gs://gcpipe-lake/landing/rentals",  # the local bucket, as on Dataproc
         "--sink",
         "gs://a",
         "--sink",
