@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gcpipe.core.config import ConfigError, validate_dataset_id, validate_table_id
+from gcpipe.core.errors import GcpipeError
 from gcpipe.core.jars import GCS_CONNECTOR, POSTGRESQL_JDBC
 from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
 from gcpipe.warehouse.load import load_arrow
@@ -134,12 +135,15 @@ def require_storage(job: str, *uris: str) -> None:
 
 @contextmanager
 def user_errors(job: str):
-    """A missing or unreadable input ends the job with one sentence (exit status 1), not a Java stack trace."""
+    """A missing part (a jar), a missing or unreadable input ends the job with one sentence (exit status 1),
+    not a Python or Java stack trace."""
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import AnalysisException
 
     try:
         yield
+    except GcpipeError as err:
+        raise SystemExit(f"{job}: {err}") from None
     except AnalysisException as err:
         if err.getCondition() != "PATH_NOT_FOUND":
             raise
@@ -155,7 +159,9 @@ def user_errors(job: str):
         raise SystemExit(f"{job}: {unreadable['path']} cannot be read: {cause.getMessage()}.") from None
 
 
-_UNREADABLE = re.compile(r"\[FAILED_READ_FILE[^\]]*\] Encountered error while reading file (?P<path>\S+?)\.?\s")
+_UNREADABLE = re.compile(
+    r"\[FAILED_READ_FILE[^\]]*\] Encountered error while reading file (?P<path>\S+?)\.?\s"
+)
 
 
 def _shipped(path: Path) -> Path:

@@ -7,12 +7,13 @@ the job (``jarFileUris``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from gcpipe.core.errors import GcpipeError
 
-JARS_DIR = Path(__file__).resolve().parents[2] / ".jars"
+JARS_DIR = Path(os.environ.get("GCPIPE_JARS_DIR") or Path(__file__).resolve().parents[2] / ".jars")
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 
 

@@ -209,3 +209,31 @@ def test_a_demo_stopped_by_a_missing_part_still_writes_the_report_of_what_ran(si
     text = page.read_text()
     assert "The demo stopped at stage 1, local stack: port" in text
     assert f"{stages - 1} did not run" in text and "the BigQuery emulator is not running" in text
+
+
+def test_a_pinned_jar_missing_stops_a_spark_job_with_the_sentence(tmp_path):
+    """The GCS connector (and the JDBC driver) come from `make setup`; a job started without them says so
+    before the JVM starts, through `python -m` as through `gcpipe spark submit`."""
+    env = {**os.environ, "GCPIPE_JARS_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.kdd_analysis",
+            "--input",
+            "x.gz",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        "kdd_analysis: gcs-connector-4.0.4-shaded.jar (Google's Cloud Storage connector, for gs:// in Spark) "
+        f"is not in {tmp_path}: run `make setup`."
+    )
+    assert "Traceback" not in done.stderr
