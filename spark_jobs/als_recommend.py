@@ -43,12 +43,11 @@ from spark_jobs.common import (
     log,
     remove,
     row_checks,
-    setup_logging,
     spark_session,
-    user_errors,
     write_dead_letters,
     write_json,
 )
+from spark_jobs.logs import UserError, add_options, setup_logging, user_errors
 
 TABLES = ("accommodations", "ratings")  # the source tables, named as their schemas in sql/schemas
 OUTPUT = "recommendations"
@@ -72,6 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rejected", help="Folder URI for rejected rows (default: rejected/ in a folder sink)."
     )
+    add_options(parser)
     args = parser.parse_args(argv)
     if any(uri.startswith("jdbc:") for uri in [args.source, *args.sink]) and not args.jdbc_password_secret:
         parser.error("a jdbc: source or sink needs --jdbc_password_secret.")
@@ -193,7 +193,7 @@ def recommend(spark, accommodations, ratings, args: argparse.Namespace):
     from pyspark.sql import functions as F
 
     if spark.sparkContext.getCheckpointDir() is None:  # without one, ALS's lineage grows with every iteration
-        raise SystemExit("als_recommend: set spark.checkpoint.dir: ALS checkpoints its iterations there.")
+        raise UserError("als_recommend: set spark.checkpoint.dir: ALS checkpoints its iterations there.")
     blocks = spark.sparkContext.defaultParallelism  # ALS's default of 10 blocks is for clusters
     als = ALS(
         userCol="user_id",
@@ -282,7 +282,7 @@ def run(spark, args: argparse.Namespace) -> dict:
         parent, _, name = args.rejected.rstrip("/").rpartition("/")
         remove(parent or ".", name)
     if ratings.isEmpty():
-        raise SystemExit(
+        raise UserError(
             f"als_recommend: no valid rating in {args.source} (rejected: {counts['ratings'] or 'none read'})."
         )
     recommendations, metrics = recommend(spark, accommodations, ratings, args)
@@ -303,8 +303,8 @@ def run(spark, args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    setup_logging()
     args = parse_args(argv)
+    setup_logging("als_recommend", args)
     with user_errors("als_recommend"):
         metrics = run(spark_session("als_recommend"), args)
     print(json.dumps(metrics))

@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from gcpipe.core.config import ConfigError, validate_dataset_id, validate_table_id
 from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
 from gcpipe.warehouse.load import load_arrow
+from spark_jobs import logs
 
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"  # Debian's libpostgresql-jdbc-java
 JDBC_DRIVER = "org.postgresql.Driver"
@@ -66,10 +66,12 @@ def spark_session(app_name: str):
         # Python workers run the driver's interpreter (the venv), not whichever python3 is first on PATH
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("GCPIPE_SPARK_MASTER", "local[*]"))
-        for key, value in local_conf().items():
+        for key, value in logs.quiet_conf(local_conf(), app_name).items():
             builder = builder.config(key, value)
+        with logs.jvm_output_to_log(app_name):  # Spark's log to the job's log file (spark_jobs.logs)
+            return builder.getOrCreate()
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    logs.apply_driver_log_levels(spark)
     return spark
 
 
@@ -78,24 +80,6 @@ def local_conf() -> dict[str, str]:
     if Path(JDBC_DRIVER_JAR).exists():
         conf["spark.jars"] = JDBC_DRIVER_JAR
     return conf
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-
-
-@contextmanager
-def user_errors(job: str):
-    """A missing input ends the job with one sentence (exit status 1), not a Java stack trace."""
-    from pyspark.errors import AnalysisException
-
-    try:
-        yield
-    except AnalysisException as err:
-        if err.getCondition() != "PATH_NOT_FOUND":
-            raise
-        path = (err.getMessageParameters() or {}).get("path", "the input")
-        raise SystemExit(f"{job}: {path} does not exist: nothing to read.") from None
 
 
 def _shipped(path: Path) -> Path:

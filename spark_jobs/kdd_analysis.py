@@ -45,13 +45,12 @@ from spark_jobs.common import (
     load_bigquery,
     log,
     remove,
-    setup_logging,
     spark_session,
-    user_errors,
     write_dead_letters,
     write_json,
     write_table,
 )
+from spark_jobs.logs import add_options, setup_logging, user_errors
 
 # The aggregates: output and table name -> schema in sql/schemas.
 AGGREGATES = {
@@ -80,6 +79,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, help="File, folder or glob of KDD lines (local or gs://).")
     parser.add_argument("--output", required=True, help="Folder URI for the results (local or gs://).")
     parser.add_argument("--bq_table", help="PROJECT.DATASET.TABLE: load the aggregates into BigQuery.")
+    add_options(parser)
     args = parser.parse_args(argv)
     if args.bq_table:
         try:  # before the analysis, not after it
@@ -322,8 +322,8 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    setup_logging()
     args = parse_args(argv)
+    setup_logging("kdd_analysis", args)
     threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
     with user_errors("kdd_analysis"):
         summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)
