@@ -270,6 +270,7 @@ def write_sink(recommendations, sink: str, metrics: dict, args: argparse.Namespa
 def run(spark, args: argparse.Namespace) -> dict:
     started = time.monotonic()
     used, counts, letters = {}, {}, []
+    log.info("reading %s from %s", " and ".join(TABLES), args.source)
     for table in TABLES:
         used[table], rejected, counts[table] = check_rows(read_table(spark, args.source, table, args), table)
         letters.append(rejected)
@@ -297,7 +298,10 @@ def run(spark, args: argparse.Namespace) -> dict:
         100 * args.test_fraction,
         metrics["baseline_rmse"],
     )
-    metrics["sinks"] = [write_sink(recommendations, sink, metrics, args) for sink in args.sink]
+    metrics["sinks"] = []
+    for sink in args.sink:
+        metrics["sinks"].append(write_sink(recommendations, sink, metrics, args))
+        log.info("wrote the recommendations to %s", metrics["sinks"][-1])
     metrics["seconds"] = round(time.monotonic() - started, 2)
     return metrics
 

@@ -271,6 +271,7 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
     started = time.monotonic()
     table = job_schema("kdd_connections")
     schema, rules = table.to_spark(), catalog_rules("kdd_connections", table)
+    log.info("reading %s (one pass: parse, check, aggregate)", input_uri)
     lines = spark.read.text(input_uri).withColumn("source", F.col("_metadata.file_path"))
     groups = fine_aggregate(parse_connections(lines, schema, rules)).cache()  # small: read twice below
     kinds = groups.groupBy("malformed").agg(F.sum("connections").alias("lines")).collect()
@@ -305,6 +306,7 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
         for name, table in tables.items():
             table_id = f"{project}.{dataset}.{main_table if name == 'attack_stats' else name}"
             loaded.append(load_bigquery(table, table_id, schemas[name]))
+        log.info("loaded %d tables into BigQuery: %s", len(loaded), ", ".join(loaded))
     summary = {
         "input": input_uri,
         "output": output,

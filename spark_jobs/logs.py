@@ -151,13 +151,14 @@ class CloudLoggingFormatter(logging.Formatter):
             "message": message,
             "time": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "logging.googleapis.com/labels": {"job": _settings.job},
-            "logging.googleapis.com/sourceLocation": {
+            "logger": record.name,
+        }
+        if record.funcName:  # a logging call's place (not the failure sentence's)
+            entry["logging.googleapis.com/sourceLocation"] = {
                 "file": record.pathname,
                 "line": str(record.lineno),
                 "function": record.funcName,
-            },
-            "logger": record.name,
-        }
+            }
         return json.dumps(entry, ensure_ascii=False)
 
 
