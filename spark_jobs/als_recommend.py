@@ -298,10 +298,8 @@ def run(spark, args: argparse.Namespace) -> dict:
         100 * args.test_fraction,
         metrics["baseline_rmse"],
     )
-    metrics["sinks"] = []
-    for sink in args.sink:
-        metrics["sinks"].append(write_sink(recommendations, sink, metrics, args))
-        log.info("wrote the recommendations to %s", metrics["sinks"][-1])
+    metrics["sinks"] = [write_sink(recommendations, sink, metrics, args) for sink in args.sink]
+    log.info("wrote the recommendations to %s", ", ".join(metrics["sinks"]))
     metrics["seconds"] = round(time.monotonic() - started, 2)
     return metrics
 
