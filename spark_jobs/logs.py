@@ -248,6 +248,11 @@ def apply_driver_log_levels(spark) -> None:
     """The driver log levels on log4j in the running driver (under spark-submit, in a Serverless batch,
     in a session started before); a local session started by the job has them from its start."""
     jvm = spark.sparkContext._jvm
+    given = jvm.java.lang.System.getProperty("gcpipe.spark.log")  # spark-submit --driver-java-options
+    if given and _settings.log_file is None:  # Spark's log is in that file: the job's detail goes there too
+        _settings.log_file = Path(given).absolute()
+        _add_file_handler(_settings.log_file)
+        log.info("Spark's own log: %s", _settings.log_file)
     configurator = jvm.org.apache.logging.log4j.core.config.Configurator
     for name, level in _settings.levels.items():
         log4j_level = jvm.org.apache.logging.log4j.Level.toLevel(level)
