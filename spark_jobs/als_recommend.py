@@ -47,7 +47,7 @@ from spark_jobs.common import (
     write_dead_letters,
     write_json,
 )
-from spark_jobs.logs import UserError, add_options, setup_logging, user_errors
+from spark_jobs.logs import UserError, add_options, progress, setup_logging, user_errors
 
 TABLES = ("accommodations", "ratings")  # the source tables, named as their schemas in sql/schemas
 OUTPUT = "recommendations"
@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     setup_logging("als_recommend", args)
     with user_errors("als_recommend"):
-        metrics = run(spark_session("als_recommend"), args)
+        spark = spark_session("als_recommend")
+        with progress(spark, args.progress_seconds):
+            metrics = run(spark, args)
     print(json.dumps(metrics))
     return metrics
 

@@ -50,7 +50,7 @@ from spark_jobs.common import (
     write_json,
     write_table,
 )
-from spark_jobs.logs import add_options, setup_logging, user_errors
+from spark_jobs.logs import add_options, progress, setup_logging, user_errors
 
 # The aggregates: output and table name -> schema in sql/schemas.
 AGGREGATES = {
@@ -328,7 +328,9 @@ def main(argv: list[str] | None = None) -> dict:
     setup_logging("kdd_analysis", args)
     threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
     with user_errors("kdd_analysis"):
-        summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)
+        spark = spark_session("kdd_analysis")
+        with progress(spark, args.progress_seconds):
+            summary = analyse(spark, args.input, args.output, args.bq_table)
     print(json.dumps(summary))
     return summary
 

@@ -28,6 +28,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -115,6 +116,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         metavar="LOGGER=LEVEL,...",
         help="Dataproc's driver log levels, for log4j (Spark's log) and the Python loggers of the same names "
         f"(default: {DRIVER_LOG_LEVELS}).",
+    )
+    parser.add_argument(
+        "--progress_seconds",
+        type=float,
+        default=10.0,
+        help="Log the running stages' finished tasks every N seconds (default 10; 0: never).",
     )
     parser.add_argument(
         "--log_format",
@@ -260,6 +267,37 @@ def apply_driver_log_levels(spark) -> None:
             configurator.setRootLevel(log4j_level)
         else:
             configurator.setLevel(name, log4j_level)
+
+
+@contextmanager
+def progress(spark, seconds: float) -> Iterator[None]:
+    """While the body runs, every ``seconds`` (0: never) an INFO line of the running stages and their
+    finished tasks (Spark's console progress bar is off: it would break into the terminal's lines)."""
+    if not seconds or seconds <= 0:
+        yield
+        return
+    tracker, stop = spark.sparkContext.statusTracker(), threading.Event()
+
+    def report() -> None:
+        while not stop.wait(seconds):
+            try:
+                stages = [tracker.getStageInfo(stage) for stage in tracker.getActiveStageIds()]
+            except Exception:  # the session is stopping: nothing more to report
+                return
+            running = [
+                f"stage {s.stageId} ({s.name.split(' at ')[0]}): {s.numCompletedTasks}/{s.numTasks} tasks"
+                for s in sorted(filter(None, stages), key=lambda s: s.stageId)
+            ]
+            if running:
+                log.info("running %s", ", ".join(running))
+
+    reporter = threading.Thread(target=report, name="spark-progress", daemon=True)
+    reporter.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        reporter.join(timeout=5)
 
 
 # -- failures ---------------------------------------------------------------------------------------

@@ -5,16 +5,19 @@ driver log levels given in Dataproc's form; JSON lines in Cloud Logging's format
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.datagen.kdd import write_kdd
 from spark_jobs import kdd_analysis
-from spark_jobs.logs import USER_ERROR, JobExit, user_errors
+from spark_jobs.logs import USER_ERROR, JobExit, progress, user_errors
 
 pytestmark = pytest.mark.spark
 
@@ -106,3 +109,17 @@ def test_malformed_driver_log_levels_are_a_usage_error(capsys):
         kdd_analysis.parse_args(["--input", "i", "--output", "o", "--driver-log-levels", "root=LOUD"])
     assert failed.value.code == 2
     assert "'root=LOUD' is not LOGGER=LEVEL" in capsys.readouterr().err
+
+
+def test_a_long_stage_logs_its_progress_at_the_interval(spark, caplog):
+    """Spark's console progress bar is off; the job logs its running stages' finished tasks instead."""
+
+    def slow(rows):
+        time.sleep(1.0)
+        yield from rows
+
+    with caplog.at_level(logging.INFO, logger="spark_jobs"), progress(spark, 0.3):
+        assert spark.sparkContext.parallelize(range(8), 4).mapPartitions(slow).count() == 8
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("running stage ")]
+    assert lines, caplog.text
+    assert re.fullmatch(r"running stage \d+ \(count\): \d/4 tasks", lines[0]), lines
