@@ -92,6 +92,11 @@ def parse_levels(text: str) -> dict[str, str]:
     return levels
 
 
+def format_levels(levels: dict[str, str]) -> str:
+    """``{logger: LEVEL}`` as ``--driver-log-levels`` takes it."""
+    return ",".join(f"{name}={level}" for name, level in levels.items())
+
+
 def _levels_type(text: str) -> dict[str, str]:
     try:
         return parse_levels(text)
@@ -112,10 +117,9 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--driver_log_levels",
         dest="driver_log_levels",
         type=_levels_type,
-        default=parse_levels(DRIVER_LOG_LEVELS),
         metavar="LOGGER=LEVEL,...",
-        help="Dataproc's driver log levels, for log4j (Spark's log) and the Python loggers of the same names "
-        f"(default: {DRIVER_LOG_LEVELS}).",
+        help="Dataproc's driver log levels, for log4j (Spark's log) and the Python loggers of the same names; "
+        f"they replace the levels of those loggers in the default, {DRIVER_LOG_LEVELS}.",
     )
     parser.add_argument(
         "--progress_seconds",
@@ -178,7 +182,8 @@ def _formatter(log_format: str) -> logging.Formatter:
 def setup_logging(job: str, args: argparse.Namespace | None = None) -> None:
     """The job's Python logging from its options: the driver log levels on the loggers of those names
     (``--log_level`` on ``spark_jobs``), lines on stderr in the chosen format."""
-    levels = dict(getattr(args, "driver_log_levels", None) or parse_levels(DRIVER_LOG_LEVELS))
+    # the levels given replace those of the same loggers (as on Dataproc, other loggers keep theirs)
+    levels = {**parse_levels(DRIVER_LOG_LEVELS), **(getattr(args, "driver_log_levels", None) or {})}
     if getattr(args, "log_level", None):
         levels["spark_jobs"] = args.log_level
     _settings.job, _settings.levels = job, levels

@@ -23,7 +23,7 @@ from gcpipe.core.options import option_pairs
 from gcpipe.local import stack
 from gcpipe.warehouse.cloudsql import ensure_database
 from spark_jobs.common import JDBC_DRIVER_JAR
-from spark_jobs.logs import DRIVER_LOG_LEVELS, LOG_ENV, USER_ERROR, parse_levels
+from spark_jobs.logs import DRIVER_LOG_LEVELS, LOG_ENV, USER_ERROR, format_levels, parse_levels
 
 MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
 RETRY_PAUSE = 5.0  # seconds between a failed local run and the next
@@ -34,6 +34,7 @@ DETERMINISTIC = {
     USER_ERROR: "a user error",  # a missing input, a bad argument, a missing jar
 }
 DRIVER_LOG_LEVELS_OPTION = "--driver-log-levels"
+LEVELS_SPELLINGS = (DRIVER_LOG_LEVELS_OPTION, "--driver_log_levels")
 
 
 class SparkJobError(GcpipeError):
@@ -136,10 +137,20 @@ def _options(args: list[str]) -> list[tuple[str, str | None]]:
 
 def job_args(job: SparkJob, config: Config, *layers: list[str]) -> list[str]:
     """The job's defaults for ``config``; each layer's options replace those of the same name before it
-    (in place: the first occurrence takes all of the layer's values, as for a repeatable ``--sink``)."""
+    (in place: the first occurrence takes all of the layer's values, as for a repeatable ``--sink``), but
+    for the driver log levels: a layer's levels replace those of the same loggers (Dataproc's
+    ``--driver-log-levels org.apache.spark=INFO`` keeps the job's other levels)."""
     pairs = _options(job.default_args(config))
     for layer in layers:
-        given = _options(list(layer))
+        given = [
+            (DRIVER_LOG_LEVELS_OPTION if name in LEVELS_SPELLINGS else name, value)
+            for name, value in _options(list(layer))
+        ]
+        previous = dict(pairs).get(DRIVER_LOG_LEVELS_OPTION)
+        given = [
+            (name, _merged_levels(previous, value) if name == DRIVER_LOG_LEVELS_OPTION else value)
+            for name, value in given
+        ]
         by_name: dict[str, list] = {}
         for name, value in given:
             by_name.setdefault(name, []).append((name, value))
@@ -179,16 +190,23 @@ def prepare_local(config: Config, args: list[str]) -> None:
             ensure_database(config, database)
 
 
-def driver_log_levels(job: SparkJob, args: list[str]) -> dict[str, str]:
-    """The driver log levels a run of ``job`` with ``args`` asks for (the last --driver-log-levels), else the
-    job's declaration: ``{logger: LEVEL}``, as Dataproc's loggingConfig.driverLogLevels takes them."""
-    given = [
-        value for name, value in _options(args) if name in ("--driver-log-levels", "--driver_log_levels")
-    ]
+def _levels(text: str | None) -> dict[str, str]:
     try:
-        return parse_levels(given[-1] if given and given[-1] else job.driver_log_levels)
+        return parse_levels(text or "")
     except ValueError as err:
         raise SparkJobError(f"--driver-log-levels: {err}.") from None
+
+
+def _merged_levels(base: str | None, given: str | None) -> str:
+    return format_levels({**_levels(base), **_levels(given)})
+
+
+def driver_log_levels(job: SparkJob, args: list[str]) -> dict[str, str]:
+    """The driver log levels of a run of ``job`` with ``args``: the job's declaration, with the levels of
+    its --driver-log-levels over it; ``{logger: LEVEL}``, as Dataproc's loggingConfig.driverLogLevels
+    takes them."""
+    given = [value for name, value in _options(args) if name in LEVELS_SPELLINGS]
+    return _levels(_merged_levels(job.driver_log_levels, given[-1] if given else None))
 
 
 def local_log(job: SparkJob, config: Config) -> Path:

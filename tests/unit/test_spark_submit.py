@@ -96,11 +96,14 @@ def test_the_driver_log_levels_a_user_gives_reach_the_job_and_every_dataproc_req
 
     monkeypatch.setenv("GCPIPE_IMAGE_TAG", TAG)
     job = JOBS["kdd_analysis"]
-    levels = "root=INFO,org.apache.spark=warn,com.google=DEBUG"
-    args = job_args(job, GCP, ["--driver-log-levels", levels])
-    assert args[-2:] == ["--driver-log-levels", levels]  # once: the user's replaces the declaration
-    assert args.count("--driver-log-levels") == 1
-    expected = {"root": "INFO", "org.apache.spark": "WARN", "com.google": "DEBUG"}
+    args = job_args(job, GCP, ["--driver_log_levels", "root=INFO,org.apache.spark=warn,com.google=DEBUG"])
+    # once, in place: the user's levels over the declaration's (spark_jobs=INFO kept), either spelling
+    assert args[-2:] == [
+        "--driver-log-levels",
+        "root=INFO,org.apache.spark=WARN,spark_jobs=INFO,com.google=DEBUG",
+    ]
+    assert args.count("--driver-log-levels") == 1 and "--driver_log_levels" not in args
+    expected = {"root": "INFO", "org.apache.spark": "WARN", "spark_jobs": "INFO", "com.google": "DEBUG"}
 
     template = dataproc.workflow_template(job, GCP, args, tag=TAG)
     message = dataproc_v1.WorkflowTemplate.from_json(json.dumps(template))
@@ -122,7 +125,7 @@ def test_the_driver_log_levels_a_user_gives_reach_the_job_and_every_dataproc_req
         }
     }
     with pytest.raises(SparkJobError, match="--driver-log-levels: 'root=LOUD' is not LOGGER=LEVEL"):
-        dataproc.workflow_template(job, GCP, job_args(job, GCP, ["--driver-log-levels=root=LOUD"]), tag=TAG)
+        job_args(job, GCP, ["--driver-log-levels=root=LOUD"])
 
 
 def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
