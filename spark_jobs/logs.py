@@ -352,6 +352,13 @@ def _deterministic(job: str, err: BaseException) -> str | None:
     if isinstance(err, AnalysisException) and err.getCondition() == "PATH_NOT_FOUND":
         path = (err.getMessageParameters() or {}).get("path", "the input")
         return f"{job}: {path} does not exist: nothing to read."
+    condition = getattr(err, "getCondition", lambda: None)()
+    if condition == "JAVA_GATEWAY_EXITED":  # no Java, or a JAVA_HOME that has none
+        where = f" (what it printed is in {_settings.log_file})" if _settings.log_file else ""
+        return (
+            f"{job}: Spark's JVM did not start{where}: install Java 17 (Debian's openjdk-17-jre-headless) "
+            "or point JAVA_HOME at it."
+        )
     cause = _root_cause(err)
     if cause.startswith("java.lang.ClassNotFoundException"):
         missing = cause.partition(":")[2].strip()

@@ -123,3 +123,15 @@ def test_a_long_stage_logs_its_progress_at_the_interval(spark, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("running stage ")]
     assert lines, caplog.text
     assert re.fullmatch(r"running stage \d+ \(count\): \d/4 tasks", lines[0]), lines
+
+
+def test_no_java_is_a_user_error_in_one_sentence(tmp_path, monkeypatch):
+    """JAVA_HOME pointing at no Java: the launcher's own complaint goes to the log file, not the terminal."""
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-java"))
+    done, log = job(tmp_path, "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"))
+    assert done.returncode == USER_ERROR
+    assert done.stderr.splitlines() == [
+        f"kdd_analysis: Spark's JVM did not start (what it printed is in {tmp_path / 'spark.log'}): "
+        "install Java 17 (Debian's openjdk-17-jre-headless) or point JAVA_HOME at it."
+    ]
+    assert "no-java/bin/java" in log
