@@ -58,7 +58,7 @@ def test_a_missing_input_is_one_sentence_on_the_terminal_and_the_java_detail_is_
 def test_json_lines_carry_severity_message_labels_and_the_driver_log_levels_apply(tmp_path):
     source = tmp_path / "kdd.gz"
     manifest = write_kdd(source, 300, seed=3, malformed=0.01)
-    levels = "root=INFO,org.apache.spark.storage=ERROR,spark_jobs=INFO"
+    levels = "org.apache.spark=INFO,org.apache.spark.storage=ERROR"  # over the defaults: root=WARN, spark_jobs=INFO
     done, log = job(
         tmp_path,
         *("--input", str(source), "--output", str(tmp_path / "out")),
@@ -74,7 +74,7 @@ def test_json_lines_carry_severity_message_labels_and_the_driver_log_levels_appl
         assert entry["time"].endswith("Z") and entry["message"]
     messages = [e["message"] for e in entries if e["logger"] == "spark_jobs" and e["severity"] == "INFO"]
     assert any(m.startswith(f"read {manifest.rows:,} lines") for m in messages), messages
-    # root=INFO lets Spark's INFO into the log file; org.apache.spark.storage=ERROR keeps its INFO out
+    # org.apache.spark=INFO lets Spark's INFO into the log file; org.apache.spark.storage=ERROR keeps its INFO out
     assert " INFO SparkContext: Running Spark version" in log
     assert " INFO MemoryStore:" not in log and " INFO BlockManager" not in log
 
