@@ -274,6 +274,12 @@ def apply_driver_log_levels(spark) -> None:
             configurator.setLevel(name, log4j_level)
 
 
+def _action(stage_name: str) -> str:
+    """`` (count)`` for a stage named ``count at ...``; nothing for Spark's internal names (``$anonfun$...``)."""
+    action = stage_name.split(" at ")[0]
+    return f" ({action})" if action.isidentifier() else ""
+
+
 @contextmanager
 def progress(spark, seconds: float) -> Iterator[None]:
     """While the body runs, every ``seconds`` (0: never) an INFO line of the running stages and their
@@ -290,7 +296,7 @@ def progress(spark, seconds: float) -> Iterator[None]:
             except Exception:  # the session is stopping: nothing more to report
                 return
             running = [
-                f"stage {s.stageId} ({s.name.split(' at ')[0]}): {s.numCompletedTasks}/{s.numTasks} tasks"
+                f"stage {s.stageId}{_action(s.name)}: {s.numCompletedTasks}/{s.numTasks} tasks"
                 for s in sorted(filter(None, stages), key=lambda s: s.stageId)
             ]
             if running:
