@@ -291,7 +291,7 @@ def run_local(
             break
         print(
             f"{job.name}: attempt {attempt} of {attempts} failed (exit {result.returncode}): "
-            f"{sentence or 'see its log above'}; running it again in {pause:.0f} s.",
+            f"{sentence.rstrip('.') or 'see its log above'}; running it again in {pause:.0f} s.",
             file=sys.stderr,
             flush=True,
         )

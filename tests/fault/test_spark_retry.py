@@ -53,7 +53,7 @@ def test_a_failed_spark_job_is_run_again_and_the_second_attempt_counts_every_lin
     # the first attempt's one sentence, naming its log file, which holds the Java detail
     said = re.search(
         rf"kdd_analysis: attempt 1 of {MAX_ATTEMPTS} failed \(exit 1\): kdd_analysis failed: "
-        r"java.io.EOFException: Unexpected end of input stream; the detail is in (\S+)\.; running it again",
+        r"java.io.EOFException: Unexpected end of input stream; the detail is in (\S+); running it again",
         log,
     )
     assert said, log
