@@ -58,6 +58,7 @@ LOG_FORMATS = ("text", "json")
 USER_ERROR = 3  # exit status of a deterministic failure: running it again would fail the same way
 LOG_ENV = "GCPIPE_SPARK_LOG"  # the log file of a local session
 LOG4J_PROPERTIES = Path(__file__).with_name("log4j2-local.properties")
+KEEP_LOGS = 50  # a folder of job logs keeps the newest 50
 JDBC_HINT = "install Debian's libpostgresql-jdbc-java (make setup) or give the driver's jar with --jars"
 
 log = logging.getLogger("spark_jobs")
@@ -216,8 +217,24 @@ def log_file(app_name: str) -> Path:
         default = Path(tempfile.gettempdir()) / "gcpipe-spark" / f"{app_name}-{stamp}-{os.getpid()}.log"
         path = Path(os.environ.get(LOG_ENV) or default).absolute()
         path.parent.mkdir(parents=True, exist_ok=True)
+        _prune(path.parent)
         _settings.log_file = path
     return _settings.log_file
+
+
+def _prune(folder: Path, keep: int = KEEP_LOGS) -> None:
+    """Remove all but the newest ``keep`` job logs (and their levels files) of ``folder``."""
+
+    def age(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:  # another run pruned it
+            return 0.0
+
+    logs = sorted(folder.glob("*.log"), key=age, reverse=True)
+    for old in logs[keep:]:
+        for stale in (old, old.with_suffix(".log4j2.properties")):
+            stale.unlink(missing_ok=True)
 
 
 def quiet_conf(conf: dict[str, str], app_name: str) -> dict[str, str]:
