@@ -59,7 +59,8 @@ USER_ERROR = 3  # exit status of a deterministic failure: running it again would
 LOG_ENV = "GCPIPE_SPARK_LOG"  # the log file of a local session
 LOG4J_PROPERTIES = Path(__file__).with_name("log4j2-local.properties")
 KEEP_LOGS = 50  # a folder of job logs keeps the newest 50
-JDBC_HINT = "install Debian's libpostgresql-jdbc-java (make setup) or give the driver's jar with --jars"
+JDBC_HINT = "install Debian's libpostgresql-jdbc-java (make setup does), which puts it in /usr/share/java"
+JAR_HINT = "run make setup, which fetches the jars the jobs use, or add the jar to spark.jars"
 
 log = logging.getLogger("spark_jobs")
 
@@ -383,9 +384,11 @@ def _deterministic(job: str, err: BaseException) -> str | None:
             "or point JAVA_HOME at it."
         )
     cause = _root_cause(err)
+    if cause.startswith("org.apache.hadoop.fs.UnsupportedFileSystemException"):  # gs:// without its connector
+        return f"{job}: Spark cannot read or write here: {cause.partition(': ')[2]} (a jar is missing): {JAR_HINT}."
     if cause.startswith("java.lang.ClassNotFoundException"):
-        missing = cause.partition(":")[2].strip()
-        hint = JDBC_HINT if "postgresql" in missing.lower() else "give its jar with --jars"
+        missing = cause.partition(":")[2].strip().removeprefix("Class ").removesuffix(" not found")
+        hint = JDBC_HINT if "postgresql" in missing.lower() else JAR_HINT
         return f"{job}: the class {missing} is not on Spark's class path (a jar is missing): {hint}."
     return None
 

@@ -99,9 +99,20 @@ def test_a_missing_jar_is_a_user_error_in_one_sentence(spark, capsys):
     assert failed.value.code == USER_ERROR
     assert str(failed.value) == (
         "als_recommend: the class org.postgresql.NoSuchDriver is not on Spark's class path (a jar is missing): "
-        "install Debian's libpostgresql-jdbc-java (make setup) or give the driver's jar with --jars."
+        "install Debian's libpostgresql-jdbc-java (make setup does), which puts it in /usr/share/java."
     )
     assert capsys.readouterr().err == str(failed.value) + "\n"
+
+
+def test_a_path_no_file_system_reads_is_a_user_error(spark, capsys):
+    """A scheme Spark has no connector for (gs:// without the GCS connector's jar) fails every attempt alike."""
+    with pytest.raises(JobExit) as failed, user_errors("kdd_analysis"):
+        spark.read.text("nosuch://bucket/kdd.gz").count()
+    assert failed.value.code == USER_ERROR
+    assert str(failed.value) == (
+        'kdd_analysis: Spark cannot read or write here: No FileSystem for scheme "nosuch" (a jar is missing): '
+        "run make setup, which fetches the jars the jobs use, or add the jar to spark.jars."
+    )
 
 
 def test_malformed_driver_log_levels_are_a_usage_error(capsys):
