@@ -44,12 +44,11 @@ from spark_jobs.common import (
     remove,
     require_storage,
     row_checks,
-    setup_logging,
     spark_session,
-    user_errors,
     write_dead_letters,
     write_json,
 )
+from spark_jobs.logs import UserError, add_options, progress, setup_logging, user_errors
 
 TABLES = ("accommodations", "ratings")  # the source tables, named as their schemas in sql/schemas
 OUTPUT = "recommendations"
@@ -73,6 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rejected", help="Folder URI for rejected rows (default: rejected/ in a folder sink)."
     )
+    add_options(parser)
     args = parser.parse_args(argv)
     if any(uri.startswith("jdbc:") for uri in [args.source, *args.sink]) and not args.jdbc_password_secret:
         parser.error("a jdbc: source or sink needs --jdbc_password_secret.")
@@ -194,7 +194,7 @@ def recommend(spark, accommodations, ratings, args: argparse.Namespace):
     from pyspark.sql import functions as F
 
     if spark.sparkContext.getCheckpointDir() is None:  # without one, ALS's lineage grows with every iteration
-        raise SystemExit("als_recommend: set spark.checkpoint.dir: ALS checkpoints its iterations there.")
+        raise UserError("als_recommend: set spark.checkpoint.dir: ALS checkpoints its iterations there.")
     blocks = spark.sparkContext.defaultParallelism  # ALS's default of 10 blocks is for clusters
     als = ALS(
         userCol="user_id",
@@ -271,6 +271,7 @@ def write_sink(recommendations, sink: str, metrics: dict, args: argparse.Namespa
 def run(spark, args: argparse.Namespace) -> dict:
     started = time.monotonic()
     used, counts, letters = {}, {}, []
+    log.info("reading %s from %s", " and ".join(TABLES), args.source)
     for table in TABLES:
         used[table], rejected, counts[table] = check_rows(read_table(spark, args.source, table, args), table)
         letters.append(rejected)
@@ -283,7 +284,7 @@ def run(spark, args: argparse.Namespace) -> dict:
         parent, _, name = args.rejected.rstrip("/").rpartition("/")
         remove(parent or ".", name)
     if ratings.isEmpty():
-        raise SystemExit(
+        raise UserError(
             f"als_recommend: no valid rating in {args.source} (rejected: {counts['ratings'] or 'none read'})."
         )
     recommendations, metrics = recommend(spark, accommodations, ratings, args)
@@ -299,16 +300,19 @@ def run(spark, args: argparse.Namespace) -> dict:
         metrics["baseline_rmse"],
     )
     metrics["sinks"] = [write_sink(recommendations, sink, metrics, args) for sink in args.sink]
+    log.info("wrote the recommendations to %s", ", ".join(metrics["sinks"]))
     metrics["seconds"] = round(time.monotonic() - started, 2)
     return metrics
 
 
 def main(argv: list[str] | None = None) -> dict:
-    setup_logging()
     args = parse_args(argv)
-    require_storage("als_recommend", args.source, args.rejected, *args.sink)
+    setup_logging("als_recommend", args)
     with user_errors("als_recommend"):
-        metrics = run(spark_session("als_recommend"), args)
+        require_storage("als_recommend", args.source, args.rejected, *args.sink)
+        spark = spark_session("als_recommend")
+        with progress(spark, args.progress_seconds):
+            metrics = run(spark, args)
     print(json.dumps(metrics))
     return metrics
 

@@ -15,11 +15,9 @@ import io
 import json
 import logging
 import os
-import re
 import socket
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,10 +26,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gcpipe.core.config import ConfigError, validate_dataset_id, validate_table_id
-from gcpipe.core.errors import GcpipeError
 from gcpipe.core.jars import GCS_CONNECTOR, POSTGRESQL_JDBC
 from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE, Rule, Schema, load_schema
 from gcpipe.warehouse.load import load_arrow
+from spark_jobs import logs
 
 JDBC_DRIVER = "org.postgresql.Driver"
 
@@ -89,10 +87,13 @@ def spark_session(app_name: str):
         # Python workers run the driver's interpreter (the venv), not whichever python3 is first on PATH
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = builder.master(os.environ.get("GCPIPE_SPARK_MASTER", "local[*]"))
-        for key, value in local_conf().items():
+        for key, value in logs.quiet_conf(local_conf(), app_name).items():
             builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+        with logs.jvm_output_to_log(app_name):  # Spark's log to the job's log file (spark_jobs.logs)
+            spark = builder.getOrCreate()
+    else:
+        spark = builder.getOrCreate()
+        logs.apply_driver_log_levels(spark)
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in connector_conf(os.environ).items():  # also under spark-submit, which has no builder
         hadoop.set(key, value)
@@ -113,10 +114,6 @@ def connector_conf(env) -> dict[str, str]:
     return {**GCS_CONNECTOR_CONF, **{k: v.format(**names) for k, v in EMULATOR_CONNECTOR_CONF.items()}}
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-
-
 def require_storage(job: str, *uris: str) -> None:
     """Locally gs:// is the storage emulator's bucket: if the emulator does not answer, say so at once (the
     connector would retry for minutes, then print a Java stack trace)."""
@@ -131,37 +128,6 @@ def require_storage(job: str, *uris: str) -> None:
             f"{job}: the storage emulator at {host} (STORAGE_EMULATOR_HOST) does not answer: start it with "
             "`gcpipe up`."
         ) from None
-
-
-@contextmanager
-def user_errors(job: str):
-    """A missing part (a jar), a missing or unreadable input ends the job with one sentence (exit status 1),
-    not a Python or Java stack trace."""
-    from py4j.protocol import Py4JJavaError
-    from pyspark.errors import AnalysisException
-
-    try:
-        yield
-    except GcpipeError as err:
-        raise SystemExit(f"{job}: {err}") from None
-    except AnalysisException as err:
-        if err.getCondition() != "PATH_NOT_FOUND":
-            raise
-        path = (err.getMessageParameters() or {}).get("path", "the input")
-        raise SystemExit(f"{job}: {path} does not exist: nothing to read.") from None
-    except Py4JJavaError as err:
-        unreadable = _UNREADABLE.search(str(err.java_exception.getMessage()))
-        if not unreadable:
-            raise
-        cause = err.java_exception
-        while cause.getCause() is not None:
-            cause = cause.getCause()
-        raise SystemExit(f"{job}: {unreadable['path']} cannot be read: {cause.getMessage()}.") from None
-
-
-_UNREADABLE = re.compile(
-    r"\[FAILED_READ_FILE[^\]]*\] Encountered error while reading file (?P<path>\S+?)\.?\s"
-)
 
 
 def _shipped(path: Path) -> Path:

@@ -46,13 +46,12 @@ from spark_jobs.common import (
     log,
     remove,
     require_storage,
-    setup_logging,
     spark_session,
-    user_errors,
     write_dead_letters,
     write_json,
     write_table,
 )
+from spark_jobs.logs import add_options, progress, setup_logging, user_errors
 
 # The aggregates: output and table name -> schema in sql/schemas.
 AGGREGATES = {
@@ -81,6 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", required=True, help="File, folder or glob of KDD lines (local or gs://).")
     parser.add_argument("--output", required=True, help="Folder URI for the results (local or gs://).")
     parser.add_argument("--bq_table", help="PROJECT.DATASET.TABLE: load the aggregates into BigQuery.")
+    add_options(parser)
     args = parser.parse_args(argv)
     if args.bq_table:
         try:  # before the analysis, not after it
@@ -272,6 +272,7 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
     started = time.monotonic()
     table = job_schema("kdd_connections")
     schema, rules = table.to_spark(), catalog_rules("kdd_connections", table)
+    log.info("reading %s (one pass: parse, check, aggregate)", input_uri)
     lines = spark.read.text(input_uri).withColumn("source", F.col("_metadata.file_path"))
     groups = fine_aggregate(parse_connections(lines, schema, rules)).cache()  # small: read twice below
     kinds = groups.groupBy("malformed").agg(F.sum("connections").alias("lines")).collect()
@@ -306,6 +307,7 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
         for name, table in tables.items():
             table_id = f"{project}.{dataset}.{main_table if name == 'attack_stats' else name}"
             loaded.append(load_bigquery(table, table_id, schemas[name]))
+        log.info("loaded %d tables into BigQuery: %s", len(loaded), ", ".join(loaded))
     summary = {
         "input": input_uri,
         "output": output,
@@ -323,12 +325,14 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> dict:
-    setup_logging()
     args = parse_args(argv)
+    setup_logging("kdd_analysis", args)
     threading.Thread(target=kdd_report.warm_up, daemon=True).start()  # while the JVM starts
-    require_storage("kdd_analysis", args.input, args.output)
     with user_errors("kdd_analysis"):
-        summary = analyse(spark_session("kdd_analysis"), args.input, args.output, args.bq_table)
+        require_storage("kdd_analysis", args.input, args.output)
+        spark = spark_session("kdd_analysis")
+        with progress(spark, args.progress_seconds):
+            summary = analyse(spark, args.input, args.output, args.bq_table)
     print(json.dumps(summary))
     return summary
 

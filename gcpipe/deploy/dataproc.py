@@ -23,7 +23,7 @@ from gcpipe.core.config import PROJECT_ROOT, Config
 from gcpipe.core.schemas import SCHEMA_DIR, TABLES_FILE
 from gcpipe.deploy.naming import Deployment, deployed_tag
 from gcpipe.deploy.steps import Step, gcloud_dict, show_path
-from gcpipe.spark.jobs import MAX_ATTEMPTS, SparkJob
+from gcpipe.spark.jobs import MAX_ATTEMPTS, SparkJob, driver_log_levels
 
 DATAPROC_DIR = PROJECT_ROOT / "infra" / "dataproc"
 PACKAGE = "gcpipe_spark.zip"
@@ -126,6 +126,20 @@ def spark_properties(config: Config) -> dict[str, str]:
     return {"spark.checkpoint.dir": f"gs://{config.staging_bucket}/dataproc/checkpoints"}
 
 
+def logging_config(job: SparkJob, args: list[str]) -> dict:
+    """The job's LoggingConfig: the driver log levels its arguments ask for (else its declaration in
+    gcpipe.spark.jobs), which Dataproc applies to the driver's log4j; the job applies them to its Python
+    loggers from the same argument."""
+    return {"driverLogLevels": driver_log_levels(job, args)}
+
+
+def batch_log_properties(job: SparkJob, args: list[str]) -> dict[str, str]:
+    """A Serverless batch has no loggingConfig: the root level goes in as ``spark.log.level`` (Spark applies it
+    at start, as setLogLevel), and the job applies the per-logger levels of its --driver-log-levels itself."""
+    levels = driver_log_levels(job, args)
+    return {"spark.log.level": levels["root"]} if "root" in levels else {}
+
+
 def step_id(job: SparkJob) -> str:
     return job.name.replace("_", "-")
 
@@ -145,8 +159,13 @@ def job_cluster(job: SparkJob, config: Config) -> dict:
 
 
 def cluster_job(job: SparkJob, config: Config, args: list[str], *, tag: str) -> dict:
-    """The PySparkJob a job cluster runs: the staged files, the arguments, the properties every job gets."""
-    return {**pyspark_job(job, config, args, tag=tag), "properties": spark_properties(config)}
+    """The PySparkJob a job cluster runs: the staged files, the arguments, the properties every job gets,
+    the driver log levels."""
+    return {
+        **pyspark_job(job, config, args, tag=tag),
+        "properties": spark_properties(config),
+        "loggingConfig": logging_config(job, args),
+    }
 
 
 def workflow_template(job: SparkJob, config: Config, args: list[str], *, tag: str) -> dict:
@@ -186,7 +205,7 @@ def batch_request(job: SparkJob, config: Config, args: list[str], *, tag: str) -
     execution = batch["environmentConfig"]["executionConfig"]
     execution["serviceAccount"] = deployment.service_account("dataproc")
     execution["subnetworkUri"] = deployment.subnetwork
-    batch["runtimeConfig"]["properties"].update(spark_properties(config))
+    batch["runtimeConfig"]["properties"].update(spark_properties(config), **batch_log_properties(job, args))
     return {
         "pysparkBatch": pyspark_job(job, config, args, tag=tag),
         **batch,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from time import sleep
+from time import sleep, strftime
 
 from gcpipe.core.clients import bigquery_client, ensure_dataset, ensure_table, storage_client
 from gcpipe.core.config import PROJECT_ROOT, Config
@@ -25,10 +27,18 @@ from gcpipe.core.options import option_pairs
 from gcpipe.core.schemas import load_tables
 from gcpipe.local import stack
 from gcpipe.warehouse.cloudsql import ensure_database
+from spark_jobs.logs import DRIVER_LOG_LEVELS, LOG_ENV, USER_ERROR, format_levels, parse_levels
 
 MAX_ATTEMPTS = 2  # a failed job runs once more: locally (run_local) and on Dataproc (maxFailuresPerHour)
 RETRY_PAUSE = 5.0  # seconds between a failed local run and the next
 USAGE_ERROR = 2  # argparse's exit status: the arguments are wrong, and would be on every attempt
+# Exit statuses of failures that would recur on every attempt (not retried), and what they mean
+DETERMINISTIC = {
+    USAGE_ERROR: "a usage error",
+    USER_ERROR: "a user error",  # a missing input, a bad argument, a missing jar
+}
+DRIVER_LOG_LEVELS_OPTION = "--driver-log-levels"
+LEVELS_SPELLINGS = (DRIVER_LOG_LEVELS_OPTION, "--driver_log_levels")
 
 
 class SparkJobError(GcpipeError):
@@ -41,9 +51,13 @@ class SparkJob:
     schemas: tuple[str, ...]  # files of sql/schemas the job reads: shipped with it (--files)
     defaults: tuple[str, ...]  # arguments, with {lake}, {project}, {kdd_dataset}... (Config.template_vars)
     jars: tuple[Jar, ...] = ()  # pinned jars shipped with it (--jars; Dataproc's image has the GCS connector)
+    # Dataproc's driver log levels (log4j per logger): the job's --driver-log-levels, and on Dataproc
+    # the request's loggingConfig.driverLogLevels
+    driver_log_levels: str = DRIVER_LOG_LEVELS
 
     def default_args(self, config: Config) -> list[str]:
-        return [arg.format(**config.template_vars()) for arg in self.defaults]
+        args = [arg.format(**config.template_vars()) for arg in self.defaults]
+        return [*args, DRIVER_LOG_LEVELS_OPTION, self.driver_log_levels]
 
     @property
     def module(self) -> str:
@@ -127,10 +141,20 @@ def _options(args: list[str]) -> list[tuple[str, str | None]]:
 
 def job_args(job: SparkJob, config: Config, *layers: list[str]) -> list[str]:
     """The job's defaults for ``config``; each layer's options replace those of the same name before it
-    (in place: the first occurrence takes all of the layer's values, as for a repeatable ``--sink``)."""
+    (in place: the first occurrence takes all of the layer's values, as for a repeatable ``--sink``), but
+    for the driver log levels: a layer's levels replace those of the same loggers (Dataproc's
+    ``--driver-log-levels org.apache.spark=INFO`` keeps the job's other levels)."""
     pairs = _options(job.default_args(config))
     for layer in layers:
-        given = _options(list(layer))
+        given = [
+            (DRIVER_LOG_LEVELS_OPTION if name in LEVELS_SPELLINGS else name, value)
+            for name, value in _options(list(layer))
+        ]
+        previous = dict(pairs).get(DRIVER_LOG_LEVELS_OPTION)
+        given = [
+            (name, _merged_levels(previous, value) if name == DRIVER_LOG_LEVELS_OPTION else value)
+            for name, value in given
+        ]
         by_name: dict[str, list] = {}
         for name, value in given:
             by_name.setdefault(name, []).append((name, value))
@@ -225,33 +249,122 @@ def prepare_local(job: SparkJob, config: Config, args: list[str]) -> None:
             ensure_database(config, database)
 
 
+def _levels(text: str | None) -> dict[str, str]:
+    try:
+        return parse_levels(text or "")
+    except ValueError as err:
+        raise SparkJobError(f"--driver-log-levels: {err}.") from None
+
+
+def _merged_levels(base: str | None, given: str | None) -> str:
+    return format_levels({**_levels(base), **_levels(given)})
+
+
+def driver_log_levels(job: SparkJob, args: list[str]) -> dict[str, str]:
+    """The driver log levels of a run of ``job`` with ``args``: the job's declaration, with the levels of
+    its --driver-log-levels over it; ``{logger: LEVEL}``, as Dataproc's loggingConfig.driverLogLevels
+    takes them."""
+    given = [value for name, value in _options(args) if name in LEVELS_SPELLINGS]
+    return _levels(_merged_levels(job.driver_log_levels, given[-1] if given else None))
+
+
+def local_log(job: SparkJob, config: Config) -> Path:
+    """Where a local run of ``job`` keeps Spark's log (one file a run, under the state folder)."""
+    return config.state_dir / "logs" / "spark" / f"{job.name}-{strftime('%Y%m%d-%H%M%S')}.log"
+
+
+def _is_sentence(job: SparkJob, line: str) -> bool:
+    """Whether a line of the job's stderr is its one failure sentence (``JOB: ...`` or ``JOB failed: ...``,
+    plain or as a JSON line of severity ERROR) rather than a log line."""
+    message = line
+    if line.startswith("{"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(entry, dict) or entry.get("severity") != "ERROR":
+            return False
+        message = str(entry.get("message", ""))
+    return message.startswith((f"{job.name}: ", f"{job.name} failed: "))
+
+
+def _run_once(job: SparkJob, args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, str]:
+    """One run: its stdout captured (the JSON summary), its stderr passed on as it comes, but for its
+    failure sentence, which comes back (the caller words the outcome); usage text passes through."""
+    process = subprocess.Popen(
+        local_command(job, args),
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    sentences: list[str] = []
+
+    def relay() -> None:
+        for line in process.stderr:
+            if _is_sentence(job, line):
+                sentences.append(line.rstrip("\n"))
+            else:
+                sys.stderr.write(line)
+                sys.stderr.flush()
+
+    relaying = threading.Thread(target=relay, daemon=True)
+    relaying.start()
+    stdout = process.stdout.read()
+    process.wait()
+    relaying.join()
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, None)
+    if result.returncode == 0 and sentences:  # not a failure after all: show what it said
+        print("\n".join(sentences), file=sys.stderr, flush=True)
+    return result, "; ".join(_plain(line) for line in sentences)
+
+
+def _plain(line: str) -> str:
+    if line.startswith("{"):
+        try:
+            return str(json.loads(line)["message"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return line
+
+
 def run_local(
     job: SparkJob, config: Config, args: list[str], attempts: int = MAX_ATTEMPTS, pause: float = RETRY_PAUSE
 ) -> subprocess.CompletedProcess:
-    """Run the job on local Spark with ``args``; its JSON summary comes back on stdout, its log on stderr.
+    """Run the job on local Spark with ``args``; its JSON summary comes back on stdout, its own log lines
+    pass to stderr, Spark's log goes to a file under ``.gcpipe/logs/spark/``.
 
     A failed run is run again after ``pause`` seconds, up to ``attempts`` runs in all, as Dataproc restarts
-    a failed job (``maxFailuresPerHour``); a usage error (exit 2) would fail the same way, so it is not.
-    The jobs replace their outputs, so a second run never adds to what a failed one wrote.
+    a failed job (``maxFailuresPerHour``); a deterministic failure (a usage error, exit 2; a user error, exit
+    USER_ERROR: missing input, bad argument, missing jar) would fail the same way, so it is not. The jobs
+    replace their outputs, so a second run never adds to what a failed one wrote. A failure ends in one
+    sentence: the job's, with its class and the attempts made.
     """
     prepare_local(job, config, args)
     env = {**os.environ, **config.emulator_env(), "PYTHONPATH": str(PROJECT_ROOT)}
     for attempt in range(1, attempts + 1):
-        result = subprocess.run(
-            local_command(job, args), cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True
-        )
-        if result.returncode in (0, USAGE_ERROR) or attempt == attempts:
+        env[LOG_ENV] = str(local_log(job, config))
+        result, sentence = _run_once(job, args, {**env})
+        if result.returncode == 0 or result.returncode in DETERMINISTIC or attempt == attempts:
             break
         print(
-            f"{job.name}: attempt {attempt} of {attempts} failed (exit {result.returncode}); "
-            f"running it again in {pause:.0f} s.",
+            f"{job.name}: attempt {attempt} of {attempts} failed (exit {result.returncode}): "
+            f"{sentence.rstrip('.') or 'see its log above'}; running it again in {pause:.0f} s.",
             file=sys.stderr,
             flush=True,
         )
         sleep(pause)
     if result.returncode != 0:
+        kind = DETERMINISTIC.get(result.returncode)
+        outcome = (
+            f"{kind}, exit {result.returncode}: not run again, it would fail the same way"
+            if kind
+            else f"exit {result.returncode}, attempt {attempt} of {attempts}"
+        )
         raise SparkJobError(
-            f"the Spark job {job.name} failed (exit {result.returncode}, attempt {attempt} of {attempts}); "
-            "its log is above."
+            f"{sentence.rstrip('.')} ({outcome})."
+            if sentence
+            else f"the Spark job {job.name} failed ({outcome}); its log is above."
         )
     return result

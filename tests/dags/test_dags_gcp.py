@@ -27,6 +27,8 @@ KDD_RUN = {  # spark_kdd's job on a cluster or as a batch, for DAY: the staged c
         f"gs://{LAKE}/kdd/analysis/2019-04-08",
         "--bq_table",
         f"{PROJECT}.kdd.attack_stats",
+        "--driver-log-levels",
+        "root=WARN,org.apache.spark=WARN,spark_jobs=INFO",
     ],
     "python_file_uris": [f"{STAGED}/gcpipe_spark.zip"],
     "file_uris": [
@@ -43,6 +45,8 @@ KDD_RUN = {  # spark_kdd's job on a cluster or as a batch, for DAY: the staged c
         )
     ],
 }
+# the jobs' declared driver log levels (gcpipe.spark.jobs), as the client library's enum numbers
+DRIVER_LOG_LEVELS = {"driver_log_levels": {"root": 5, "org.apache.spark": 5, "spark_jobs": 4}}
 NAMES = {"project": PROJECT, "taxi_dataset": "taxi", "ecommerce_dataset": "ecommerce"}  # the gcp target's
 
 
@@ -139,7 +143,7 @@ def test_spark_kdd_creates_a_cluster_of_its_own_submits_the_job_on_it_and_delete
     assert submitted["job"] == {
         "reference": {"project_id": PROJECT},
         "placement": {"cluster_name": name},
-        "pyspark_job": {**KDD_RUN, "properties": CHECKPOINTS},
+        "pyspark_job": {**KDD_RUN, "properties": CHECKPOINTS, "logging_config": DRIVER_LOG_LEVELS},
         "labels": create["labels"],
     }
     dataproc.wait_for_job.assert_called_once()
@@ -172,6 +176,8 @@ def test_a_failed_spark_job_still_deletes_its_cluster_and_fails_the_run(dags, da
             f"gs://{LAKE}/rentals/recommendations/2019-04-08",
             "--sink",
             f"bq://{PROJECT}.rentals",
+            "--driver-log-levels",
+            "root=WARN,org.apache.spark=WARN,spark_jobs=INFO",
         ],
         "python_file_uris": [f"{STAGED}/gcpipe_spark.zip"],
         "file_uris": [
@@ -179,6 +185,7 @@ def test_a_failed_spark_job_still_deletes_its_cluster_and_fails_the_run(dags, da
         ],
         "jar_file_uris": [f"{STAGED}/postgresql-42.7.8.jar"],
         "properties": CHECKPOINTS,
+        "logging_config": DRIVER_LOG_LEVELS,
     }
 
 

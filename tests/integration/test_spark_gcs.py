@@ -19,6 +19,7 @@ from gcpipe.core.clients import storage_client
 from gcpipe.core.config import PROJECT_ROOT
 from gcpipe.datagen.kdd import write_kdd
 from spark_jobs import kdd_analysis
+from spark_jobs.logs import USER_ERROR
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark]
 
@@ -68,16 +69,25 @@ def test_the_kdd_job_reads_and_writes_the_lake_bucket_through_the_connector(
 
 def test_bad_input_on_gs_ends_in_one_sentence(local_stack, bucket, tmp_path):
     bucket.blob("tests/gcs/not-gzip.gz").upload_from_string(b"this is not gzip data\n" * 100)
-    cases = {
-        "gs://gcpipe-lake/tests/gcs/missing.gz": "gs://gcpipe-lake/tests/gcs/missing.gz does not exist",
-        "gs://no-such-bucket-gcpipe/kdd.gz": "gs://no-such-bucket-gcpipe/kdd.gz does not exist",
-        "gs://gcpipe-lake/tests/gcs/not-gzip.gz": "gs://gcpipe-lake/tests/gcs/not-gzip.gz cannot be read",
+    cases = {  # (exit status: a user error is not retried; an unreadable file may be whole on a later try)
+        "gs://gcpipe-lake/tests/gcs/missing.gz": (
+            USER_ERROR,
+            "kdd_analysis: gs://gcpipe-lake/tests/gcs/missing.gz does not exist",
+        ),
+        "gs://no-such-bucket-gcpipe/kdd.gz": (
+            USER_ERROR,
+            "kdd_analysis: gs://no-such-bucket-gcpipe/kdd.gz does not exist",
+        ),
+        "gs://gcpipe-lake/tests/gcs/not-gzip.gz": (
+            1,
+            "kdd_analysis failed: java.io.IOException: not a gzip file",
+        ),
     }
-    for uri, sentence in cases.items():
+    for uri, (status, sentence) in cases.items():
         done = run_job(local_stack, "--input", uri, "--output", f"{local_stack.bucket}/tests/gcs/bad")
-        assert done.returncode == 1, done.stderr[-2000:]
-        lines = done.stderr.splitlines()
-        assert any(line.startswith(f"kdd_analysis: {sentence}") for line in lines), done.stderr[-2000:]
+        assert done.returncode == status, done.stderr[-2000:]
+        assert done.stderr.splitlines()[-1].startswith(sentence), done.stderr[-2000:]
+        assert "at org.apache" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_stopped_storage_emulator_is_named_at_once(local_stack):

@@ -17,6 +17,7 @@ from gcpipe.app import demo
 from gcpipe.app.cli import main
 from gcpipe.core.config import DEFAULT_PORTS, PROJECT_ROOT, load_config
 from gcpipe.local import stack
+from spark_jobs.logs import USER_ERROR
 
 
 def gcpipe(capsys, *argv: str) -> tuple[int, str]:
@@ -231,7 +232,7 @@ def test_a_pinned_jar_missing_stops_a_spark_job_with_the_sentence(tmp_path):
         text=True,
         timeout=120,
     )
-    assert done.returncode == 1
+    assert done.returncode == USER_ERROR  # not retried: it would fail the same way
     assert done.stderr.strip().splitlines()[-1] == (
         "kdd_analysis: gcs-connector-4.0.4-shaded.jar (Google's Cloud Storage connector, for gs:// in Spark) "
         f"is not in {tmp_path}: run `make setup`."

@@ -76,11 +76,56 @@ def test_the_workflow_template_creates_a_job_cluster_runs_the_job_on_gcs_and_is_
             "gs://acme-lake/kdd/analysis",
             "--bq_table",
             f"{PROJECT}.kdd.attack_stats",
+            "--driver-log-levels",
+            "root=WARN,org.apache.spark=WARN,spark_jobs=INFO",
         ],
         "pythonFileUris": [f"{STAGED}/gcpipe_spark.zip"],
         "fileUris": [*(f"{STAGED}/{name}.json" for name in job.schemas), f"{STAGED}/tables.json"],
         "properties": {"spark.checkpoint.dir": "gs://acme-staging/dataproc/checkpoints"},
+        "loggingConfig": {
+            "driverLogLevels": {"root": "WARN", "org.apache.spark": "WARN", "spark_jobs": "INFO"}
+        },
     }
+
+
+def test_the_driver_log_levels_a_user_gives_reach_the_job_and_every_dataproc_request(monkeypatch):
+    """--driver-log-levels replaces the job's declaration (SparkJob.driver_log_levels) in its arguments and
+    in the requests: the workflow template's and the cluster job's loggingConfig, and for a Serverless batch
+    (no loggingConfig in the API) the root level as spark.log.level; each a valid Dataproc message."""
+    from gcpipe.orchestration.gcp_requests import dataproc_job
+
+    monkeypatch.setenv("GCPIPE_IMAGE_TAG", TAG)
+    job = JOBS["kdd_analysis"]
+    args = job_args(job, GCP, ["--driver_log_levels", "root=INFO,org.apache.spark=warn,com.google=DEBUG"])
+    # once, in place: the user's levels over the declaration's (spark_jobs=INFO kept), either spelling
+    assert args[-2:] == [
+        "--driver-log-levels",
+        "root=INFO,org.apache.spark=WARN,spark_jobs=INFO,com.google=DEBUG",
+    ]
+    assert args.count("--driver-log-levels") == 1 and "--driver_log_levels" not in args
+    expected = {"root": "INFO", "org.apache.spark": "WARN", "spark_jobs": "INFO", "com.google": "DEBUG"}
+
+    template = dataproc.workflow_template(job, GCP, args, tag=TAG)
+    message = dataproc_v1.WorkflowTemplate.from_json(json.dumps(template))
+    assert template["jobs"][0]["pysparkJob"]["loggingConfig"] == {"driverLogLevels": expected}
+    assert dict(message.jobs[0].pyspark_job.logging_config.driver_log_levels) == {
+        name: dataproc_v1.LoggingConfig.Level[level] for name, level in expected.items()
+    }
+    assert dataproc.cluster_job(job, GCP, args, tag=TAG)["loggingConfig"] == {"driverLogLevels": expected}
+    batch = dataproc.batch_request(job, GCP, args, tag=TAG)
+    dataproc_v1.Batch.from_json(json.dumps(batch))
+    assert batch["runtimeConfig"]["properties"]["spark.log.level"] == "INFO"
+    assert batch["pysparkBatch"]["args"] == args  # the job applies the per-logger levels itself
+    # the DAG's request (DataprocSubmitJobOperator) without user arguments: the job's declaration
+    submitted = dataproc_job("kdd_analysis", GCP, [], "c")
+    assert submitted["pyspark_job"]["logging_config"] == {
+        "driver_log_levels": {
+            name: dataproc_v1.LoggingConfig.Level[level].value
+            for name, level in {"root": "WARN", "org.apache.spark": "WARN", "spark_jobs": "INFO"}.items()
+        }
+    }
+    with pytest.raises(SparkJobError, match="--driver-log-levels: 'root=LOUD' is not LOGGER=LEVEL"):
+        job_args(job, GCP, ["--driver-log-levels=root=LOUD"])
 
 
 def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
@@ -100,6 +145,8 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
         "jdbc:postgresql://10.0.0.3:5432/rentals",
         "--sink",
         "gs://acme-lake/recs",
+        "--driver-log-levels",
+        "root=WARN,org.apache.spark=WARN,spark_jobs=INFO",
         "--rejected",
         "gs://acme-lake/rentals/rejected",
         "--jdbc_user",
@@ -107,6 +154,7 @@ def test_the_serverless_batch_for_als_with_cloud_sql_is_a_valid_request():
         "--jdbc_password_secret",
         f"projects/{PROJECT}/secrets/pg/versions/latest",
     ]
+    assert batch["runtimeConfig"]["properties"]["spark.log.level"] == "WARN"
     command = dataproc.batch_command(batch, config)
     assert command[:6] == ("gcloud", "dataproc", "batches", "submit", "pyspark", f"{STAGED}/als_recommend.py")
     assert f"--region={REGION}" in command and "--version=3.0" in command
@@ -181,6 +229,8 @@ def test_a_real_submit_runs_exactly_the_printed_plan(cloud, monkeypatch):  # noq
         f"gs://{PROJECT}-lake/rentals/recommendations",
         "--sink",
         f"bq://{PROJECT}.rentals",
+        "--driver-log-levels",
+        "root=WARN,org.apache.spark=WARN,spark_jobs=INFO",
     ]
 
 
@@ -205,6 +255,8 @@ def test_user_arguments_replace_the_defaults_in_place():
         "gs://a",
         "--sink",
         "gs://b",
+        "--driver-log-levels",
+        "root=WARN,org.apache.spark=WARN,spark_jobs=INFO",
         "--top",
         "3",
     ]
