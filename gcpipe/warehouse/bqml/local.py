@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import re
 import time
 import uuid
 import warnings
@@ -270,6 +271,22 @@ class LocalBigQueryML:
         job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), params))
         return [f.name for f in job.result().schema]
 
+    def materialised(self, query: str, params: dict[str, Any], dataset: str) -> str:
+        """A table holding ``query``'s rows: the table itself for ``SELECT * FROM `table```, else a scratch
+        table of its result (dropped by release())."""
+        whole = re.fullmatch(r"SELECT \* FROM `([^`]+)`", query.strip())
+        if whole:
+            return whole.group(1)
+        scratch = self._scratch_name(dataset)
+        create = f"CREATE TABLE `{scratch}` AS\n{query}"
+        self.client.query(create, job_config=job_config(used_parameters(tokenize(query)), params)).result()
+        self._scratch.append(scratch)
+        return scratch
+
+    def read(self, table_id: str) -> pa.Table:
+        """A table's rows as Arrow, through the Storage Read API."""
+        return self._read(table_id)
+
     def numbered(self, query: str, params: dict[str, Any], dataset: str) -> str:
         """A scratch table of ``query``'s rows, each with its number in ``_gcpipe_row``."""
         scratch = self._scratch_name(dataset)
@@ -279,18 +296,24 @@ class LocalBigQueryML:
         return scratch
 
     def scratch_table(
-        self, table: pa.Table, columns: list[tuple[str, str]], dataset: str, row_numbers=False
+        self,
+        table: pa.Table,
+        columns: list[tuple[str, str]],
+        dataset: str,
+        row_numbers=False,
+        fields: list | None = None,
     ) -> str:
-        """Load Arrow rows into a scratch table with these (name, BigQuery type) columns; its id."""
+        """Load Arrow rows into a scratch table with these (name, BigQuery type) columns, then ``fields``
+        (BigQuery SchemaFields, as a table's schema lists them) if given; its id."""
         from google.cloud import bigquery
 
         columns = ([("_gcpipe_row", "INT64")] if row_numbers else []) + list(columns)
-        schema = [mlsql.schema_field(name, kind) for name, kind in columns]
+        schema = [mlsql.schema_field(name, kind) for name, kind in columns] + list(fields or [])
         scratch = self._scratch_name(dataset)
         self.client.create_table(bigquery.Table(scratch, schema=schema))
         self._scratch.append(scratch)
         buffer = io.BytesIO()
-        pq.write_table(table.select([name for name, _ in columns]), buffer)
+        pq.write_table(table.select([field.name for field in schema]), buffer)
         buffer.seek(0)
         settings = bigquery.LoadJobConfig(source_format="PARQUET", schema=schema)
         self.client.load_table_from_file(buffer, scratch, job_config=settings).result()

@@ -29,7 +29,7 @@ from gcpipe.warehouse.bqml.features import Feature, ModelError, _as_strings, fea
 from gcpipe.warehouse.bqml.functions import Call
 from gcpipe.warehouse.bqml.models.base import TrainingIteration
 from gcpipe.warehouse.bqml.models.explain import Explained, chosen_classes, explain_sql
-from gcpipe.warehouse.bqml.models.supervised import Labelled, Supervised
+from gcpipe.warehouse.bqml.models.supervised import Labelled, Supervised, probabilities_array
 from gcpipe.warehouse.bqml.sql import rows_sql
 
 
@@ -169,20 +169,19 @@ class BoostedTreeModel(Supervised):
 
         def compute(table: pa.Table) -> pa.Table:
             p = self.predict_matrix(self.matrix(table))
-            out = {"_gcpipe_row": table["_gcpipe_row"]}
             if self.kind == "linear":
-                out[columns[0][0]] = pa.array(p.astype(np.float64))
-                return pa.table(out)
+                return pa.table({columns[0][0]: pa.array(p.astype(np.float64))})
             probabilities = np.column_stack([1 - p, p]) if self.kind == "binary" else p
             chosen = chosen_classes(self.kind, p, threshold)
-            out[columns[0][0]] = pa.array([self.classes[k] for k in chosen])
-            order = list(reversed(range(len(self.classes))))  # the higher label first, as BigQuery lists them
-            out[columns[1][0]] = pa.array(
-                [[{"label": self.classes[k], "prob": float(row[k])} for k in order] for row in probabilities]
+            classes = pa.array(self.classes)
+            return pa.table(
+                {
+                    columns[0][0]: classes.take(pa.array(chosen)),
+                    columns[1][0]: probabilities_array(classes, probabilities),
+                }
             )
-            return pa.table(out)
 
-        return call.per_row(lambda source: f"SELECT * FROM {source}", compute, columns)
+        return call.per_row(compute, columns)
 
     def feature_importance(self, call: Call) -> str:
         scores = {kind: self.booster.get_score(importance_type=kind) for kind in ("weight", "gain", "cover")}
