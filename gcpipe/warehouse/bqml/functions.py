@@ -144,7 +144,7 @@ class Call:
         read = f"SELECT * FROM `{numbered}`"
         if self.transform is not None:
             read = self.transform.select(read, skip=self.skip, also=["_gcpipe_row"])
-        fetched = self.ml.fetch_table(numbered, read, self.params, dataset)
+        fetched = self.ml.fetch(read, self.params, dataset)
         outputs = compute(fetched).append_column("_gcpipe_row", fetched["_gcpipe_row"])
         scratch = self.ml.scratch_table(outputs, schema, dataset, row_numbers=True)
         names = ", ".join(f"o.`{name}`" for name, _ in schema)
