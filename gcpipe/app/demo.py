@@ -126,7 +126,8 @@ def _batch_csv(ctx: DemoContext) -> str:
         f"{result.rows_read:,} trips read = {result.rows_loaded:,} loaded into {name} + "
         f"{result.rows_dead_lettered:,} dead-lettered with their reason into {name}_dead_letter; placed in "
         f"their taxi zone by hour (ST_COVERS) into {ctx.config.dataset('taxi')}.trips_by_zone_hour, trips and "
-        "revenue conserved (checked)"
+        "revenue conserved (checked); an ARIMA_PLUS model per zone forecasts the next day's hourly pickups "
+        f"into {ctx.config.dataset('taxi')}.taxi_demand_forecast"
     )
 
 
@@ -166,6 +167,9 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
         flow = run_ecommerce_flow(ctx.config, ctx.facts["sessions"].path, client, lambda *_: advance())
     metrics = ctx.facts["purchase_model"] = flow.metrics
     ctx.facts["purchase_roc_curve"] = flow.roc_curve
+    curves = ctx.facts["purchase_roc_curves"] = flow.results["compare_roc_curves"].rows
+    ctx.facts["purchase_confusion_matrices"] = flow.results["confusion_matrices"].rows
+    auc = {r["model"]: r["roc_auc"] for r in curves}
     table = Table(*metrics, title="purchase model on the later first visits (ML.EVALUATE)")
     table.add_row(*(str(v) for v in metrics.values()))
     print_table(table)
@@ -177,8 +181,8 @@ def _ecommerce_ml(ctx: DemoContext) -> str:
     return (
         f"{flow.sessions:,} sessions loaded; visitor_sessions, session_funnel, top_products built; {checks} checks "
         f"passed; purchase model trained on {trained:,} first visits, on later ones ROC AUC {metrics['roc_auc']} and "
-        f"recall {metrics['recall']} ({metrics['verdict']}); {predicted:,} predictions in "
-        f"{dataset}.purchase_predictions"
+        f"recall {metrics['recall']} ({metrics['verdict']}); boosted trees beside it: ROC AUC "
+        f"{auc['boosted_tree_classifier']:.4g}; {predicted:,} predictions in {dataset}.purchase_predictions"
     )
 
 

@@ -8,6 +8,7 @@ through gcpipe's clients. The page inlines plotly.js and its CSS, so it opens of
 from __future__ import annotations
 
 import html
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ KEY_TABLES = [
     ("taxi", "taxi_trips"),
     ("taxi", "taxi_trips_dead_letter"),
     ("taxi", "trips_by_zone_hour"),
+    ("taxi", "pickups_by_zone_hour"),
+    ("taxi", "taxi_demand_forecast"),
     ("kdd", "attack_stats"),
     ("kdd", "connections_by_category"),
     ("rentals", "recommendations"),
@@ -49,6 +52,8 @@ DEAD_LETTERS_TITLE = "Dead letters (BigQuery tables: every run so far; Spark job
 METRICS_TITLE = "Models and accounting (this run)"
 PLOT_CONFIG = {"displayModeBar": False, "responsive": True}
 PURCHASE_MODEL = "purchase model (BigQuery ML, ML.EVALUATE on later visits)"
+PURCHASE_MODELS = "purchase models compared (BigQuery ML, ROC AUC on later visits)"
+PURCHASE_LABELS = {"0": "no purchase", "1": "purchase"}  # will_buy_on_return_visit
 ALS_MODEL = "ALS recommendations (Spark ML, held-out ratings)"
 MODEL_SCORES = ("precision", "recall", "accuracy", "f1_score", "roc_auc")  # 0 to 1, higher is better
 # Figures shown under a name that says what they are (the data keeps the SQL's column names).
@@ -70,6 +75,15 @@ class DemoReport:
     trips_by_zone: list[dict] = field(default_factory=list)
     rides_per_minute: list[dict] = field(default_factory=list)
     roc_curve: list[dict] = field(default_factory=list)  # the purchase model's ML.ROC_CURVE rows
+    # Both purchase models (logistic, boosted trees): purchase_models_roc_curves.sql's rows (model,
+    # ML.ROC_CURVE's columns, roc_auc) and purchase_models_confusion_matrices.sql's (model, expected_label,
+    # _0, _1).
+    roc_curves: list[dict] = field(default_factory=list)
+    confusion_matrices: list[dict] = field(default_factory=list)
+    # Taxi demand per zone: pickups_by_zone_hour's rows (zone, pickup_hour, pickups; the busiest zone
+    # first) and taxi_demand_forecast's (zone and ML.FORECAST's columns).
+    demand_history: list[dict] = field(default_factory=list)
+    demand_forecast: list[dict] = field(default_factory=list)
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     failed: str | None = None  # the stage that failed (the last of ``stages``); None: every stage passed
     not_run: list[str] = field(default_factory=list)  # the stages after the one that failed
@@ -118,6 +132,8 @@ def _metrics(ctx) -> dict[str, dict[str, object]]:
     metrics = {}
     if model := ctx.facts.get("purchase_model"):
         metrics[PURCHASE_MODEL] = dict(model)
+    if curves := ctx.facts.get("purchase_roc_curves"):
+        metrics[PURCHASE_MODELS] = {r["model"]: r["roc_auc"] for r in curves}
     if als := ctx.facts.get("als_recommend"):
         metrics[ALS_MODEL] = {
             "rmse": als["rmse"],
@@ -175,6 +191,7 @@ def collect(
         except NotFound:  # the stage that writes it did not run
             counts[shown] = None
     zones = table("taxi", "trips_by_zone_hour")
+    demand = table("taxi", "pickups_by_zone_hour")
     return DemoReport(
         **ran,
         row_counts=counts,
@@ -192,6 +209,18 @@ def collect(
             "GROUP BY zone, borough ORDER BY trips DESC, zone",
         ),
         roc_curve=ctx.facts.get("purchase_roc_curve", []),
+        roc_curves=ctx.facts.get("purchase_roc_curves", []),
+        confusion_matrices=ctx.facts.get("purchase_confusion_matrices", []),
+        demand_history=_rows(  # the busiest zone first: the forecast chart shows it, a menu picks another
+            client,
+            f"SELECT h.zone, h.pickup_hour, h.pickups FROM {demand} AS h JOIN (SELECT zone, SUM(pickups) AS "
+            f"total FROM {demand} GROUP BY zone) AS z ON z.zone = h.zone ORDER BY z.total DESC, h.zone, "
+            "h.pickup_hour",
+        ),
+        demand_forecast=_rows(
+            client,
+            f"SELECT * FROM {table('taxi', 'taxi_demand_forecast')} ORDER BY zone, forecast_timestamp",
+        ),
         rides_per_minute=_unless_missing(
             lambda: queries.per_minute(client, f"{config.project}.{config.dataset('taxi')}", STREAM_MINUTES)
         ),
@@ -330,12 +359,49 @@ def charts(report: DemoReport) -> list:
                 label_axis="predictor",
             )
         )
-    if report.roc_curve:
+    if report.roc_curves:  # both models on one plot
+        curves = defaultdict(list)
+        for row in report.roc_curves:
+            curves[row["model"]].append(row)
         found.append(
-            figures.roc_curve(
-                report.roc_curve,
+            figures.roc_curves(
+                curves,
+                "Purchase models: ROC curves on later visits (ML.ROC_CURVE)",
+                {model: rows[0]["roc_auc"] for model, rows in curves.items()},
+            )
+        )
+    elif report.roc_curve:  # the logistic model's alone (the trees did not run)
+        found.append(
+            figures.roc_curves(
+                {"logistic_reg": report.roc_curve},
                 "Purchase model: ROC curve on later visits (ML.ROC_CURVE)",
-                auc=purchase.get("roc_auc"),
+                {"logistic_reg": purchase.get("roc_auc")},
+            )
+        )
+    if report.confusion_matrices:
+        found.append(
+            figures.confusion_matrices(
+                report.confusion_matrices,
+                "Purchase models: confusion matrices (ML.CONFUSION_MATRIX)",
+                note="later visits at threshold 0.5",
+                label_names=PURCHASE_LABELS,
+                unit="visits",
+            )
+        )
+    if report.demand_history and report.demand_forecast:
+        history, forecast = defaultdict(list), defaultdict(list)
+        for row in report.demand_history:
+            history[row["zone"]].append((row["pickup_hour"], row["pickups"]))
+        for row in report.demand_forecast:
+            forecast[row["zone"]].append(row)
+        found.append(
+            figures.forecasts(
+                history,
+                forecast,
+                "Taxi demand",
+                note="hourly pickups per zone: ARIMA_PLUS, ML.FORECAST",
+                value_axis="pickups per hour",
+                time_axis="pickup hour (UTC)",
             )
         )
     found.append(

@@ -1,6 +1,8 @@
 """The demo's report page as a reader sees it, in headless Chromium: every chart titled on both axes with its
-unit, the comparisons saying which way is better on axes that fit them, the ROC curve with its AUC, the
-purchase model described by recall and ROC AUC, and the stream's last, partly filled minute marked partial.
+unit, the comparisons saying which way is better on axes that fit them, both purchase models' ROC curves
+on one plot each with its AUC and their confusion matrices, the taxi demand forecast of each zone with its
+history and interval, the purchase model described by recall and ROC AUC, and the stream's last, partly
+filled minute marked partial.
 
 The report is rendered from a DemoReport holding the figures of a typical demo run (recall 0.17 at ROC AUC
 0.89, ALS RMSE 0.93 against 1.055 for the mean rating); tests/e2e/test_demo.py builds one from a real run.
@@ -17,6 +19,14 @@ from tests.browser import rendered_charts, save_page
 from tests.conftest import CONFIG
 
 T0 = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
+DAY = datetime(2019, 3, 1, tzinfo=UTC)
+# The first y value of each trace the taxi demand chart shows (its band's edges, history, forecast).
+VISIBLE_DEMAND = (
+    "const g = [...document.querySelectorAll('.js-plotly-plot')]"
+    ".find(g => g.layout.title.text.startsWith('Taxi demand'));"
+    "return g.data.filter(t => t.visible !== false).map(t => t.y[0])"
+)
+DEMAND_ZONES = {"Midtown": 3, "JFK Airport": 1}  # pickups_by_zone_hour's order: the busiest zone first
 VERDICT = "ranks buyers well; misses most buyers at threshold 0.5 (a lower one finds more)"
 
 
@@ -60,6 +70,21 @@ def typical_report() -> demo_report.DemoReport:
         }
         for i in range(21)
     ]
+    tree_roc = [{**r, "recall": min(1.0, r["recall"] ** 0.5)} for r in roc]  # above the logistic one
+    roc_curves = [
+        {"model": model, **{k: r[k] for k in ("threshold", "recall", "false_positive_rate")}, "roc_auc": auc}
+        for model, curve, auc in (
+            ("logistic_reg", roc, 0.8889),
+            ("boosted_tree_classifier", tree_roc, 0.9312),
+        )
+        for r in curve
+    ]
+    confusion = [
+        {"model": "logistic_reg", "expected_label": "0", "_0": 440, "_1": 8},
+        {"model": "logistic_reg", "expected_label": "1", "_0": 19, "_1": 4},
+        {"model": "boosted_tree_classifier", "expected_label": "0", "_0": 436, "_1": 12},
+        {"model": "boosted_tree_classifier", "expected_label": "1", "_0": 13, "_1": 10},
+    ]
     return demo_report.DemoReport(
         stages=[(name, 5.0 + 3 * i, "done") for i, name in enumerate(stages)],
         seconds=240.0,
@@ -96,6 +121,26 @@ def typical_report() -> demo_report.DemoReport:
         trips_by_zone=[{"zone": "Midtown", "borough": "Manhattan", "trips": 900, "revenue": 12_000.0}],
         rides_per_minute=[minute(0, 96), minute(1, 101), minute(2, 99), minute(3, 31, complete=False)],
         roc_curve=roc,
+        roc_curves=roc_curves,
+        confusion_matrices=confusion,
+        demand_history=[
+            {"zone": zone, "pickup_hour": DAY + timedelta(hours=h), "pickups": scale * (10 + h)}
+            for zone, scale in DEMAND_ZONES.items()
+            for h in range(24)
+        ],
+        demand_forecast=[
+            {
+                "zone": zone,
+                "forecast_timestamp": DAY + timedelta(hours=24 + h),
+                "forecast_value": scale * (10 + h),
+                "standard_error": 2.0 * scale,
+                "confidence_level": 0.9,
+                "prediction_interval_lower_bound": scale * (10 + h) - 3.3 * scale,
+                "prediction_interval_upper_bound": scale * (10 + h) + 3.3 * scale,
+            }
+            for zone, scale in sorted(DEMAND_ZONES.items())  # the SQL's order: by zone
+            for h in range(24)
+        ],
     )
 
 
@@ -124,9 +169,42 @@ def test_the_report_page_says_what_every_chart_shows(browser, tmp_path):
     assert als["y_range"][0] == 0 and 1.055 < als["y_range"][1] < 1.5  # both bars fit, neither is cut
     assert "0.93" in als["text"] and "1.055" in als["text"]
 
-    roc = by_title["Purchase model: ROC curve on later visits"]
-    assert "ROC AUC 0.889 (1 is perfect, 0.5 a guess)" in roc["annotations"]
+    roc = by_title["Purchase models: ROC curves on later visits"]
+    assert "(↖ up and to the left is better)" in roc["title"]
+    assert roc["annotations"][0] == (
+        "logistic_reg: ROC AUC 0.889boosted_tree_classifier: ROC AUC 0.931(1 is perfect, 0.5 a guess)"
+    )  # one line each (<br>)
+    assert "boosted_tree_classifier: ROC AUC 0.931" in roc["text"]  # its legend
+    assert len(roc["y"]) == 3 and len(roc["y"][1]) == len(roc["y"][2]) == 23  # a guess, both curves
     assert roc["x_title"].startswith("false positive rate") and roc["y_title"].startswith("recall")
+
+    matrices = by_title["Purchase models: confusion matrices"]
+    assert "threshold 0.5; cells: visits (share of the actual label)↘ more on the diagonal is better" in (
+        matrices["title"].replace("\u200b", "")
+    )
+    assert matrices["x_title"] == "predicted label" and matrices["y_title"] == "actual label"
+    for cell in ("440 (98%)", "4 (17%)", "436 (97%)", "10 (43%)", "no purchase", "purchase"):
+        assert cell in matrices["text"], cell
+    assert "logistic_reg" in matrices["text"] and "boosted_tree_classifier" in matrices["text"]
+
+    demand = next(chart for chart in charts if chart["title"].startswith("Taxi demand: "))
+    assert demand["title"].replace("\u200b", "") == (  # its zone, and a subtitle (Plotly pads it)
+        "Taxi demand: Midtownhourly pickups per zone: ARIMA_PLUS, ML.FORECAST; a narrower band is a surer forecast"
+    )
+    assert demand["x_title"] == "pickup hour (UTC)" and demand["y_title"] == "pickups per hour"
+    assert "90% prediction interval" in demand["text"] and "history" in demand["text"]
+    shown = browser.execute_script(VISIBLE_DEMAND)
+    assert shown == [3 * 10 + 3 * 3.3, 3 * 10 - 3 * 3.3, 30, 30]  # Midtown's band, history, forecast
+    # the menu picks another zone: its traces and its title
+    browser.find_element("css selector", ".updatemenu-header-group").click()
+    next(
+        b
+        for b in browser.find_elements("css selector", ".updatemenu-dropdown-button")
+        if b.get_attribute("textContent") == "JFK Airport"
+    ).click()
+    titles = [chart["title"] for chart in rendered_charts(browser)]
+    assert any(title.replace("\u200b", "").startswith("Taxi demand: JFK Airporthourly") for title in titles)
+    assert browser.execute_script(VISIBLE_DEMAND) == [10 + 3.3, 10 - 3.3, 10, 10]
 
     rides = by_title["Rides per minute"]
     assert rides["annotations"] == ["partial minute"]  # the last minute only
@@ -147,6 +225,7 @@ def test_a_small_run_unmeasured_scores_and_minutes_apart(browser, tmp_path):
     purchase |= {"precision": nan, "recall": nan, "f1_score": nan, "roc_auc": nan, "accuracy": 0.93}
     purchase["verdict"] = "unmeasured: the rows hold one label only"
     report.rides_per_minute = [minute(0, 1), minute(2, 15, complete=False)]
+    report.roc_curves = [{**r, "roc_auc": nan} for r in report.roc_curves]
     page = demo_report.write_html(report, tmp_path / "report.html")
     browser.get(page.as_uri())
     by_title = {chart["title"].split(" (")[0]: chart for chart in rendered_charts(browser)}
@@ -157,9 +236,10 @@ def test_a_small_run_unmeasured_scores_and_minutes_apart(browser, tmp_path):
     assert (
         scores["text"].count("not measured") == 4 and "0.93" in scores["text"] and "NaN" not in scores["text"]
     )
-    roc = by_title["Purchase model: ROC curve on later visits"]
-    assert (
-        "ROC AUC not measured: the rows hold one label only (1 is perfect, 0.5 a guess)" in roc["annotations"]
+    roc = by_title["Purchase models: ROC curves on later visits"]
+    assert roc["annotations"][0] == (
+        "logistic_reg: ROC AUC not measured: the rows hold one label only"
+        "boosted_tree_classifier: ROC AUC not measured: the rows hold one label only(1 is perfect, 0.5 a guess)"
     )
     widths = browser.execute_script(
         "return [...document.querySelectorAll('.js-plotly-plot')].find(g => g.layout.title.text.startsWith('Rides'))"

@@ -1,15 +1,23 @@
 """The demo's report reads the warehouse: real counts, dead letters by kind of reason, missing tables shown
-as missing; and its page fetches nothing."""
+as missing, the purchase models and the taxi demand forecast the flows made; and its page fetches nothing."""
 
+from collections import defaultdict
 from dataclasses import replace
+from datetime import date
 
+import numpy as np
 import pytest
 
-from gcpipe.app import demo_report
+from gcpipe.app import demo, demo_report
 from gcpipe.app.dashboard.queries import reason_kind
 from gcpipe.app.demo import DemoContext
 from gcpipe.core.clients import ensure_table
 from gcpipe.core.schemas import table_spec
+from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.taxi_trips import generate_trips
+from gcpipe.flows.registry import flow
+from gcpipe.flows.run import run_sql_steps
+from gcpipe.warehouse.load import load_arrow
 
 pytestmark = pytest.mark.stack
 
@@ -79,3 +87,64 @@ def test_the_report_shows_the_warehouses_rows_and_dead_letters(local_stack, bq, 
     assert f"<td>{dataset}.ride_dead_letter</td><td>3</td>" in page
     assert f"<td>{dataset}.recommendations</td><td>-</td>" in page
     assert "<td>not JSON</td><td>2</td>" in page
+
+
+def test_the_report_plots_both_purchase_models_and_the_demand_forecast(local_stack, bq, dataset, tmp_path):
+    """The flows' own steps on generated data (the demo's e-commerce stage itself; the batch_csv flow's SQL
+    on two days of trips), then the report: both models' ROC curves and confusion matrices from the flow's
+    results, the demand history and forecast of every zone read back from BigQuery."""
+    config = replace(local_stack, datasets=dict.fromkeys(local_stack.datasets, dataset))
+    ctx = DemoContext(config, tmp_path)
+    demo._warehouse(ctx)
+    trips = generate_trips(np.random.default_rng(3), 3000, date(2019, 3, 1), days=2)
+    assert load_arrow(bq, trips, table_spec("taxi_trips").schema, f"{dataset}.taxi_trips") == 3000
+    run_sql_steps(flow("batch_csv"), config, bq)  # zones, trips by zone and hour, demand model, forecast
+    ctx.facts["sessions"] = write_sessions(tmp_path / "sessions.jsonl.gz", 2500, seed=7)
+    summary = demo._ecommerce_ml(ctx)
+
+    report = demo_report.collect(ctx, [("e-commerce", 1.0, summary)], 1.0, client=bq)
+
+    # Purchases: both models, each curve with its model's AUC; the logistic one's is ML.EVALUATE's
+    aucs = report.metrics[demo_report.PURCHASE_MODELS]
+    assert set(aucs) == {"logistic_reg", "boosted_tree_classifier"}
+    assert (
+        round(aucs["logistic_reg"], 4) == report.metrics[demo_report.PURCHASE_MODEL]["roc_auc"]
+    )  # shown to 4
+    assert f"boosted trees beside it: ROC AUC {aucs['boosted_tree_classifier']:.4g}" in summary
+    assert aucs["boosted_tree_classifier"] > 0.75  # the trees learn the generator's buyers
+    later = bq.query(
+        f"SELECT COUNT(*) AS n FROM `{dataset}.purchase_features` WHERE date BETWEEN '2017-05-01' AND '2017-07-31'"
+    ).result()
+    visits = next(iter(later))["n"]
+    for model in aucs:  # every later visit in one cell of each model's matrix
+        cells = [r for r in report.confusion_matrices if r["model"] == model]
+        assert sorted(r["expected_label"] for r in cells) == ["0", "1"]
+        assert sum(r["_0"] + r["_1"] for r in cells) == visits, model
+
+    # Taxi demand: every trip counted once in its zone's hourly series, the busiest zone first
+    history = defaultdict(list)
+    for r in report.demand_history:
+        history[r["zone"]].append(r["pickups"])
+    assert sum(map(sum, history.values())) == 3000
+    assert list(history) == sorted(history, key=lambda zone: -sum(history[zone]))
+    assert {len(series) for series in history.values()} == {48}  # two days, hour by hour
+    forecast = defaultdict(list)
+    for r in report.demand_forecast:
+        forecast[r["zone"]].append(r)
+    assert set(forecast) == set(history) and {len(rows) for rows in forecast.values()} == {24}
+
+    charts = {figure.layout.title.text.split("<br>")[0]: figure for figure in demo_report.charts(report)}
+    roc = charts["Purchase models: ROC curves on later visits (ML.ROC_CURVE)"]
+    assert [trace.name for trace in roc.data] == [
+        "a guess",
+        *(f"{model}: ROC AUC {aucs[model]:.3f}" for model in ("boosted_tree_classifier", "logistic_reg")),
+    ]
+    matrices = charts["Purchase models: confusion matrices (ML.CONFUSION_MATRIX)"]
+    assert [trace.type for trace in matrices.data] == ["heatmap", "heatmap"]
+    busiest = next(iter(history))
+    demand = charts[f"Taxi demand: {busiest}"]
+    assert len(demand.data) == 4 * len(history)  # per zone: the band's two edges, history, forecast
+    shown = [trace for trace in demand.data if trace.visible]
+    assert [trace.name for trace in shown] == [None, "90% prediction interval", "history", "forecast"]
+    assert list(shown[2].y) == history[busiest]
+    assert list(shown[3].y) == [r["forecast_value"] for r in forecast[busiest]]

@@ -512,6 +512,8 @@ def test_purchase_tree_model_beside_the_logistic_one_roc_curves_and_confusion_ma
             [0.0] + [r["recall"] for r in curve] + [1.0],
         )
         assert np.trapezoid(tpr, fpr) == pytest.approx(metrics.roc_auc_score(y, p), abs=0.02)
+        # each row carries its model's ROC AUC (ML.EVALUATE's) on the same visits: the area, unsampled
+        assert [r["roc_auc"] for r in curve] == pytest.approx([metrics.roc_auc_score(y, p)] * len(curve))
     tree_auc = metrics.roc_auc_score(*scored["purchase_tree_model"])
     assert tree_auc > 0.75  # the trees learn the generator's buyers too
 

@@ -273,3 +273,26 @@ def test_training_data_problems_are_one_sentence(monkeypatch):
     ids = table.append_column("session_id", pa.array([str(i) for i in range(600)]))
     with pytest.raises(ModelError, match="feature session_id alone has 600 categories"):
         _fit(ids)
+
+
+@pytest.mark.parametrize("model_type", ["boosted_tree_classifier", "boosted_tree_regressor"])
+def test_boosted_trees_predict_here_as_xgboost_does(model_type):
+    """The trees walked in numpy (NULL numbers and categories, unseen categories: each tree's default side)
+    give XGBoost's own predictions."""
+    import xgboost as xgb
+
+    from gcpipe.warehouse.bqml.models.boosted_tree import BoostedTreeModel
+
+    table = _table(3000).drop_columns(["geo"])
+    if model_type == "boosted_tree_regressor":
+        labels = pa.array(np.asarray(table["pages"]) * 1.5 + 2.0)
+        table = table.set_column(table.column_names.index("label"), "label", labels)
+    options = {"model_type": model_type, "input_label_cols": ["label"], "max_iterations": 20}
+    model = BoostedTreeModel.fit(table, ModelOptions.parse(options))
+    rows = _table(2000, seed=4).drop_columns(["geo", "label"])
+    rows = rows.set_column(2, "device", pa.array(["phone", *rows["device"].to_pylist()[1:]]))  # unseen
+    X = model.matrix(rows)
+    assert np.isnan(X).any()
+    ours = model.predict_matrix(X)
+    theirs = model.booster.predict(xgb.DMatrix(X, missing=np.nan))
+    assert ours.dtype == np.float32 and np.max(np.abs(ours - theirs)) < 1e-5

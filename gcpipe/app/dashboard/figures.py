@@ -1,5 +1,6 @@
-"""The dashboard's and the demo report's charts (Plotly): per-minute bars, scores that compare, a ROC
-curve, and pickups over an outline of New York. Every axis says what it counts and in which unit.
+"""The dashboard's and the demo report's charts (Plotly): per-minute bars, scores that compare, ROC
+curves, confusion matrices, forecasts with their interval, and pickups over an outline of New York. Every
+axis says what it counts and in which unit.
 
 Map tiles cannot be fetched offline, so the heat map draws the geohash cells' centres on plain
 longitude/latitude axes (at New York's aspect ratio) over a hand-drawn outline of Manhattan and the two
@@ -13,6 +14,7 @@ import math
 from datetime import timedelta
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 # A rough outline of Manhattan, (longitude, latitude), drawn by hand from the shoreline's main bends.
 MANHATTAN = [
@@ -172,26 +174,47 @@ def _partial(row: dict) -> bool:
     return bool(emitted and end and emitted < end)
 
 
-def roc_curve(rows: list[dict], title: str, auc: float | None = None) -> go.Figure:
-    """ML.ROC_CURVE's rows as a curve from (0, 0) to (1, 1), over the diagonal of a guess, with the
-    area under it (``auc``: ML.EVALUATE's roc_auc) written on the chart."""
-    ordered = sorted(rows, key=lambda r: (r["false_positive_rate"], r["recall"]))
-    fpr = [0.0, *(r["false_positive_rate"] for r in ordered), 1.0]
-    recall = [0.0, *(r["recall"] for r in ordered), 1.0]
-    thresholds = [None, *(r["threshold"] for r in ordered), None]
-    figure = go.Figure(layout={**LAYOUT, "title": title, "showlegend": False})
+def roc_curves(curves: dict[str, list[dict]], title: str, aucs: dict[str, float | None]) -> go.Figure:
+    """ML.ROC_CURVE's rows of one or more models (name -> rows), each a curve from (0, 0) to (1, 1), over
+    the diagonal of a guess; each model's area under its curve (``aucs``: ML.EVALUATE's roc_auc, None:
+    not known) in its legend and written on the chart. Up and to the left is better."""
+    heading = f"{title}<br><sup>(\u2196 up and to the left is better)</sup>"
+    figure = go.Figure(
+        layout={**LAYOUT, "title": heading, "showlegend": True, "margin": {**LAYOUT["margin"], "t": 60}}
+    )
+    figure.update_layout(legend={"orientation": "h", "y": -0.25, "x": 0})
     figure.add_scatter(
-        x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#bbb"}, hoverinfo="skip"
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        line={"dash": "dot", "color": "#bbb"},
+        hoverinfo="skip",
+        name="a guess",
     )
     hover = "threshold %{customdata:.3f}<br>recall %{y:.2f}, false positive rate %{x:.2f}"
-    figure.add_scatter(x=fpr, y=recall, mode="lines", customdata=thresholds, hovertemplate=hover)
-    if auc is not None:
-        measured = "not measured: the rows hold one label only" if math.isnan(auc) else f"{auc:.3f}"
+    measured = []
+    for name, rows in curves.items():
+        ordered = sorted(rows, key=lambda r: (r["false_positive_rate"], r["recall"]))
+        auc = aucs.get(name)
+        area = "" if auc is None else f"ROC AUC {_auc(auc)}"
+        figure.add_scatter(
+            x=[0.0, *(r["false_positive_rate"] for r in ordered), 1.0],
+            y=[0.0, *(r["recall"] for r in ordered), 1.0],
+            mode="lines",
+            name=f"{name}: {area}" if area else name,
+            customdata=[None, *(r["threshold"] for r in ordered), None],
+            hovertemplate=hover,
+        )
+        if area:
+            measured.append(f"{name}: {area}" if len(curves) > 1 else area)
+    if measured:
         figure.add_annotation(
-            text=f"ROC AUC {measured} (1 is perfect, 0.5 a guess)",
+            text="<br>".join(measured) + "<br>(1 is perfect, 0.5 a guess)",
             x=0.97,
             y=0.06,
             xanchor="right",
+            yanchor="bottom",
+            align="right",
             showarrow=False,
             bgcolor="rgba(255,255,255,0.85)",
         )
@@ -200,6 +223,150 @@ def roc_curve(rows: list[dict], title: str, auc: float | None = None) -> go.Figu
     )
     figure.update_xaxes(title="false positive rate (non-buyers flagged)", range=[0, 1])
     return figure.update_yaxes(title="recall (buyers found)", range=[0, 1.02])
+
+
+def _auc(auc: float) -> str:
+    return "not measured: the rows hold one label only" if math.isnan(auc) else f"{auc:.3f}"
+
+
+def confusion_matrices(
+    rows: list[dict], title: str, *, note: str, label_names: dict[str, str], unit: str
+) -> go.Figure:
+    """ML.CONFUSION_MATRIX's rows of one or more models (a ``model`` column, ``expected_label`` and a
+    column per predicted label, ``_<label>`` where the label is not a name), a heat map per model: actual
+    labels down, predicted across, each cell its count of ``unit`` and its share of the actual label's
+    rows (the colour: a rare label's row reads as well as a common one's). The diagonal is right: more
+    there is better. ``label_names`` reads the labels ("1": "purchase"); ``note`` starts the subtitle."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    if not models:
+        return empty(f"{title}: none")
+    labels = [c.removeprefix("_") for c in rows[0] if c not in ("model", "expected_label")]
+    names = [label_names.get(label, label) for label in labels]
+    figure = make_subplots(1, len(models), subplot_titles=models, shared_yaxes=True, horizontal_spacing=0.06)
+    for i, model in enumerate(models, start=1):
+        matrix = {r["expected_label"]: r for r in rows if r["model"] == model}
+        counts = [[_cell(matrix.get(actual, {}), label) for label in labels] for actual in labels]
+        shares = [[n / (sum(row) or 1) for n in row] for row in counts]  # of the actual label's rows
+        figure.add_trace(
+            go.Heatmap(
+                z=shares,
+                x=names,
+                y=names,
+                text=[
+                    [f"{n:,} ({share:.0%})" for n, share in zip(*pair, strict=True)]
+                    for pair in zip(counts, shares, strict=True)
+                ],
+                texttemplate="%{text}",
+                colorscale="Blues",
+                zmin=0,
+                zmax=1,
+                showscale=i == len(models),
+                colorbar={"title": "share of the<br>actual label", "tickformat": ".0%"},
+                hovertemplate=f"actual %{{y}}<br>predicted %{{x}}<br>%{{text}} {unit}<extra></extra>",
+            ),
+            1,
+            i,
+        )
+        figure.update_xaxes(title_text="predicted label", row=1, col=i)
+    figure.update_yaxes(title_text="actual label", autorange="reversed", row=1, col=1)
+    heading = (
+        f"{title}<br><sup>{note}; cells: {unit} (share of the actual label)<br>\u2198 more on the diagonal is "
+        "better</sup>"
+    )
+    return figure.update_layout(
+        **{**LAYOUT, "height": 340, "margin": {**LAYOUT["margin"], "t": 120}},
+        title={"text": heading, "y": 0.98, "yanchor": "top"},
+    )
+
+
+def _cell(row: dict, label: str) -> int:
+    return row.get(f"_{label}", row.get(label)) or 0
+
+
+def forecasts(
+    history: dict[str, list[tuple]],
+    forecast: dict[str, list[dict]],
+    title: str,
+    *,
+    note: str,
+    value_axis: str,
+    time_axis: str,
+) -> go.Figure:
+    """A series' history and ML.FORECAST's rows for it (``forecast_timestamp``, ``forecast_value``,
+    ``confidence_level``, ``prediction_interval_lower_bound`` / ``_upper_bound``), the interval a band, for
+    each series (name -> (timestamp, value) pairs, in the order given: the first is shown, a menu picks
+    another), titled ``title: series`` over ``note``. A narrower band is a surer forecast."""
+    series = [name for name in history if name in forecast]
+    if not series:
+        return empty(f"{title}: none")
+    figure = go.Figure(layout={**LAYOUT, "height": 360})
+    traces = 4  # the band's upper edge, its lower edge (filled up to the upper), the history, the forecast
+    for index, name in enumerate(series):
+        ahead = forecast[name]
+        when = [r["forecast_timestamp"] for r in ahead]
+        level = ahead[0]["confidence_level"]
+        shown = index == 0
+        figure.add_scatter(
+            x=when,
+            y=[r["prediction_interval_upper_bound"] for r in ahead],
+            mode="lines",
+            line={"width": 0},
+            hoverinfo="skip",
+            showlegend=False,
+            visible=shown,
+        )
+        figure.add_scatter(
+            x=when,
+            y=[r["prediction_interval_lower_bound"] for r in ahead],
+            mode="lines",
+            line={"width": 0},
+            fill="tonexty",
+            fillcolor="rgba(239,85,59,0.2)",
+            name=f"{level:.0%} prediction interval",
+            hoverinfo="skip",
+            visible=shown,
+        )
+        figure.add_scatter(
+            x=[t for t, _ in history[name]],
+            y=[v for _, v in history[name]],
+            mode="lines",
+            name="history",
+            line={"color": "#636efa"},
+            visible=shown,
+        )
+        figure.add_scatter(
+            x=when,
+            y=[r["forecast_value"] for r in ahead],
+            mode="lines",
+            name="forecast",
+            line={"color": "#ef553b", "dash": "dash"},
+            visible=shown,
+        )
+
+    def heading(name: str) -> str:
+        return f"{title}: {html.escape(name)}<br><sup>{note}; a narrower band is a surer forecast</sup>"
+
+    buttons = [
+        {
+            "label": name,
+            "method": "update",
+            "args": [
+                {"visible": [i // traces == index for i in range(traces * len(series))]},
+                {"title.text": heading(name)},
+            ],
+        }
+        for index, name in enumerate(series)
+    ]
+    figure.update_layout(
+        title=heading(series[0]),
+        margin={**LAYOUT["margin"], "t": 70},
+        legend={"orientation": "h", "y": -0.3, "x": 0},
+        updatemenus=[
+            {"buttons": buttons, "direction": "up", "x": 1, "xanchor": "right", "y": -0.3, "yanchor": "top"}
+        ],
+    )
+    figure.update_xaxes(title=time_axis)
+    return figure.update_yaxes(title=value_axis, rangemode="tozero")
 
 
 def pickups_map(areas: list[dict]) -> go.Figure:

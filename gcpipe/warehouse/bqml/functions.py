@@ -117,31 +117,36 @@ class Call:
         """Many rows computed here: loaded into a scratch table (dropped after the statement), selected."""
         return f"SELECT * FROM `{self.ml.scratch_table(table, schema, self.model.dataset)}`"
 
-    def per_row(
-        self,
-        features_sql: Callable[[str], str],
-        compute: Callable[[pa.Table], pa.Table],
-        schema: list[tuple[str, str]],
-    ) -> str:
+    def per_row(self, compute: Callable[[pa.Table], pa.Table], schema: list[tuple[str, str]]) -> str:
         """Outputs computed here for every input row, then the input's own columns, as BigQuery lists them.
 
-        The input is kept in the warehouse with a row number; ``features_sql(source)`` selects what the
-        model needs from it (``source`` names the numbered rows, whose ``_gcpipe_row`` must be selected);
-        ``compute`` turns those rows into the output columns of ``schema`` (same order, plus _gcpipe_row);
-        the result joins the two back on the row number, so the input's columns never leave the warehouse.
+        ``compute`` turns the rows the model reads (Arrow) into the output columns of ``schema``: the same
+        rows, in the same order. Without a TRANSFORM, and when the input's columns travel as Arrow (no
+        GEOGRAPHY, JSON, INTERVAL or RANGE), the input is read once (a table as it is, a query's result
+        from a scratch table) and loaded back once with its outputs beside it. Otherwise the input stays in
+        the warehouse with a row number, the model's columns are computed there and fetched, and the
+        outputs join back on the number, so the input's columns never leave the warehouse.
         """
         if self.dry_run:  # the output's shape, and the input query checked
             nulls = ", ".join(f"CAST(NULL AS {kind}) AS `{name}`" for name, kind in schema)
             return f"SELECT {nulls}, i.* FROM ({self.raw_sql}) AS i WHERE FALSE"
-        numbered = self.ml.numbered(self.raw_sql, self.params, self.model.dataset)
-        source = f"`{numbered}`"
-        if self.transform is not None:
-            source = (
-                f"({self.transform.select(f'SELECT * FROM {source}', skip=self.skip, also=['_gcpipe_row'])})"
+        dataset = self.model.dataset
+        source = self.ml.materialised(self.raw_sql, self.params, dataset)
+        fields = self.ml.client.get_table(source).schema
+        if self.transform is None and all(_travels(f) for f in fields):
+            rows = self.ml.read(source)
+            outputs = compute(rows).select([name for name, _ in schema])
+            both = pa.Table.from_arrays(
+                outputs.columns + rows.columns, names=outputs.column_names + rows.column_names
             )
-        fetched = self.ml.fetch_table(numbered, features_sql(source), self.params, self.model.dataset)
-        outputs = compute(fetched)
-        scratch = self.ml.scratch_table(outputs, schema, self.model.dataset, row_numbers=True)
+            return f"SELECT * FROM `{self.ml.scratch_table(both, schema, dataset, fields=fields)}`"
+        numbered = self.ml.numbered(f"SELECT * FROM `{source}`", self.params, dataset)
+        read = f"SELECT * FROM `{numbered}`"
+        if self.transform is not None:
+            read = self.transform.select(read, skip=self.skip, also=["_gcpipe_row"])
+        fetched = self.ml.fetch(read, self.params, dataset)
+        outputs = compute(fetched).append_column("_gcpipe_row", fetched["_gcpipe_row"])
+        scratch = self.ml.scratch_table(outputs, schema, dataset, row_numbers=True)
         names = ", ".join(f"o.`{name}`" for name, _ in schema)
         return (
             f"SELECT {names}, i.* EXCEPT (_gcpipe_row) FROM `{numbered}` AS i "
@@ -179,6 +184,19 @@ class Call:
         present = {name.lower() for name in self.ml.columns(self.raw_sql, self.params)}
         skip = {c.name for c in self.transform.columns if not {r.lower() for r in c.reads} <= present}
         return self.transform.select(self.raw_sql, view="public", skip=skip)
+
+
+_UNTRAVELLED = {
+    "GEOGRAPHY",
+    "JSON",
+    "INTERVAL",
+    "RANGE",
+}  # what Arrow from the read API cannot load back as it was
+
+
+def _travels(field) -> bool:
+    """Whether a column read as Arrow loads back into the warehouse as the same column."""
+    return field.field_type not in _UNTRAVELLED and all(_travels(f) for f in field.fields)
 
 
 def check_call(function: str, model_type: str, settings: dict, has_input: bool) -> Function:

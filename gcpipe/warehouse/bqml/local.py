@@ -25,6 +25,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import sqlglot
+from google.api_core.exceptions import NotFound
+from sqlglot import exp
 from sqlglot.tokens import TokenType
 
 from gcpipe.core.clients import bigquery_read_client
@@ -174,8 +177,6 @@ class LocalBigQueryML:
 
     def drop_model(self, text: str) -> str:
         """DROP MODEL [IF EXISTS]: the emulator's model metadata and the artefact (the emulator cannot parse it)."""
-        from google.api_core.exceptions import NotFound
-
         ref, if_exists = mlsql.parse_drop_model(text, self.config.project)
         try:
             self.client.delete_model(str(ref))
@@ -227,8 +228,6 @@ class LocalBigQueryML:
 
     def _registered(self, ref: ModelRef) -> str | None:
         """When the emulator registered the model (its creation time), or None if it has no such model."""
-        from google.api_core.exceptions import NotFound
-
         try:
             return str(self.client.get_model(str(ref)).created)
         except NotFound:
@@ -249,7 +248,11 @@ class LocalBigQueryML:
     # -- moving rows -----------------------------------------------------------------------------
 
     def fetch(self, query: str, params: dict[str, Any], dataset: str) -> pa.Table:
-        """Run ``query`` in the warehouse and bring its result back as Arrow (via a scratch table)."""
+        """Run ``query`` in the warehouse and bring its result back as Arrow (via a scratch table); a query
+        that only picks a table's columns is read from the table itself."""
+        plain = self._projection(query)
+        if plain:
+            return self._read(plain[0], plain[1])
         scratch = self._scratch_name(dataset)
         create = f"CREATE TABLE `{scratch}` AS\n{query}"
         self.client.query(create, job_config=job_config(used_parameters(tokenize(query)), params)).result()
@@ -258,17 +261,27 @@ class LocalBigQueryML:
         finally:
             self.client.delete_table(scratch, not_found_ok=True)
 
-    def fetch_table(self, table_id: str, query: str, params: dict[str, Any], dataset: str) -> pa.Table:
-        """``query`` over a scratch table; when it selects the table whole, the table is read as it is."""
-        if query.strip() == f"SELECT * FROM `{table_id}`":
-            return self._read(table_id)
-        return self.fetch(query, params, dataset)
-
     def columns(self, query: str, params: dict[str, Any]) -> list[str]:
         """The column names of ``query``'s result (it runs, returning no rows)."""
         sql = f"SELECT * FROM ({query}) LIMIT 0"
         job = self.client.query(sql, job_config=job_config(used_parameters(tokenize(sql)), params))
         return [f.name for f in job.result().schema]
+
+    def materialised(self, query: str, params: dict[str, Any], dataset: str) -> str:
+        """A table holding ``query``'s rows: the table itself for ``SELECT * FROM `table```, else a scratch
+        table of its result (dropped by release())."""
+        plain = self._projection(query)
+        if plain and plain[2]:
+            return plain[0]
+        scratch = self._scratch_name(dataset)
+        create = f"CREATE TABLE `{scratch}` AS\n{query}"
+        self.client.query(create, job_config=job_config(used_parameters(tokenize(query)), params)).result()
+        self._scratch.append(scratch)
+        return scratch
+
+    def read(self, table_id: str) -> pa.Table:
+        """A table's rows as Arrow, through the Storage Read API."""
+        return self._read(table_id)
 
     def numbered(self, query: str, params: dict[str, Any], dataset: str) -> str:
         """A scratch table of ``query``'s rows, each with its number in ``_gcpipe_row``."""
@@ -279,18 +292,25 @@ class LocalBigQueryML:
         return scratch
 
     def scratch_table(
-        self, table: pa.Table, columns: list[tuple[str, str]], dataset: str, row_numbers=False
+        self,
+        table: pa.Table,
+        columns: list[tuple[str, str]],
+        dataset: str,
+        row_numbers=False,
+        fields: list | None = None,
     ) -> str:
-        """Load Arrow rows into a scratch table with these (name, BigQuery type) columns; its id."""
+        """Load Arrow rows into a scratch table with these (name, BigQuery type) columns, then ``fields``
+        (BigQuery SchemaFields, as a table's schema lists them) if given; its id."""
         from google.cloud import bigquery
 
         columns = ([("_gcpipe_row", "INT64")] if row_numbers else []) + list(columns)
-        schema = [mlsql.schema_field(name, kind) for name, kind in columns]
+        schema = [mlsql.schema_field(name, kind) for name, kind in columns] + list(fields or [])
         scratch = self._scratch_name(dataset)
         self.client.create_table(bigquery.Table(scratch, schema=schema))
         self._scratch.append(scratch)
         buffer = io.BytesIO()
-        pq.write_table(table.select([name for name, _ in columns]), buffer)
+        # (no dictionary pages: writing them took longer than the load they save, 0.11 s against 0.05 s here)
+        pq.write_table(table.select([field.name for field in schema]), buffer, use_dictionary=False)
         buffer.seek(0)
         settings = bigquery.LoadJobConfig(source_format="PARQUET", schema=schema)
         self.client.load_table_from_file(buffer, scratch, job_config=settings).result()
@@ -299,9 +319,49 @@ class LocalBigQueryML:
     def _scratch_name(self, dataset: str) -> str:
         return f"{self.config.project}.{dataset}._gcpipe_scratch_{uuid.uuid4().hex[:12]}"
 
-    def _read(self, table_id: str) -> pa.Table:
+    def _projection(self, query: str) -> tuple[str, list, bool] | None:
+        """(table id, the columns it picks as SchemaFields, whether they are all of them) when ``query`` is
+        ``SELECT *``, ``SELECT * EXCEPT (...)`` or ``SELECT a, b`` of one table (not a view) and nothing
+        else; None for any other query, which the warehouse runs."""
+        try:
+            select = sqlglot.parse_one(query, read="bigquery")
+        except sqlglot.errors.ParseError:
+            return None
+        source = select.args.get("from_") if isinstance(select, exp.Select) else None
+        extras = {k for k, v in select.args.items() if v} - {"expressions", "from_"}
+        if source is None or extras or not isinstance(source.this, exp.Table):
+            return None
+        table = source.this
+        if table.alias or not table.db or any(table.args.get(k) for k in ("joins", "pivots", "version")):
+            return None
+        picked = select.expressions
+        star = picked[0] if len(picked) == 1 and isinstance(picked[0], exp.Star) else None
+        if star is None and not all(isinstance(c, exp.Column) and not c.table for c in picked):
+            return None
+        if star is not None and (star.args.get("replace") or star.args.get("rename")):
+            return None
+        table_id = f"{table.catalog or self.config.project}.{table.db}.{table.name}"
+        try:
+            found = self.client.get_table(table_id)
+        except NotFound:
+            return None  # the warehouse says so, in its words
+        if found.table_type != "TABLE":
+            return None
+        by_name = {f.name.lower(): f for f in found.schema}
+        if star is not None:
+            dropped = {c.name.lower() for c in star.args.get("except_") or star.args.get("except") or []}
+            return table_id, [f for f in found.schema if f.name.lower() not in dropped], not dropped
+        if not all(c.name.lower() in by_name for c in picked):
+            return None
+        return table_id, [by_name[c.name.lower()] for c in picked], False
+
+    def _read(self, table_id: str, fields: list | None = None) -> pa.Table:
+        """The table's rows (``fields``: only these columns, in this order) through the Storage Read API."""
         if self._read_client is None:
             self._read_client = bigquery_read_client(self.config)
         with warnings.catch_warnings():  # the client prefers pandas-gbq for this now; the API is the same
             warnings.simplefilter("ignore", PendingDeprecationWarning)
-            return self.client.list_rows(table_id).to_arrow(bqstorage_client=self._read_client)
+            if fields is None:
+                return self.client.list_rows(table_id).to_arrow(bqstorage_client=self._read_client)
+            rows = self.client.list_rows(table_id, selected_fields=fields)
+            return rows.to_arrow(bqstorage_client=self._read_client).select([f.name for f in fields])

@@ -68,7 +68,7 @@ def explain_sql(model: Supervised, call: Call, explain: Callable[[pa.Table], Exp
             for i in range(n)
         ]
         value = e.baseline + e.attributions.sum(axis=1)
-        columns: dict[str, pa.Array] = {"_gcpipe_row": table["_gcpipe_row"]}
+        columns: dict[str, pa.Array] = {}
         if classifier:
             columns[schema[0][0]] = pa.array([model.classes[k] for k in e.chosen])
             p = e.predicted
@@ -86,4 +86,4 @@ def explain_sql(model: Supervised, call: Call, explain: Callable[[pa.Table], Exp
         columns["approximation_error"] = pa.array(np.zeros(n))
         return pa.table(columns)
 
-    return call.per_row(lambda source: f"SELECT * FROM {source}", compute, schema)
+    return call.per_row(compute, schema)

@@ -8,9 +8,11 @@ until ``max_iterations`` or, with ``early_stop``, an iteration that lowers the m
 less than ``min_rel_progress``. Without ``num_clusters`` the local default is log10(rows), 2 to 100.
 
 Functions (output columns as in BigQuery ML's references for each): ``ML.PREDICT`` (``centroid_id``,
-``nearest_centroids_distance`` ARRAY<STRUCT<centroid_id INT64, distance FLOAT64>>, nearest first) and
-``ML.DETECT_ANOMALIES`` (``is_anomaly``, ``normalized_distance``, ``centroid_id``) are SQL run in the
-warehouse: the distances to each centroid are expressions over the input's columns. ``normalized_distance``
+``nearest_centroids_distance`` ARRAY<STRUCT<centroid_id INT64, distance FLOAT64>>, nearest first) is
+computed here, every row at once with numpy, beside the input's columns (``Call.per_row``: the input read
+once and loaded back once); ``ML.DETECT_ANOMALIES`` (``is_anomaly``, ``normalized_distance``,
+``centroid_id``) is SQL run in the warehouse: the distances to each centroid are expressions over the
+input's columns. ``normalized_distance``
 is the distance to the nearest centroid over that cluster's mean distance in training; a row is an anomaly
 when it exceeds the training rows' ``1 - contamination`` quantile of it. ``ML.EVALUATE``
 (``davies_bouldin_index``, ``mean_squared_distance``), ``ML.CENTROIDS``, ``ML.FEATURE_INFO`` and
@@ -134,17 +136,26 @@ class KMeansModel(Model):
     # -- the functions ---------------------------------------------------------------------------
 
     def predict(self, call: Call) -> str:
-        return call.pass_through(self, KMeansModel._predict_sql)
+        def compute(table: pa.Table) -> pa.Table:
+            distances = self.distances(self.design(table))
+            n, k = distances.shape
+            order = np.argsort(distances, axis=1, kind="stable")  # nearest first; a tie: the lower id
+            nearest = pa.StructArray.from_arrays(
+                [
+                    pa.array((order + 1).reshape(-1), pa.int64()),
+                    pa.array(np.take_along_axis(distances, order, axis=1).reshape(-1), pa.float64()),
+                ],
+                names=["centroid_id", "distance"],
+            )
+            offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+            return pa.table(
+                {
+                    "centroid_id": pa.array(order[:, 0] + 1, pa.int64()),
+                    "nearest_centroids_distance": pa.ListArray.from_arrays(offsets, nearest),
+                }
+            )
 
-    def _predict_sql(self, source: str) -> str:
-        k = len(self.centers)
-        structs = ", ".join(f"STRUCT({c + 1} AS centroid_id, {_P}d{c} AS distance)" for c in range(k))
-        return (
-            f"SELECT {_P}c AS centroid_id,\n"
-            f"  ARRAY(SELECT AS STRUCT n.centroid_id, n.distance FROM UNNEST([{structs}]) AS n "
-            f"ORDER BY n.distance, n.centroid_id) AS nearest_centroids_distance,\n"
-            f"  * EXCEPT ({self._helpers()})\nFROM ({self._distances_sql(source)})"
-        )
+        return call.per_row(compute, [("centroid_id", "INT64"), ("nearest_centroids_distance", NEAREST)])
 
     def detect_anomalies(self, call: Call) -> str:
         if call.input_sql is None:

@@ -238,15 +238,21 @@ def _solve_all(
     base: np.ndarray | None,
 ) -> np.ndarray:
     """For every row index r, the x solving (base + sum_{(r, c)} w f f' + l2 I) x = sum_{(r, c)} pull f, with
-    f = fixed[c]: the least-squares factors of each user (or item) given the other side's."""
+    f = fixed[c]: the least-squares factors of each user (or item) given the other side's. Each entry of
+    the symmetric sums is one ``np.bincount`` over the ratings (a few times faster than ``np.add.at``)."""
     k = fixed.shape[1]
     F = fixed[cols]
+    weighted = weights[:, None] * F
     grams = np.zeros((count, k, k)) if base is None else np.broadcast_to(base, (count, k, k)).copy()
-    np.add.at(grams, rows, weights[:, None, None] * F[:, :, None] * F[:, None, :])
+    for a in range(k):
+        for b in range(a, k):
+            summed = np.bincount(rows, weights=weighted[:, a] * F[:, b], minlength=count)
+            grams[:, a, b] += summed
+            if a != b:
+                grams[:, b, a] += summed
     grams += l2 * np.eye(k)
-    rhs = np.zeros((count, k))
-    np.add.at(rhs, rows, pulls[:, None] * F)
-    return np.linalg.solve(grams, rhs[:, :, None])[:, :, 0]
+    rhs = np.column_stack([np.bincount(rows, weights=pulls * F[:, a], minlength=count) for a in range(k)])
+    return np.linalg.solve(grams, rhs.reshape(count, k, 1))[:, :, 0]
 
 
 def _als(model: MatrixFactorizationModel, u: np.ndarray, i: np.ndarray, r: np.ndarray) -> None:

@@ -253,6 +253,21 @@ class Supervised(Model):
         return columns
 
 
+def probabilities_array(classes: pa.Array, probabilities: np.ndarray) -> pa.ListArray:
+    """ML.PREDICT's ``predicted_<label>_probs`` of rows x classes probabilities: per row, each class with its
+    probability, the higher label first (as BigQuery lists them); built whole, not row by row."""
+    n, k = probabilities.shape
+    order = np.arange(k)[::-1]
+    pairs = pa.StructArray.from_arrays(
+        [
+            classes.take(pa.array(np.tile(order, n))),
+            pa.array(probabilities[:, order].reshape(-1), pa.float64()),
+        ],
+        names=["label", "prob"],
+    )
+    return pa.ListArray.from_arrays(pa.array(np.arange(0, n * k + 1, k, dtype=np.int32)), pairs)
+
+
 def label_column(label: str) -> str:
     """A label as a column name, as BigQuery names ML.CONFUSION_MATRIX's columns (``_0``, ``high_value``)."""
     name = re.sub(r"\W", "_", label)
