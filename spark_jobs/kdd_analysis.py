@@ -22,8 +22,9 @@ protocols, services and labels, not by the data, so the driver finishes the work
 
 ``--output`` (a folder URI) receives each aggregate as Parquet and CSV, ``malformed/`` (JSON lines of
 the dead-letter schema), ``report/`` (report.md and PNG charts) and ``summary.json``. ``--bq_table
-PROJECT.DATASET.TABLE`` also loads attack_stats into TABLE and the other aggregates beside it, under their
-names in sql/tables.json.
+PROJECT.DATASET.TABLE`` also loads attack_stats into TABLE, the other aggregates beside it, under their
+names in sql/tables.json, and the valid connections themselves, one row each, into ``kdd_connections``
+(what the k-means model of sql/ml/kdd_connection_clusters.sql learns from).
 """
 
 from __future__ import annotations
@@ -265,16 +266,31 @@ def write_malformed(groups, schema, rules, output: str) -> None:
     write_dead_letters(letters, f"{output.rstrip('/')}/malformed")
 
 
+def valid_connections(parsed, schema):
+    """The valid connections of ``parsed`` (parse_connections' frame) as one Arrow table on the driver.
+
+    A second read of the input: a filter on ``malformed`` would be pushed below the parsing and re-split
+    each line for every column, so every line comes to the driver with its kind and the filter runs
+    there, on Arrow.
+    """
+    import pyarrow.compute as pc
+
+    table = parsed.select("malformed", *schema.names).toArrow()
+    table = table.filter(pc.is_null(table["malformed"])).select(schema.names)
+    return table.cast(schema.to_arrow())
+
+
 def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> dict:
     """Run the analysis; return the summary (also written to ``output/summary.json``)."""
     from pyspark.sql import functions as F
 
     started = time.monotonic()
-    table = job_schema("kdd_connections")
-    schema, rules = table.to_spark(), catalog_rules("kdd_connections", table)
+    table_schema = job_schema("kdd_connections")
+    schema, rules = table_schema.to_spark(), catalog_rules("kdd_connections", table_schema)
     log.info("reading %s (one pass: parse, check, aggregate)", input_uri)
     lines = spark.read.text(input_uri).withColumn("source", F.col("_metadata.file_path"))
-    groups = fine_aggregate(parse_connections(lines, schema, rules)).cache()  # small: read twice below
+    parsed = parse_connections(lines, schema, rules)
+    groups = fine_aggregate(parsed).cache()  # small: read twice below
     kinds = groups.groupBy("malformed").agg(F.sum("connections").alias("lines")).collect()
     malformed = dict.fromkeys(MALFORMED_KINDS, 0) | {
         r["malformed"]: r["lines"] for r in kinds if r["malformed"]
@@ -307,6 +323,14 @@ def analyse(spark, input_uri: str, output: str, bq_table: str | None = None) -> 
         for name, table in tables.items():
             table_id = f"{project}.{dataset}.{main_table if name == 'attack_stats' else name}"
             loaded.append(load_bigquery(table, table_id, schemas[name]))
+        load_started = time.monotonic()
+        connections = valid_connections(parsed, table_schema)
+        loaded.append(load_bigquery(connections, f"{project}.{dataset}.kdd_connections", table_schema))
+        log.info(
+            "loaded %s connections into kdd_connections in %.1f s",
+            f"{connections.num_rows:,}",
+            time.monotonic() - load_started,
+        )
         log.info("loaded %d tables into BigQuery: %s", len(loaded), ", ".join(loaded))
     summary = {
         "input": input_uri,
