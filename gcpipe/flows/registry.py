@@ -86,11 +86,15 @@ FLOWS: tuple[Flow, ...] = (
     ),
     Flow(
         "kdd",
-        "Spark: KDD Cup 99 analysis",
+        "Spark: KDD Cup 99 analysis, then k-means and the rarest connections (BigQuery ML)",
         dag="spark_kdd",
         code=("spark_jobs/kdd_analysis.py", "spark_jobs/kdd_report.py"),
         tests=("tests/unit/test_kdd_analysis.py", "tests/dags/test_dags_local.py"),
-        steps=(Step("kdd_analysis", SPARK, "kdd_analysis"),),
+        steps=(
+            Step("kdd_analysis", SPARK, "kdd_analysis"),  # also loads the valid connections
+            Step("train_connection_clusters", SQL, "ml/kdd_connection_clusters.sql"),  # k-means, 4 clusters
+            Step("flag_rare_connections", SQL, "ml/kdd_rare_connections.sql"),  # ML.DETECT_ANOMALIES, 1 %
+        ),
     ),
     Flow(
         "recommendations",

@@ -47,7 +47,12 @@ KDD_RUN = {  # spark_kdd's job on a cluster or as a batch, for DAY: the staged c
 }
 # the jobs' declared driver log levels (gcpipe.spark.jobs), as the client library's enum numbers
 DRIVER_LOG_LEVELS = {"driver_log_levels": {"root": 5, "org.apache.spark": 5, "spark_jobs": 4}}
-NAMES = {"project": PROJECT, "taxi_dataset": "taxi", "ecommerce_dataset": "ecommerce"}  # the gcp target's
+NAMES = {
+    "project": PROJECT,
+    "taxi_dataset": "taxi",
+    "ecommerce_dataset": "ecommerce",
+    "kdd_dataset": "kdd",
+}  # the gcp target's
 
 
 def sql_text(path: str) -> str:
@@ -125,8 +130,26 @@ def run_gcp(dag, day: date | None):
 
 @pytest.mark.usefixtures("airflow_db")
 def test_spark_kdd_creates_a_cluster_of_its_own_submits_the_job_on_it_and_deletes_it(dags, dataproc):
-    result = run_gcp(dags["spark_kdd"], DAY)
+    from airflow.providers.google.cloud.operators.bigquery import BigQueryInsertJobOperator
+
+    queries = []  # BigQuery cannot run here: the jobs the SQL steps would insert, in the order they ran
+
+    def insert(operator, context):
+        queries.append((operator.task_id, dataproc.wait_for_job.call_count, operator.configuration))
+
+    with mock.patch.object(BigQueryInsertJobOperator, "execute", autospec=True, side_effect=insert):
+        result = run_gcp(dags["spark_kdd"], DAY)
     assert result.state == "success"
+    # after the job (it had been waited for), k-means then ML.DETECT_ANOMALIES, each its file's query
+    assert queries == [
+        (
+            "train_connection_clusters",
+            1,
+            query_job("ml/kdd_connection_clusters.sql", "ml-kdd_connection_clusters"),
+        ),
+        ("flag_rare_connections", 1, query_job("ml/kdd_rare_connections.sql", "ml-kdd_rare_connections")),
+    ]
+    assert f"`{PROJECT}.kdd.kdd_connections`" in queries[0][2]["query"]["query"]
 
     create = dataproc.create_cluster.call_args.kwargs
     name = create["cluster_name"]
@@ -196,7 +219,10 @@ def test_serverless_runs_the_job_as_a_batch_and_keeps_the_graph(monkeypatch):
         "create_cluster": "EmptyOperator",
         "kdd_analysis": "DataprocCreateBatchOperator",
         "delete_cluster": "EmptyOperator",
+        "train_connection_clusters": "BigQueryInsertJobOperator",
+        "flag_rare_connections": "BigQueryInsertJobOperator",
     }
+    assert dag.get_task("train_connection_clusters").upstream_task_ids == {"kdd_analysis"}
     batch = rendered(dag, "kdd_analysis")
     assert re.fullmatch(r"gcpipe-kdd-analysis-20190408-[0-9a-f]{8}-try1", batch.batch_id)
     assert batch.batch["pyspark_batch"] == KDD_RUN

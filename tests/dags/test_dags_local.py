@@ -25,6 +25,7 @@ from gcpipe.orchestration.airflow_home import DagOutcome, logical_date, outcome
 from gcpipe.orchestration.local_steps import stop_streaming
 from gcpipe.spark import jobs
 from gcpipe.warehouse.load import load_json_lines
+from gcpipe.warehouse.runner import run_sql
 from tests.dags.conftest import parse
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
@@ -152,17 +153,37 @@ def test_a_failing_spark_job_runs_once_per_airflow_try_and_its_cluster_step_stil
 
 
 @pytest.mark.spark
-def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps(dags, lake, bq):
+def test_spark_kdd_runs_the_analysis_between_its_no_op_cluster_steps_then_flags_the_rarest(dags, lake, bq):
     root, _made = lake
     kdd = write_kdd(root / "landing/kdd/kddcup.data.gz", 1000, malformed=0.003)
     day = date(2019, 4, 8)
     result = run(dags, "spark_kdd", day)
-    assert result.state == "success"
-    assert [t.task_id for t in result.tasks] == ["create_cluster", "kdd_analysis", "delete_cluster"]
+    assert result.state == "success", result
+    assert all(state == "success" for state in states(result).values())
+    ran = [t.task_id for t in result.tasks]
+    body = ["create_cluster", "kdd_analysis", "train_connection_clusters", "flag_rare_connections"]
+    assert [t for t in ran if t != "delete_cluster"] == body  # the SQL after the job, in the flow's order
+    assert sorted(ran) == sorted([*body, "delete_cluster"])  # the teardown: once the job is done
     written = objects(f"kdd/analysis/{day}/report/")  # in the local bucket, through the GCS connector
     assert {"report.md", "attack_stats.png"} <= {name.rsplit("/", 1)[1] for name in written}
-    stats = f"{bq.project}.kdd.attack_stats"
-    assert count(bq, f"SELECT SUM(connections) FROM `{stats}`") == kdd.valid
+    kdd_dataset = f"{bq.project}.kdd"
+    assert count(bq, f"SELECT SUM(connections) FROM `{kdd_dataset}.attack_stats`") == kdd.valid
+    # every valid connection, one row each; the malformed lines never reach it
+    assert count(bq, f"SELECT COUNT(*) FROM `{kdd_dataset}.kdd_connections`") == kdd.valid
+    labels = bq.query(f"SELECT label, COUNT(*) AS n FROM `{kdd_dataset}.kdd_connections` GROUP BY label")
+    assert {r["label"]: r["n"] for r in labels.result()} == kdd.labels
+    # contamination 0.01: the 1 % of connections furthest from their cluster's centre, each one flagged
+    rare = [dict(r.items()) for r in bq.query(f"SELECT * FROM `{kdd_dataset}.rare_connections`").result()]
+    assert abs(len(rare) - kdd.valid / 100) <= 3, len(rare)
+    flagged = run_sql(
+        "SELECT COUNTIF(is_anomaly) AS flagged, MIN(IF(is_anomaly, normalized_distance, NULL)) AS nearest "
+        "FROM ML.DETECT_ANOMALIES(MODEL `{{ project }}.{{ kdd_dataset }}.connection_clusters`, "
+        "STRUCT(0.01 AS contamination), TABLE `{{ project }}.{{ kdd_dataset }}.kdd_connections`)",
+        config=load_config(target="local"),
+    ).rows[0]
+    assert flagged["flagged"] == len(rare)
+    assert min(r["normalized_distance"] for r in rare) == pytest.approx(flagged["nearest"])
+    assert {r["centroid_id"] for r in rare} <= {1, 2, 3, 4}
 
 
 @pytest.mark.spark

@@ -311,7 +311,8 @@ def test_the_composer_bundle_parses_its_dags_for_the_gcp_target_as_composer_does
     done = subprocess.run([sys.executable, "-c", probe], cwd=bundle, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == (
-        "PARSED ['DataprocCreateClusterOperator', 'DataprocDeleteClusterOperator', 'DataprocSubmitJobOperator'] "
+        "PARSED ['BigQueryInsertJobOperator', 'BigQueryInsertJobOperator', 'DataprocCreateClusterOperator', "
+        "'DataprocDeleteClusterOperator', 'DataprocSubmitJobOperator'] "
         f"BeamRunPythonPipelineOperator {REGION}-docker.pkg.dev/{PROJECT}/gcpipe/csv-ingest:{TAG} "
         f"gs://{PROJECT}-staging/code/{TAG}/kdd_analysis.py"
     )  # the image and the Spark code of the version deploy dags recorded in the bundle's gcpipe.toml
