@@ -139,9 +139,18 @@ def _spark_kdd(ctx: DemoContext) -> str:
     args = job_args(job, ctx.config, ["--input", source, "--output", output])
     summary = json.loads(run_local(job, ctx.config, args).stdout)
     ctx.facts["kdd_analysis"] = summary
+    # k-means on the connections the job loaded, then the 1 % furthest from their cluster's centre
+    client = bigquery_client(ctx.config)
+    run_sql_steps(flow("kdd"), ctx.config, client)
+    dataset = ctx.config.dataset("kdd")
+    rare = ctx.facts["rare_connections"] = row_count(
+        client, f"{ctx.config.project}.{dataset}.rare_connections"
+    )
     return (
         f"{summary['valid']:,} connections analysed, {sum(summary['malformed'].values())} malformed lines set "
-        f"aside; attack stats in BigQuery {summary['bigquery_tables'][0]}; report: {output}/report/report.md"
+        f"aside; attack stats in BigQuery {summary['bigquery_tables'][0]}; report: {output}/report/report.md; "
+        f"k-means of 4 clusters on {dataset}.kdd_connections, {rare:,} rarest connections "
+        f"(ML.DETECT_ANOMALIES) in {dataset}.rare_connections"
     )
 
 

@@ -33,6 +33,8 @@ KEY_TABLES = [
     ("taxi", "taxi_demand_forecast"),
     ("kdd", "attack_stats"),
     ("kdd", "connections_by_category"),
+    ("kdd", "kdd_connections"),
+    ("kdd", "rare_connections"),
     ("rentals", "recommendations"),
     ("ecommerce", "ga_sessions"),
     ("ecommerce", "purchase_features"),
@@ -47,6 +49,8 @@ DEAD_LETTER_TABLES = {"taxi_trips_dead_letter": "CSV ingestion", "ride_dead_lett
 # late ones stamped 3 minutes back) and, unless a run ended minutes ago, no other run's.
 STREAM_MINUTES = 5
 TOP_REASONS = 3
+RAREST = 10  # the rarest KDD connections listed
+RARE_TITLE = "The rarest KDD Cup 99 connections (k-means, ML.DETECT_ANOMALIES)"
 TABLES_TITLE = "Key tables in BigQuery (rows now: every run so far)"
 DEAD_LETTERS_TITLE = "Dead letters (BigQuery tables: every run so far; Spark jobs: this run)"
 METRICS_TITLE = "Models and accounting (this run)"
@@ -71,6 +75,9 @@ class DemoReport:
     dead_letters: dict[str, list[dict]]  # where -> [{"reason", "messages"}], most first
     metrics: dict[str, dict[str, object]]  # model -> metric -> value
     kdd_categories: list[dict] = field(default_factory=list)  # connections_by_category's rows
+    # rare_connections: flagged connections per (centroid_id, label), and the RAREST furthest out
+    rare_by_cluster: list[dict] = field(default_factory=list)
+    rarest: list[dict] = field(default_factory=list)
     trips_by_hour: list[dict] = field(default_factory=list)
     trips_by_zone: list[dict] = field(default_factory=list)
     rides_per_minute: list[dict] = field(default_factory=list)
@@ -191,6 +198,7 @@ def collect(
         except NotFound:  # the stage that writes it did not run
             counts[shown] = None
     zones = table("taxi", "trips_by_zone_hour")
+    rare = table("kdd", "rare_connections")
     demand = table("taxi", "pickups_by_zone_hour")
     return DemoReport(
         **ran,
@@ -199,6 +207,15 @@ def collect(
         metrics=_metrics(ctx),
         kdd_categories=_rows(
             client, f"SELECT * FROM {table('kdd', 'connections_by_category')} ORDER BY connections DESC"
+        ),
+        rare_by_cluster=_rows(
+            client,
+            f"SELECT centroid_id, label, COUNT(*) AS connections FROM {rare} GROUP BY centroid_id, label "
+            "ORDER BY centroid_id, connections DESC, label",
+        ),
+        rarest=_rows(
+            client,
+            f"SELECT * FROM {rare} ORDER BY normalized_distance DESC, centroid_id, service LIMIT {RAREST}",
         ),
         trips_by_hour=_rows(
             client, f"SELECT hour, SUM(trips) AS trips FROM {zones} GROUP BY hour ORDER BY hour"
@@ -262,7 +279,19 @@ def summary_tables(report: DemoReport) -> list[Table]:
             "KDD Cup 99 connections by attack category (Spark)",
             ", ".join(f"{r['attack_category']} {r['connections']:,}" for r in report.kdd_categories),
         )
+    if report.rare_by_cluster:
+        metrics.add_row(
+            f"{RARE_TITLE}, per cluster",
+            ", ".join(f"cluster {c} {n:,}" for c, n in _rare_per_cluster(report).items()),
+        )
     return [stages, tables, dead, metrics]
+
+
+def _rare_per_cluster(report: DemoReport) -> dict[int, int]:
+    per_cluster: dict[int, int] = {}
+    for r in report.rare_by_cluster:
+        per_cluster[r["centroid_id"]] = per_cluster.get(r["centroid_id"], 0) + r["connections"]
+    return per_cluster
 
 
 def print_summary(report: DemoReport, console: Console = default_console) -> None:
@@ -332,6 +361,18 @@ def charts(report: DemoReport) -> list:
             label_axis="attack category",
         )
         found.append(figure.update_xaxes(type="log", dtick=1))  # ticks at powers of ten only
+    if report.rare_by_cluster:
+        stacks: dict[str, dict[str, int]] = {}
+        for r in report.rare_by_cluster:
+            stacks.setdefault(f"cluster {r['centroid_id']}", {})[r["label"].rstrip(".")] = r["connections"]
+        found.append(
+            figures.stacked_bars(
+                stacks,
+                "Rarest KDD connections per k-means cluster, by label",
+                value_axis="rare connections (count)",
+                label_axis="k-means cluster (centroid_id)",
+            )
+        )
     purchase = report.metrics.get(PURCHASE_MODEL, {})
     if scores := {k: v for k, v in purchase.items() if k in MODEL_SCORES and isinstance(v, float)}:
         found.append(
@@ -471,6 +512,23 @@ def render_html(report: DemoReport) -> str:
                 [
                     [r["attack_category"], r["connections"], r["share"], r["labels"]]
                     for r in report.kdd_categories
+                ],
+            ),
+        ),
+        (
+            RARE_TITLE,
+            _html_table(
+                ["cluster", "distance (x the cluster's typical)", "protocol", "service", "flag", "label"],
+                [
+                    [
+                        r["centroid_id"],
+                        round(r["normalized_distance"], 2),
+                        r["protocol_type"],
+                        r["service"],
+                        r["flag"],
+                        r["label"],
+                    ]
+                    for r in report.rarest
                 ],
             ),
         ),

@@ -69,6 +69,12 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
         .get_blob("kdd/analysis/report/attack_stats.png")
     )
     assert report is not None and report.size > 1000  # written on gs:// through Spark's GCS connector
+    # Every valid connection loaded one row each; k-means and ML.DETECT_ANOMALIES flag about 1 % of them.
+    kdd_tables = f"{local_stack.project}.{local_stack.dataset('kdd')}"
+    assert _count(bq, f"{kdd_tables}.kdd_connections") == kdd["valid"]
+    rare = ctx.facts["rare_connections"]
+    assert rare == _count(bq, f"{kdd_tables}.rare_connections")
+    assert rare > 0 and abs(rare - kdd["valid"] / 100) <= max(3, kdd["valid"] / 1000), (rare, kdd["valid"])
     assert ctx.facts["als_recommend"]["recommendations"] == 5 * ctx.facts["rentals"].users
     assert {"precision", "recall", "accuracy", "f1_score", "log_loss", "roc_auc"} <= set(
         ctx.facts["purchase_model"]
@@ -116,6 +122,10 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
         == (ctx.facts["als_recommend"]["rmse"])
     )
     assert sum(r["connections"] for r in report.kdd_categories) == kdd["valid"]
+    assert sum(r["connections"] for r in report.rare_by_cluster) == rare
+    distances = [r["normalized_distance"] for r in report.rarest]
+    assert len(distances) == min(rare, demo_report.RAREST) and distances == sorted(distances, reverse=True)
+    assert demo_report.RARE_TITLE in page and f"{demo_report.RARE_TITLE}, per cluster" in summary
     assert sum(r["trips"] for r in report.trips_by_hour) == report.row_counts["taxi.taxi_trips"]
     assert report.rides_per_minute
 

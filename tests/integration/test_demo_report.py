@@ -14,6 +14,7 @@ from gcpipe.app.demo import DemoContext
 from gcpipe.core.clients import ensure_table
 from gcpipe.core.schemas import table_spec
 from gcpipe.datagen.ecommerce import write_sessions
+from gcpipe.datagen.kdd import generate_connections
 from gcpipe.datagen.taxi_trips import generate_trips
 from gcpipe.flows.registry import flow
 from gcpipe.flows.run import run_sql_steps
@@ -148,3 +149,39 @@ def test_the_report_plots_both_purchase_models_and_the_demand_forecast(local_sta
     assert [trace.name for trace in shown] == [None, "90% prediction interval", "history", "forecast"]
     assert list(shown[2].y) == history[busiest]
     assert list(shown[3].y) == [r["forecast_value"] for r in forecast[busiest]]
+
+
+def test_the_report_lists_the_rarest_kdd_connections_per_cluster(local_stack, bq, dataset, tmp_path):
+    """The kdd flow's SQL steps (k-means, ML.DETECT_ANOMALIES) on generated connections, then the report:
+    the flagged connections per cluster and label as stacked bars, the rarest listed furthest first."""
+    config = replace(local_stack, datasets=dict.fromkeys(local_stack.datasets, dataset))
+    spec = table_spec("kdd_connections")
+    ensure_table(bq, spec, f"{dataset}.kdd_connections")
+    connections = generate_connections(np.random.default_rng(11), 2000)
+    assert load_arrow(bq, connections, spec.schema, f"{dataset}.kdd_connections") == 2000
+    run_sql_steps(flow("kdd"), config, bq)
+
+    report = demo_report.collect(DemoContext(config, tmp_path), [("kdd", 1.0, "made")], 1.0, client=bq)
+
+    flagged = report.row_counts[f"{dataset}.rare_connections"]
+    assert 10 <= flagged <= 30  # contamination 0.01 of 2000
+    assert sum(r["connections"] for r in report.rare_by_cluster) == flagged
+    distances = [r["normalized_distance"] for r in report.rarest]
+    assert len(distances) == demo_report.RAREST and distances == sorted(distances, reverse=True)
+    chart = next(
+        figure
+        for figure in demo_report.charts(report)
+        if figure.layout.title.text == "Rarest KDD connections per k-means cluster, by label"
+    )
+    assert (chart.layout.xaxis.title.text, chart.layout.yaxis.title.text) == (
+        "k-means cluster (centroid_id)",
+        "rare connections (count)",
+    )
+    stacked = sum(sum(trace.y) for trace in chart.data)
+    assert stacked == flagged and {trace.name for trace in chart.data} == {
+        r["label"].rstrip(".") for r in report.rare_by_cluster
+    }
+    page = demo_report.render_html(report)
+    top = report.rarest[0]
+    assert f"<td>{top['protocol_type']}</td><td>{top['service']}</td><td>{top['flag']}</td>" in page
+    assert f"<td>{top['label']}</td>" in page

@@ -1,4 +1,4 @@
-"""The dashboard's and the demo report's charts (Plotly): per-minute bars, scores that compare, ROC
+"""The dashboard's and the demo report's charts (Plotly): per-minute bars, stacked bars, scores that compare, ROC
 curves, confusion matrices, forecasts with their interval, and pickups over an outline of New York. Every
 axis says what it counts and in which unit.
 
@@ -82,6 +82,22 @@ def bars(
     labels_on(title=label_axis, automargin=True)
     if horizontal:
         figure.update_yaxes(autorange="reversed")  # the first label on top
+    return figure
+
+
+def stacked_bars(
+    counts: dict[str, dict[str, int]], title: str, *, value_axis: str, label_axis: str
+) -> go.Figure:
+    """Vertical bars, one per outer key of ``counts`` ({bar: {part: count}}), each stacked from its parts
+    (a legend entry per part, the parts in the order they first appear)."""
+    if not counts:
+        return empty(f"{title}: none")
+    parts = list(dict.fromkeys(part for bar in counts.values() for part in bar))
+    figure = go.Figure(layout={**LAYOUT, "title": title, "barmode": "stack"})
+    for part in parts:
+        figure.add_bar(x=list(counts), y=[bar.get(part, 0) for bar in counts.values()], name=part)
+    figure.update_xaxes(title=label_axis, type="category")
+    figure.update_yaxes(title=value_axis)
     return figure
 
 
