@@ -82,13 +82,14 @@ def test_a_wrong_password_is_refused_by_the_server(postgres, database, tmp_path,
         cloudsql.connect(config, database)
 
 
-def test_kdd_aggregates_load_into_bigquery(spark, bq, dataset, tmp_path):
+def test_kdd_aggregates_and_connections_load_into_bigquery(spark, bq, dataset, tmp_path):
     manifest = write_kdd(tmp_path / "kdd.gz", 5_000, seed=3, malformed=0.01)
     table = f"{bq.project}.{dataset}.attack_stats"
     summary = kdd_analysis.analyse(spark, manifest.path, str(tmp_path / "out"), table)
     assert summary["bigquery_tables"] == [
         table,
         *(f"{bq.project}.{dataset}.{name}" for name in list(kdd_analysis.AGGREGATES)[1:]),
+        f"{bq.project}.{dataset}.kdd_connections",
     ]
     for name in kdd_analysis.AGGREGATES:
         loaded = sorted(tuple(row.values()) for row in bq.query(f"SELECT * FROM `{dataset}.{name}`").result())
@@ -98,6 +99,9 @@ def test_kdd_aggregates_load_into_bigquery(spark, bq, dataset, tmp_path):
         assert loaded == written, name
     totals = bq.query(f"SELECT SUM(connections) AS n FROM `{dataset}.connections_by_label`").result()
     assert next(iter(totals))["n"] == manifest.valid
+    # the valid connections themselves, one row each, the malformed lines left out
+    labels = bq.query(f"SELECT label, COUNT(*) AS n FROM `{dataset}.kdd_connections` GROUP BY label").result()
+    assert {row["label"]: row["n"] for row in labels} == manifest.labels
 
 
 def test_als_reads_and_writes_bigquery(spark, bq, dataset, tmp_path):
