@@ -110,7 +110,7 @@ def test_demo_runs_every_stage_and_reports_what_the_warehouse_holds(local_stack,
     curve = report.roc_curve
     assert curve == ctx.facts["purchase_roc_curve"] and len(curve) > 10
     assert [r["threshold"] for r in curve] == sorted((r["threshold"] for r in curve), reverse=True)
-    assert "ROC curve on later visits (ML.ROC_CURVE)" in page
+    assert "Purchase models: ROC curves on later visits (ML.ROC_CURVE)" in page  # both models, one plot
     assert (
         report.metrics["ALS recommendations (Spark ML, held-out ratings)"]["rmse"]
         == (ctx.facts["als_recommend"]["rmse"])
