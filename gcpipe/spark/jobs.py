@@ -2,8 +2,8 @@
 
 A job's arguments are URIs that name where the target keeps things (``config.bucket``: ``gs://LAKE_BUCKET``,
 locally the storage emulator's bucket, reached through Google's GCS connector as on Dataproc), so the same
-defaults serve both targets. Arguments given by the user replace
-the defaults of the same option (all of them, for a repeatable option such as ``--sink``).
+defaults serve both targets. Arguments given by the user replace the defaults of the same option (all of
+them, for a repeatable option such as ``--sink``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class SparkJobError(GcpipeError):
 class SparkJob:
     name: str  # the module spark_jobs.<name>
     schemas: tuple[str, ...]  # files of sql/schemas the job reads: shipped with it (--files)
-    defaults: tuple[str, ...]  # arguments, with {lake}, {project}, {kdd_dataset}... (Config.template_vars)
+    defaults: tuple[str, ...]  # arguments, with {bucket}, {project}, {kdd_dataset}... (Config.template_vars)
     jars: tuple[Jar, ...] = ()  # pinned jars shipped with it (--jars; Dataproc's image has the GCS connector)
     # Dataproc's driver log levels (log4j per logger): the job's --driver-log-levels, and on Dataproc
     # the request's loggingConfig.driverLogLevels
